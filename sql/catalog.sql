@@ -1,0 +1,136 @@
+-- The pgcdc function catalog.
+--
+-- This file is the one declaration of the SQL functions pgcdc serves, written
+-- like an extension's install script. pgcdc reads it at start-up with the
+-- Postgres parser (sql.LoadCatalog): the parameter names, types and DEFAULTs
+-- drive argument checking, the RETURNS TABLE columns describe the result rows,
+-- and the comments become docs/functions.md. To add a function, declare it
+-- here and implement it in functions/; nothing else lists parameters.
+--
+-- LANGUAGE internal AS '<name>' names the implementation. Parameter types are
+-- limited to what the argument evaluator reads: text, text[], boolean,
+-- integer, bigint and jsonb (a JSON object). Result columns may also be
+-- pg_lsn and timestamptz.
+
+CREATE FUNCTION pgcdc.init_replication(
+    slot_name         text,
+    pub_name          text,
+    schema_name       text    DEFAULT 'public',
+    table_names       text[]  DEFAULT NULL,
+    publish           text    DEFAULT 'insert, update, delete',
+    persist_snapshots boolean DEFAULT false,
+    include_columns   jsonb   DEFAULT NULL,
+    columns           jsonb   DEFAULT NULL,
+    reset             boolean DEFAULT false,
+    dataset_name      text    DEFAULT NULL
+) RETURNS TABLE (
+    table_name     text,
+    snapshot_rows  bigint,
+    consistent_lsn pg_lsn,
+    slot_name      text,
+    publication    text,
+    dataset_name   text
+) LANGUAGE internal AS 'init_replication';
+
+COMMENT ON FUNCTION pgcdc.init_replication IS
+'Sets up replication from the source: creates the logical replication slot
+`slot_name` (pgoutput) and the publication `pub_name`, and optionally copies
+the tables'' current contents into the destination.
+
+The publication is created empty `WITH (publish = ...)` and the tables are
+added to it: the tables in `table_names` (a single name is accepted as a
+one-element list), or the whole schema `schema_name` as `TABLES IN SCHEMA`
+when `table_names` is NULL. Running it again with new tables adds them;
+`reset => true` drops and recreates the slot and the publication.
+
+- `publish`: the operations published, as in `CREATE PUBLICATION ... WITH (publish = ...)`.
+  An insert-only publication makes the destination tables append-only.
+- `persist_snapshots`: copy each table into the destination, reading inside the
+  snapshot exported when the slot was created, so the change stream starts
+  exactly where the copy ends. Nothing is created in the source.
+- `include_columns`: per-table column subsets, `{"orders": ["id", "total"]}`.
+- `columns`: per-table column type hints in dlt''s shape,
+  `{"orders": {"total": {"data_type": "decimal"}}}`.
+- `dataset_name`: the destination schema the tables are written to.
+
+Returns one row per table with the rows copied and the LSN at which the slot
+became consistent.';
+
+CREATE FUNCTION pgcdc.replicate(
+    slot_name         text,
+    pub_name          text,
+    include_columns   jsonb   DEFAULT NULL,
+    columns           jsonb   DEFAULT NULL,
+    target_batch_size integer DEFAULT 1000,
+    flush_slot        boolean DEFAULT true,
+    dataset_name      text    DEFAULT NULL,
+    delete_mode       text    DEFAULT 'hard'
+) RETURNS TABLE (
+    table_name text,
+    inserts    bigint,
+    updates    bigint,
+    deletes    bigint,
+    truncates  bigint,
+    start_lsn  pg_lsn,
+    end_lsn    pg_lsn
+) LANGUAGE internal AS 'replicate';
+
+COMMENT ON FUNCTION pgcdc.replicate IS
+'Applies the changes waiting in slot `slot_name` to the destination and
+returns when it has caught up to the WAL position read when the call started
+(`pg_current_wal_lsn()`); changes made during the call wait for the next call.
+An idle slot still advances, so the source can release WAL.
+
+Changes are merged on each table''s replica-identity key. Every batch is
+committed together with the LSN it reaches, so a call that fails or is
+cancelled loses nothing and applies nothing twice: the next call resumes
+after the last committed batch. Progress is reported as NOTICEs.
+
+- `include_columns`, `columns`: as for `init_replication`.
+- `target_batch_size`: changes per destination batch; bounds memory.
+- `flush_slot`: confirm the slot up to what the destination has committed, which
+  lets the source recycle WAL. With `false` the same changes are read again
+  next time (and skipped, as they are already applied).
+- `delete_mode`: `hard` removes deleted rows; `soft` keeps them with
+  `_pg_deleted_ts` set to the commit time of the delete.
+
+Returns one row per table that had changes, with the LSN range consumed.';
+
+CREATE FUNCTION pgcdc.replication_status(
+    slot_name text DEFAULT NULL
+) RETURNS TABLE (
+    slot_name          text,
+    publication        text,
+    active             boolean,
+    confirmed_lsn      pg_lsn,
+    current_lsn        pg_lsn,
+    lag_bytes          bigint,
+    wal_status         text,
+    last_replicated_at timestamptz,
+    tables             text[]
+) LANGUAGE internal AS 'replication_status';
+
+COMMENT ON FUNCTION pgcdc.replication_status IS
+'Reports the replication set up by `init_replication`: one row per slot, or only
+`slot_name` when given.
+
+`lag_bytes` is the WAL the source retains for the slot (`current_lsn` minus
+`confirmed_lsn`), and `wal_status` is the source''s view of that WAL
+(`reserved`, `extended`, `unreserved` or `lost`). Watch them: a slot that is
+never replicated keeps WAL on the source until its disk fills.';
+
+CREATE FUNCTION pgcdc.drop_replication(
+    slot_name   text,
+    pub_name    text,
+    drop_tables boolean DEFAULT false
+) RETURNS TABLE (
+    slot_name      text,
+    publication    text,
+    dropped_tables text[]
+) LANGUAGE internal AS 'drop_replication';
+
+COMMENT ON FUNCTION pgcdc.drop_replication IS
+'Drops the slot `slot_name` and the publication `pub_name` on the source, which
+releases the WAL the slot retained, and forgets their replication state.
+With `drop_tables => true` the destination tables fed by them are dropped too;
+by default the data stays queryable.';
