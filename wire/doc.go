@@ -1,0 +1,98 @@
+// Package wire is pgcdc's Postgres wire-protocol front end. psql, pgx, JDBC,
+// psycopg2 and BI tools connect to it as if it were Postgres; it turns their
+// messages into calls on a Handler and streams the results back.
+//
+// It owns the listener, the startup (TLS, protocol version, CancelRequest),
+// authentication (SCRAM-SHA-256 or trust), the simple and extended query
+// protocols with pipelining, NOTICE delivery, cancellation, limits and
+// graceful shutdown. It knows nothing about SQL, replication or DuckDB: the
+// Handler parses and runs statements, and wire never looks inside them. That
+// boundary keeps this package testable with a fake handler and real clients,
+// and lets the SQL side change without touching protocol code.
+//
+// # Architecture
+//
+// The package is built on github.com/jackc/pgx/v5/pgproto3, which encodes
+// and decodes individual messages; everything about order and state lives
+// here.
+//
+//	Server            listener, connection limit, process-ID table for
+//	                  CancelRequest, Shutdown (server.go)
+//	startup           encryption negotiation, StartupMessage, SCRAM
+//	                  (startup.go, scram.go)
+//	session           one per authenticated connection: the message loop,
+//	                  transaction status, prepared statements and portals
+//	                  (session.go, query.go, extended.go)
+//	DecodeParam,      Bind parameters to Go values, Go values to DataRow
+//	appendValue       columns, through one pgtype.Map per session (values.go)
+//
+// Each connection has two goroutines. The serve goroutine owns all protocol
+// state and calls the handler. A reader goroutine reads client messages one
+// ahead; it exists so that a client hanging up while a statement runs is
+// noticed at once and cancels that statement's context instead of leaving
+// the handler working for nobody. Everything else that reaches into a session
+// from outside does so through contexts: a CancelRequest (arriving on its own
+// connection) cancels the context of the statement running now, Shutdown
+// cancels the session's context. The wire layer then reports what the
+// context's cause says (57014 for a cancel, 57P01 for shutdown) whatever
+// error the handler made of it. NOTICEs are written under a mutex, so a
+// handler may send them from any goroutine while its statement runs.
+//
+// # Connection state machine
+//
+//	accept
+//	  │
+//	  ▼
+//	startup ◀──────────────────────────────────────────────┐
+//	  │── SSLRequest ──▶ 'S' + TLS handshake, or 'N' ────────┤
+//	  │── GSSENCRequest ──▶ 'N' ─────────────────────────────┘
+//	  │── TLS ClientHello first (sslnegotiation=direct, ALPN "postgresql")
+//	  │── CancelRequest ──▶ cancel the matching session's statement, close
+//	  │── protocol 3.x StartupMessage (3.1+ or _pq_.* options get
+//	  │   NegotiateProtocolVersion and continue as 3.0; other majors: FATAL)
+//	  ▼
+//	limit check (53300) ──▶ auth: trust, or SCRAM-SHA-256 (28P01 on failure)
+//	  │
+//	  ▼
+//	Handler.NewSession ──▶ ParameterStatus…, BackendKeyData, ReadyForQuery
+//	  │
+//	  ▼
+//	ready ◀──────────────────────────────────────────────────────────┐
+//	  │── Query: Parse all; per statement Execute, RowDescription,     │
+//	  │          DataRow…, CommandComplete; first error stops ─────────┤
+//	  │── Parse/Bind/Describe/Execute/Close: answered in order,        │
+//	  │   flushed at Flush or Sync; an error discards until Sync       │
+//	  │── Sync: ReadyForQuery with Handler's TxStatus ─────────────────┘
+//	  │── Terminate, EOF, malformed message (FATAL 08P01),
+//	  │   idle timeout (FATAL 57P05), Shutdown (FATAL 57P01)
+//	  ▼
+//	release: close portals, SessionHandler.Close, forget the process ID
+//
+// Portals execute lazily: Bind only decodes parameters, the first Execute
+// calls Statement.Execute, and a row limit suspends the portal with the
+// Result kept open (and its context alive) for the next Execute. The
+// unnamed portal dies at Sync or at the next Bind; named ones when no
+// transaction block is open any more. Idle timeout and graceful shutdown
+// only end a session that sits at ReadyForQuery outside a transaction
+// block; Shutdown's deadline ends the rest.
+//
+// Every failure that is not the client's connection stays on its
+// connection: a panic in a handler is recovered and logged and closes that
+// connection only, and a message pgproto3 cannot decode gets FATAL 08P01.
+//
+// # Debugging
+//
+// At debug level each session logs its life (start, failed statements with
+// their SQLSTATE, why it ended), tagged with the remote address, user,
+// database and pid: the process ID the client got in BackendKeyData
+// (PgConn.PID in pgx), which is also what a CancelRequest names. At trace
+// level every message is logged in both directions as pgproto3's JSON,
+// except the authentication exchange; trace output contains parameter values
+// and result rows, so keep it off in production.
+//
+// To see what a client sends, pgx can trace from its side
+// (PgConn.Frontend().Trace). The tests here drive the server with real psql
+// and pgx and with scripts of raw messages (protocol_test.go: send these,
+// expect those), which is the quickest way to pin a protocol bug down: write
+// the script, then check what a real Postgres answers to the same messages.
+package wire

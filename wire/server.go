@@ -1,0 +1,350 @@
+package wire
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+const (
+	defaultMaxMessageSize = 64 << 20
+	defaultMaxConnections = 100
+	defaultServerVersion  = "16.0"
+
+	// startupTimeout bounds the TLS handshake, startup packet and
+	// authentication, like Postgres' authentication_timeout, so that
+	// half-open connections cannot pin goroutines forever.
+	startupTimeout = time.Minute
+
+	// forceCloseGrace is how long Shutdown lets cancelled sessions send their
+	// FATAL message before it closes their sockets.
+	forceCloseGrace = time.Second
+)
+
+// Server accepts Postgres clients and runs one session per connection,
+// handing the statements to a Handler.
+type Server struct {
+	cfg      Config
+	handler  Handler
+	log      zerolog.Logger
+	tls      *tls.Config
+	verifier *scramVerifier // nil means trust
+	initErr  error
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	sessions  map[uint32]*session // by process ID, for CancelRequest
+	backends  int                 // connections past the startup packet
+	wg        sync.WaitGroup
+	shutdown  chan struct{} // closed by Shutdown
+}
+
+// serverConn is one accepted connection, tracked so that Shutdown can reach
+// it whatever phase it is in.
+type serverConn struct {
+	raw  net.Conn
+	sess *session // set once the session is established; guarded by Server.mu
+}
+
+// NewServer returns a Server; zero Config fields take their defaults.
+func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = defaultMaxMessageSize
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = defaultMaxConnections
+	}
+	if cfg.ServerVersion == "" {
+		cfg.ServerVersion = defaultServerVersion
+	}
+	s := &Server{
+		cfg:       cfg,
+		handler:   h,
+		log:       log,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
+		sessions:  make(map[uint32]*session),
+		shutdown:  make(chan struct{}),
+	}
+	if cfg.TLS != nil {
+		s.tls = cfg.TLS.Clone()
+		// libpq 17+ and pgx send ALPN "postgresql" and direct-TLS clients
+		// require it to be echoed.
+		if !slices.Contains(s.tls.NextProtos, alpnProtocol) {
+			s.tls.NextProtos = append(s.tls.NextProtos, alpnProtocol)
+		}
+	}
+	if cfg.Password != "" {
+		s.verifier, s.initErr = newSCRAMVerifier(cfg.Password)
+	}
+	return s
+}
+
+// Serve accepts connections on ln until ctx is cancelled or Shutdown is
+// called, and then returns nil. Cancelling ctx only stops accepting: open
+// sessions keep running until they end or Shutdown ends them. Serve closes
+// ln. It refuses trust authentication on a listener other hosts can reach.
+// Serve may be called for several listeners at once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.initErr != nil {
+		ln.Close()
+		return s.initErr
+	}
+	if s.verifier == nil && !isLocalAddr(ln.Addr()) {
+		ln.Close()
+		return fmt.Errorf("%w: %s", ErrTrustNotLoopback, ln.Addr())
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	// Sessions outlive ctx (see above) but keep its values.
+	base := context.WithoutCancel(ctx)
+	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.tls != nil).Bool("scram", s.verifier != nil).Msg("wire: listening")
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || s.isClosed() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("wire: accept: %w", err)
+			}
+			// EMFILE and friends pass; keep serving the clients we have.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn().Err(err).Dur("retry_in", backoff).Msg("wire: accept failed")
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-ctx.Done():
+				return nil
+			case <-s.shutdown:
+				return nil
+			}
+		}
+		backoff = 0
+		c := &serverConn{raw: conn}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			conn.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(base, c)
+	}
+}
+
+// Shutdown stops accepting connections, ends idle sessions at once and lets
+// running statements finish. When ctx expires it cancels the statements
+// still running (their clients get FATAL 57P01) and closes their
+// connections. It returns once every session has ended: ctx.Err() if it had
+// to force them, nil otherwise.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.shutdown)
+		for ln := range s.listeners {
+			ln.Close()
+		}
+	}
+	for c := range s.conns {
+		if c.sess == nil {
+			// Still in startup: nothing to finish, nothing to say.
+			c.raw.Close()
+		}
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.log.Warn().Msg("wire: shutdown deadline passed, cancelling running statements")
+	s.mu.Lock()
+	for c := range s.conns {
+		if c.sess != nil {
+			c.sess.cancel(errShutdown)
+		} else {
+			c.raw.Close()
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case <-done:
+		return ctx.Err()
+	case <-time.After(forceCloseGrace):
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.raw.Close()
+	}
+	s.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// isLocalAddr reports whether only this host can reach addr: loopback TCP
+// or a unix socket (whose access the file system controls).
+func isLocalAddr(addr net.Addr) bool {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+		return ap.Addr().IsLoopback()
+	}
+	return false
+}
+
+func (s *Server) serveConn(ctx context.Context, c *serverConn) {
+	log := s.log.With().Str("remote", c.raw.RemoteAddr().String()).Logger()
+	counted := false
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error().Interface("panic", r).Str("stack", string(debug.Stack())).Msg("wire: connection handler panicked")
+		}
+		c.raw.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		if counted {
+			s.backends--
+		}
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+
+	c.raw.SetDeadline(time.Now().Add(startupTimeout))
+	st, err := s.startup(c.raw, log)
+	if err != nil {
+		log.Debug().Err(err).Msg("wire: startup failed")
+		return
+	}
+	if st == nil {
+		return // a CancelRequest, already handled
+	}
+	log = log.With().Str("user", st.info.User).Str("database", st.info.Database).Logger()
+
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		st.reject(fatalf(codeCannotConnectNow, "the database system is shutting down"))
+		return
+	case s.backends >= s.cfg.MaxConnections:
+		s.mu.Unlock()
+		log.Warn().Int("max_connections", s.cfg.MaxConnections).Msg("wire: too many connections")
+		st.reject(fatalf(codeTooManyConnections, "sorry, too many clients already"))
+		return
+	}
+	s.backends++
+	counted = true
+	s.mu.Unlock()
+
+	if err := s.authenticate(st, log); err != nil {
+		var pe interface{ SQLState() string }
+		if errors.As(err, &pe) && pe.SQLState() == codeInvalidPassword {
+			log.Warn().Msg("wire: password authentication failed")
+		} else {
+			log.Debug().Err(err).Msg("wire: authentication failed")
+		}
+		return
+	}
+	c.raw.SetDeadline(time.Time{})
+
+	sess, err := s.newSession(ctx, st, log)
+	if err != nil {
+		log.Info().Err(err).Msg("wire: session not opened")
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sess.end(fatalf(codeCannotConnectNow, "the database system is shutting down"))
+		return
+	}
+	c.sess = sess
+	s.mu.Unlock()
+	sess.serve()
+}
+
+// register assigns a fresh process ID to sess so CancelRequest can find it;
+// assigned runs before sess becomes visible to other goroutines.
+func (s *Server) register(sess *session, assigned func(pid uint32)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		pid := randomUint32() & 0x7fffffff // clients store it as a signed int
+		if _, taken := s.sessions[pid]; pid != 0 && !taken {
+			sess.pid = pid
+			assigned(pid)
+			s.sessions[pid] = sess
+			return
+		}
+	}
+}
+
+func (s *Server) unregister(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[sess.pid] == sess {
+		delete(s.sessions, sess.pid)
+	}
+}
+
+// cancelRequest handles a CancelRequest: it never answers, as in Postgres,
+// so a client cannot probe for valid process IDs.
+func (s *Server) cancelRequest(pid uint32, secret []byte, log zerolog.Logger) {
+	s.mu.Lock()
+	sess := s.sessions[pid]
+	s.mu.Unlock()
+	if sess == nil || subtle.ConstantTimeCompare(sess.secret, secret) != 1 {
+		log.Info().Uint32("pid", pid).Msg("wire: cancel request for no session")
+		return
+	}
+	log.Info().Uint32("pid", pid).Msg("wire: cancel request")
+	sess.cancelRunning()
+}
