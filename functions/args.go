@@ -1,0 +1,134 @@
+package functions
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgcdc/pgcdc/replicator"
+	"github.com/pgcdc/pgcdc/sql"
+)
+
+// argError is a bad argument value: SQLSTATE 22023.
+func argError(format string, a ...any) error {
+	return &pgconn.PgError{Severity: "ERROR", Code: "22023", Message: fmt.Sprintf(format, a...)}
+}
+
+func requiredString(args sql.Args, name string) (string, error) {
+	v, ok := args[name].(string)
+	if !ok || args[name] == nil {
+		return "", &pgconn.PgError{Severity: "ERROR", Code: "22004", Message: fmt.Sprintf("%s must not be NULL", name)}
+	}
+	return v, nil
+}
+
+func optString(args sql.Args, name, def string) string {
+	if v, ok := args[name].(string); ok {
+		return v
+	}
+	return def
+}
+
+func optBool(args sql.Args, name string, def bool) bool {
+	if v, ok := args[name].(bool); ok {
+		return v
+	}
+	return def
+}
+
+func optInt(args sql.Args, name string, def int64) int64 {
+	switch v := args[name].(type) {
+	case int64:
+		return v
+	case int32:
+		return int64(v)
+	case int:
+		return int64(v)
+	}
+	return def
+}
+
+// tableOptions reads include_columns ({"table": ["col", ...]}) and columns
+// ({"table": {"col": {"data_type": "double"}}}) in dlt's shapes.
+func tableOptions(args sql.Args) (replicator.TableOptions, error) {
+	var o replicator.TableOptions
+	if raw, ok := args["include_columns"].(map[string]any); ok {
+		o.IncludeColumns = map[string][]string{}
+		for _, table := range sortedKeys(raw) {
+			list, ok := raw[table].([]any)
+			if !ok {
+				return o, argError("include_columns: %q must map to a JSON array of column names", table)
+			}
+			for _, c := range list {
+				s, ok := c.(string)
+				if !ok {
+					return o, argError("include_columns: %q lists a non-string column %v", table, c)
+				}
+				o.IncludeColumns[table] = append(o.IncludeColumns[table], s)
+			}
+		}
+	}
+	if raw, ok := args["columns"].(map[string]any); ok {
+		o.Hints = map[string]map[string]replicator.TypeHint{}
+		for _, table := range sortedKeys(raw) {
+			cols, ok := raw[table].(map[string]any)
+			if !ok {
+				return o, argError("columns: %q must map to a JSON object of column hints", table)
+			}
+			o.Hints[table] = map[string]replicator.TypeHint{}
+			for _, col := range sortedKeys(cols) {
+				h, ok := cols[col].(map[string]any)
+				if !ok {
+					return o, argError("columns: %s.%s must be a JSON object such as {\"data_type\": \"double\"}", table, col)
+				}
+				var hint replicator.TypeHint
+				for _, k := range sortedKeys(h) {
+					switch k {
+					case "data_type":
+						s, ok := h[k].(string)
+						if !ok {
+							return o, argError("columns: %s.%s: data_type must be a string", table, col)
+						}
+						hint.DataType = s
+					case "precision", "scale":
+						n, ok := h[k].(json.Number)
+						if !ok {
+							return o, argError("columns: %s.%s: %s must be a number", table, col, k)
+						}
+						i, err := n.Int64()
+						if err != nil || i < 0 || i > 1000 {
+							return o, argError("columns: %s.%s: %s must be a small whole number", table, col, k)
+						}
+						if k == "precision" {
+							hint.Precision = int(i)
+						} else {
+							hint.Scale = int(i)
+						}
+					case "name", "nullable", "primary_key", "description":
+						// dlt hint fields that do not change the stored type.
+					default:
+						return o, argError("columns: %s.%s: unknown hint %q", table, col, k)
+					}
+				}
+				if hint.DataType == "" {
+					return o, argError("columns: %s.%s needs a data_type", table, col)
+				}
+				if err := hint.Validate(); err != nil {
+					return o, err
+				}
+				o.Hints[table][col] = hint
+			}
+		}
+	}
+	return o, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,258 @@
+package functions
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/rs/zerolog"
+
+	"github.com/pgcdc/pgcdc/replicator"
+	"github.com/pgcdc/pgcdc/sql"
+	"github.com/pgcdc/pgcdc/wire"
+)
+
+// Env is what every function needs.
+type Env struct {
+	Repl    *replicator.Replicator
+	Catalog *sql.Catalog
+	Log     zerolog.Logger
+}
+
+// impl is the Go side of one catalog function.
+type impl func(ctx context.Context, env *Env, args sql.Args, notice func(string)) ([][]any, error)
+
+// impls binds catalog names to their implementations; NewRouter checks that
+// the two agree, so the SQL declaration and the code cannot drift apart.
+var impls = map[string]impl{
+	"init_replication":   initReplication,
+	"replicate":          replicate,
+	"replication_status": replicationStatus,
+	"drop_replication":   dropReplication,
+}
+
+// Router is the wire.Handler of pgcdc.
+type Router struct {
+	env  *Env
+	pass replicator.Passthrough
+}
+
+var _ wire.Handler = (*Router)(nil)
+
+// NewRouter checks that every catalog function has an implementation.
+func NewRouter(env *Env, pass replicator.Passthrough) (*Router, error) {
+	for _, f := range env.Catalog.Functions {
+		if impls[f.Name] == nil {
+			return nil, fmt.Errorf("functions: catalog declares %s() but it has no implementation", f.Name)
+		}
+	}
+	return &Router{env: env, pass: pass}, nil
+}
+
+// NewSession implements wire.Handler.
+func (r *Router) NewSession(ctx context.Context, info wire.SessionInfo) (wire.SessionHandler, error) {
+	ds, err := r.pass.OpenSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &session{r: r, dest: ds}, nil
+}
+
+type session struct {
+	r    *Router
+	dest replicator.Session
+}
+
+func (s *session) TxStatus() byte { return s.dest.TxStatus() }
+func (s *session) Close() error   { return s.dest.Close() }
+
+// Parse implements wire.SessionHandler. A lone statement is prepared at
+// once, so errors surface at Parse as in Postgres; in a multi-statement
+// simple query each passthrough statement is prepared just before it runs,
+// because it may depend on the ones before it (CREATE TABLE t; INSERT INTO t).
+func (s *session) Parse(ctx context.Context, query string, paramOIDs []uint32) ([]wire.Statement, error) {
+	pieces, err := sql.Split(query)
+	if err != nil {
+		return nil, err
+	}
+	stmts := make([]wire.Statement, 0, len(pieces))
+	for _, q := range pieces {
+		call, err := s.r.env.Catalog.Classify(q)
+		if err != nil {
+			return nil, err
+		}
+		if call != nil {
+			stmts = append(stmts, &callStatement{env: s.r.env, call: call})
+			continue
+		}
+		ps := &passStatement{s: s, query: q}
+		if len(pieces) == 1 {
+			if err := ps.prepare(ctx); err != nil {
+				return nil, err
+			}
+		}
+		stmts = append(stmts, ps)
+	}
+	return stmts, nil
+}
+
+// callStatement is a call of one of our functions.
+type callStatement struct {
+	env  *Env
+	call *sql.Call
+}
+
+func (c *callStatement) ParamOIDs() []uint32 { return c.call.ParamOIDs() }
+
+// Columns follows Postgres: SELECT * FROM f() returns f's columns; SELECT
+// f() returns one column named f holding the row in record text form. The
+// record goes out as text: Postgres's binary record format is not worth
+// the risk for a column clients only display.
+func (c *callStatement) Columns() []wire.Column {
+	cols := make([]wire.Column, len(c.call.Columns))
+	for i, oc := range c.call.Columns {
+		oid := oc.Type.OID
+		if oc.Index < 0 {
+			oid = pgtype.TextOID
+		}
+		cols[i] = wire.Column{Name: oc.Name, OID: oid, TypeSize: -1, TypeMod: -1}
+	}
+	return cols
+}
+
+func (c *callStatement) Execute(ctx context.Context, params []any, n wire.Notifier) (wire.Result, error) {
+	args, err := c.call.Bind(params)
+	if err != nil {
+		return nil, err
+	}
+	fn := impls[c.call.Function.Name]
+	notice := func(msg string) { n.Notice("NOTICE", msg) }
+	rows, err := fn(ctx, c.env, args, notice)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]any, len(rows))
+	for i, row := range rows {
+		proj := make([]any, len(c.call.Columns))
+		for j, oc := range c.call.Columns {
+			if oc.Index < 0 {
+				proj[j] = recordText(row)
+			} else {
+				proj[j] = row[oc.Index]
+			}
+		}
+		out[i] = proj
+	}
+	return &sliceResult{rows: out}, nil
+}
+
+// recordText renders a row as Postgres prints a record: (a,b,"c d").
+func recordText(row []any) string {
+	var sb strings.Builder
+	sb.WriteByte('(')
+	for i, v := range row {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		if v == nil {
+			continue
+		}
+		var s string
+		switch x := v.(type) {
+		case []string:
+			s = arrayText(x)
+		case bool:
+			s = "f"
+			if x {
+				s = "t"
+			}
+		default:
+			s = fmt.Sprint(x)
+		}
+		if s == "" || strings.ContainsAny(s, `,()"\ `+"\t\n") {
+			s = `"` + strings.NewReplacer(`"`, `""`, `\`, `\\`).Replace(s) + `"`
+		}
+		sb.WriteString(s)
+	}
+	sb.WriteByte(')')
+	return sb.String()
+}
+
+// arrayText renders a text[] as Postgres prints it: {a,"b c",""}.
+func arrayText(elems []string) string {
+	var sb strings.Builder
+	sb.WriteByte('{')
+	for i, e := range elems {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		if e == "" || strings.EqualFold(e, "null") || strings.ContainsAny(e, `{},"\ `+"\t\n") {
+			e = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(e) + `"`
+		}
+		sb.WriteString(e)
+	}
+	sb.WriteByte('}')
+	return sb.String()
+}
+
+type sliceResult struct {
+	rows [][]any
+	i    int
+}
+
+func (r *sliceResult) Next(context.Context) ([]any, error) {
+	if r.i >= len(r.rows) {
+		return nil, io.EOF
+	}
+	r.i++
+	return r.rows[r.i-1], nil
+}
+
+func (r *sliceResult) Tag() string  { return fmt.Sprintf("SELECT %d", len(r.rows)) }
+func (r *sliceResult) Close() error { return nil }
+
+// passStatement goes to the destination.
+type passStatement struct {
+	s     *session
+	query string
+	p     replicator.Prepared
+	err   error
+}
+
+func (p *passStatement) prepare(ctx context.Context) error {
+	if p.p == nil && p.err == nil {
+		p.p, p.err = p.s.dest.Prepare(ctx, p.query)
+	}
+	return p.err
+}
+
+func (p *passStatement) ParamOIDs() []uint32 {
+	if p.prepare(context.Background()) != nil {
+		return nil
+	}
+	return p.p.ParamOIDs()
+}
+
+func (p *passStatement) Columns() []wire.Column {
+	if p.prepare(context.Background()) != nil {
+		return nil
+	}
+	fs := p.p.Fields()
+	if fs == nil {
+		return nil
+	}
+	cols := make([]wire.Column, len(fs))
+	for i, f := range fs {
+		cols[i] = wire.Column{Name: f.Name, OID: f.OID, TypeSize: f.Size, TypeMod: f.TypeMod}
+	}
+	return cols
+}
+
+func (p *passStatement) Execute(ctx context.Context, params []any, _ wire.Notifier) (wire.Result, error) {
+	if err := p.prepare(ctx); err != nil {
+		return nil, err
+	}
+	return p.p.Query(ctx, params)
+}

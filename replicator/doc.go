@@ -1,0 +1,14 @@
+// Package replicator is pgcdc's replication engine. It owns the source side
+// of change data capture: publications and logical slots, the initial
+// snapshot read inside the slot's exported snapshot, the pgoutput change
+// stream, per-table batching, schema tracking and the replication state that
+// makes every change land exactly once.
+//
+// Destinations sit behind the Destination interface, one subpackage each
+// (replicator/duckdb). The engine hands them typed tables and text-encoded
+// rows; the destination decides how to store them.
+//
+// The package knows nothing of the wire protocol or of SQL parsing: it is
+// driven through Replicator's methods with already-typed options, and reports
+// progress through a callback.
+package replicator

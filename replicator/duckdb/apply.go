@@ -1,0 +1,204 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"strings"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/pgcdc/pgcdc/replicator"
+)
+
+// Apply merges a batch into the table with set-based statements: stage the
+// text rows, cast them (taking unchanged TOAST values from the current
+// rows), delete the keys the batch touches, insert the new versions.
+func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Batch) error {
+	if len(b.Changes) == 0 {
+		return nil
+	}
+	unchanged := false
+	for i := range b.Changes {
+		unchanged = unchanged || b.Changes[i].Row.HasUnchanged()
+	}
+	keys := tbl.KeyIndexes()
+	convs := converters(tbl)
+	stage, err := t.stageRows(ctx, tbl, len(b.Changes), unchanged, func(app func(...driver.Value) error) error {
+		for _, c := range b.Changes {
+			vals := make([]driver.Value, 0, len(c.Row.Values)+len(keys)+4)
+			var ts driver.Value
+			if c.Kind == replicator.SoftDelete || c.Deleted {
+				ts = c.CommitTime
+			}
+			vals = append(vals, string(c.Kind), int64(c.LSN), ts, unchangedMask(c.Row.Unchanged))
+			if unchanged {
+				for j, k := range keys {
+					v := c.Row.Values[k]
+					if c.Lookup != nil {
+						v = c.Lookup[j]
+					}
+					tv, err := convs.text(tbl, k, v)
+					if err != nil {
+						return err
+					}
+					vals = append(vals, tv)
+				}
+			}
+			for i, v := range c.Row.Values {
+				tv, err := convs.text(tbl, i, v)
+				if err != nil {
+					return err
+				}
+				vals = append(vals, tv)
+			}
+			if err := app(vals...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer t.exec(context.Background(), "DROP TABLE IF EXISTS "+stage)
+	target := ident(tbl.Schema, tbl.Name)
+	if tbl.AppendOnly || len(keys) == 0 {
+		return t.exec(ctx, insertFromStage(tbl, stage, "WHERE _op <> 'D'"))
+	}
+
+	t.modified[target] = true
+	// The typed version of the batch, one row per key.
+	typed := stage + "_typed"
+	var exprs []string
+	exprs = append(exprs, "_pgcdc_s._op")
+	for i, c := range tbl.Columns {
+		e := castExpr(c, fmt.Sprintf("_pgcdc_s.c%d", i))
+		if unchanged {
+			e = fmt.Sprintf("CASE WHEN _pgcdc_s._u IS NOT NULL AND substr(_pgcdc_s._u, %d, 1) = '1' THEN _pgcdc_o.%s ELSE %s END", i+1, ident(c.Name), e)
+		}
+		exprs = append(exprs, e+" AS "+ident(c.Name))
+	}
+	exprs = append(exprs, "_pgcdc_s._lsn AS "+ident(replicator.LSNColumn))
+	if tbl.HasDeletedTS {
+		exprs = append(exprs, "_pgcdc_s._ts AS "+ident(replicator.DeletedTSColumn))
+	}
+	from := stage + " AS _pgcdc_s"
+	if unchanged {
+		var on []string
+		for j, k := range keys {
+			on = append(on, fmt.Sprintf("_pgcdc_o.%s IS NOT DISTINCT FROM %s", ident(tbl.Columns[k].Name), castExpr(tbl.Columns[k], fmt.Sprintf("_pgcdc_s._l%d", j))))
+		}
+		from += fmt.Sprintf(" LEFT JOIN %s AS _pgcdc_o ON _pgcdc_s._u IS NOT NULL AND %s", target, strings.Join(on, " AND "))
+	}
+	short := strings.TrimPrefix(typed, "temp.main.")
+	if err := t.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s", short, strings.Join(exprs, ", "), from)); err != nil {
+		return err
+	}
+	defer t.exec(context.Background(), "DROP TABLE IF EXISTS "+typed)
+
+	var match []string
+	for _, k := range keys {
+		n := ident(tbl.Columns[k].Name)
+		match = append(match, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM _pgcdc_m.%s", target, n, n))
+	}
+	on := strings.Join(match, " AND ")
+	if tbl.HasDeletedTS {
+		if err := t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_m.%s, %s = _pgcdc_m.%s FROM %s AS _pgcdc_m WHERE _pgcdc_m._op = 'S' AND %s",
+			target, ident(replicator.DeletedTSColumn), ident(replicator.DeletedTSColumn),
+			ident(replicator.LSNColumn), ident(replicator.LSNColumn), typed, on)); err != nil {
+			return err
+		}
+	}
+	if err := t.exec(ctx, fmt.Sprintf("DELETE FROM %s USING %s AS _pgcdc_m WHERE _pgcdc_m._op IN ('U', 'D') AND %s", target, typed, on)); err != nil {
+		return err
+	}
+	cols := make([]string, 0, len(tbl.Columns)+2)
+	for _, c := range tbl.Columns {
+		cols = append(cols, ident(c.Name))
+	}
+	cols = append(cols, ident(replicator.LSNColumn))
+	if tbl.HasDeletedTS {
+		cols = append(cols, ident(replicator.DeletedTSColumn))
+	}
+	list := strings.Join(cols, ", ")
+	return t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE _op = 'U'", target, list, list, typed))
+}
+
+func unchangedMask(u []bool) driver.Value {
+	if u == nil {
+		return nil
+	}
+	var sb strings.Builder
+	any := false
+	for _, x := range u {
+		if x {
+			sb.WriteByte('1')
+			any = true
+		} else {
+			sb.WriteByte('0')
+		}
+	}
+	if !any {
+		return nil
+	}
+	return sb.String()
+}
+
+// Backfill sets columns cols of existing rows, matched by key, from rows
+// holding the key values followed by the cols' values.
+func (t *tx) Backfill(ctx context.Context, tbl *replicator.Table, cols []int, rows []replicator.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	keys := tbl.KeyIndexes()
+	order := append(append([]int{}, keys...), cols...)
+	convs := converters(tbl)
+	t.stage++
+	name := fmt.Sprintf("_pgcdc_backfill_%d", t.stage)
+	defs := make([]string, len(order))
+	for i := range order {
+		defs[i] = fmt.Sprintf("v%d VARCHAR", i)
+	}
+	if err := t.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s)", name, strings.Join(defs, ", "))); err != nil {
+		return err
+	}
+	defer t.exec(context.Background(), "DROP TABLE IF EXISTS temp.main."+name)
+	err := t.conn.Raw(func(dc any) error {
+		a, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "main", name)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			vals := make([]driver.Value, len(order))
+			for i, col := range order {
+				if vals[i], err = convs.text(tbl, col, r.Values[i]); err != nil {
+					a.Close()
+					return err
+				}
+			}
+			if err := a.AppendRow(vals...); err != nil {
+				a.Close()
+				return err
+			}
+		}
+		return a.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("duckdb: staging backfill of %s: %w", tbl.Qualified(), err)
+	}
+	target := ident(tbl.Schema, tbl.Name)
+	var set, on []string
+	for i, col := range order {
+		c := tbl.Columns[col]
+		v := castExpr(c, fmt.Sprintf("_pgcdc_b.v%d", i))
+		if i < len(keys) {
+			on = append(on, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM %s", target, ident(c.Name), v))
+		} else {
+			set = append(set, fmt.Sprintf("%s = %s", ident(c.Name), v))
+		}
+	}
+	t.modified[target] = true
+	return t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s FROM temp.main.%s AS _pgcdc_b WHERE %s",
+		target, strings.Join(set, ", "), name, strings.Join(on, " AND ")))
+}

@@ -1,0 +1,563 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/pgcdc/pgcdc/replicator"
+)
+
+// stateSchema holds pgcdc's own tables in the destination.
+const stateSchema = "_pgcdc"
+
+// Destination is a DuckDB database file.
+type Destination struct {
+	db   *sql.DB
+	path string
+}
+
+var (
+	_ replicator.Destination = (*Destination)(nil)
+	_ replicator.Passthrough = (*Destination)(nil)
+)
+
+// Open opens (creating if missing) the DuckDB file at path; ":memory:" or
+// "" is an in-memory database.
+func Open(ctx context.Context, path string) (*Destination, error) {
+	dsn := path
+	if path == ":memory:" {
+		dsn = ""
+	}
+	db, err := sql.Open("duckdb", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
+	}
+	d := &Destination{db: db, path: path}
+	if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS public;
+		CREATE SCHEMA IF NOT EXISTS `+ident(stateSchema)+`;
+		CREATE TABLE IF NOT EXISTS `+ident(stateSchema, "state")+` (
+			slot_name VARCHAR NOT NULL,
+			publication VARCHAR NOT NULL,
+			lsn UBIGINT NOT NULL,
+			dataset VARCHAR,
+			tables VARCHAR[],
+			last_replicated_at TIMESTAMPTZ)`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// DB exposes the database for tests and tools.
+func (d *Destination) DB() *sql.DB { return d.db }
+
+// Close closes the database.
+func (d *Destination) Close() error { return d.db.Close() }
+
+// State implements replicator.Destination.
+func (d *Destination) State(ctx context.Context, slot string) (replicator.State, bool, error) {
+	sts, err := d.states(ctx, "WHERE slot_name = ?", slot)
+	if err != nil || len(sts) == 0 {
+		return replicator.State{}, false, err
+	}
+	return sts[0], true, nil
+}
+
+// States implements replicator.Destination.
+func (d *Destination) States(ctx context.Context) ([]replicator.State, error) {
+	return d.states(ctx, "")
+}
+
+func (d *Destination) states(ctx context.Context, where string, args ...any) ([]replicator.State, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT slot_name, publication, lsn, COALESCE(dataset, ''),
+		COALESCE(array_to_string(tables, chr(1)), ''), last_replicated_at
+		FROM `+ident(stateSchema, "state")+" "+where+" ORDER BY slot_name", args...)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: read state: %w", err)
+	}
+	defer rows.Close()
+	var out []replicator.State
+	for rows.Next() {
+		var st replicator.State
+		var tables string
+		var last sql.NullTime
+		if err := rows.Scan(&st.Slot, &st.Publication, &st.LSN, &st.Dataset, &tables, &last); err != nil {
+			return nil, fmt.Errorf("duckdb: read state: %w", err)
+		}
+		if tables != "" {
+			st.Tables = strings.Split(tables, "\x01")
+		}
+		if last.Valid {
+			st.LastReplicat = last.Time
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// Begin implements replicator.Destination. The transaction holds one
+// connection, because DuckDB's Appender writes through a connection and
+// joins its transaction.
+func (d *Destination) Begin(ctx context.Context) (replicator.Tx, error) {
+	conn, err := d.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("duckdb: begin: %w", err)
+	}
+	return &tx{conn: conn, modified: map[string]bool{}}, nil
+}
+
+type tx struct {
+	conn  *sql.Conn
+	done  bool
+	stage int
+	// modified holds the tables this transaction has updated or deleted
+	// rows in; see rebuild.
+	modified map[string]bool
+}
+
+func (t *tx) exec(ctx context.Context, q string, args ...any) error {
+	if _, err := t.conn.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("%w\n(statement: %s)", err, abbreviate(q))
+	}
+	return nil
+}
+
+func abbreviate(q string) string {
+	if len(q) > 300 {
+		return q[:300] + "..."
+	}
+	return q
+}
+
+func (t *tx) Commit(ctx context.Context) error {
+	if t.done {
+		return errors.New("duckdb: transaction already ended")
+	}
+	t.done = true
+	defer t.conn.Close()
+	if _, err := t.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		t.conn.ExecContext(context.Background(), "ROLLBACK")
+		return fmt.Errorf("duckdb: commit: %w", err)
+	}
+	return nil
+}
+
+func (t *tx) Rollback(ctx context.Context) error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	defer t.conn.Close()
+	_, err := t.conn.ExecContext(ctx, "ROLLBACK")
+	return err
+}
+
+func (t *tx) SaveState(ctx context.Context, st replicator.State) error {
+	if err := t.DeleteState(ctx, st.Slot); err != nil {
+		return err
+	}
+	var last any
+	if !st.LastReplicat.IsZero() {
+		last = st.LastReplicat.UTC().Format(time.RFC3339Nano)
+	}
+	var dataset any
+	if st.Dataset != "" {
+		dataset = st.Dataset
+	}
+	return t.exec(ctx, `INSERT INTO `+ident(stateSchema, "state")+`
+		VALUES (?, ?, ?, ?, string_split(?, chr(1)), CAST(? AS TIMESTAMPTZ))`,
+		st.Slot, st.Publication, st.LSN, dataset, strings.Join(st.Tables, "\x01"), last)
+}
+
+func (t *tx) DeleteState(ctx context.Context, slot string) error {
+	return t.exec(ctx, "DELETE FROM "+ident(stateSchema, "state")+" WHERE slot_name = ?", slot)
+}
+
+func (t *tx) DropTable(ctx context.Context, schema, name string) error {
+	return t.exec(ctx, "DROP TABLE IF EXISTS "+ident(schema, name))
+}
+
+func (t *tx) Truncate(ctx context.Context, tbl *replicator.Table) error {
+	t.modified[ident(tbl.Schema, tbl.Name)] = true
+	return t.exec(ctx, "DELETE FROM "+ident(tbl.Schema, tbl.Name))
+}
+
+// EnsureTable creates the table or brings it in line with tbl, the way the
+// source changed: renamed columns (recognised by the attnum each column's
+// comment records) are renamed, dropped ones dropped, new ones added and
+// filled with the value existing source rows hold without WAL, changed
+// types altered.
+func (t *tx) EnsureTable(ctx context.Context, tbl *replicator.Table) ([]string, error) {
+	if err := t.exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident(tbl.Schema)); err != nil {
+		return nil, err
+	}
+	existing, err := t.columns(ctx, tbl.Schema, tbl.Name)
+	if err != nil {
+		return nil, err
+	}
+	// A type change may come with USING and a volatile default fills each
+	// row differently: either way the source rewrote the table without WAL.
+	var stale []string
+	for _, c := range tbl.Columns {
+		e, ok := existing[c.Name]
+		if !ok {
+			for _, x := range existing {
+				if c.Num != 0 && x.num == c.Num {
+					e, ok = x, true
+				}
+			}
+		}
+		if (ok && !sameType(e.typ, columnType(c))) || (!ok && existing != nil && c.HasDefault && c.Missing == nil) {
+			stale = append(stale, c.Name)
+		}
+	}
+	err = t.ensure(ctx, tbl, existing)
+	return stale, err
+}
+
+func (t *tx) ensure(ctx context.Context, tbl *replicator.Table, existing map[string]destColumn) error {
+	target := ident(tbl.Schema, tbl.Name)
+	want := tableColumns(tbl)
+	if existing == nil {
+		defs := make([]string, len(want))
+		for i, c := range want {
+			defs[i] = ident(c.name) + " " + c.typ
+		}
+		if err := t.exec(ctx, fmt.Sprintf("CREATE TABLE %s (%s)", target, strings.Join(defs, ", "))); err != nil {
+			return err
+		}
+		return t.commentColumns(ctx, tbl, nil)
+	}
+	wanted := map[string]bool{}
+	for _, c := range want {
+		wanted[c.name] = true
+	}
+	// Which existing column each wanted column continues: the same name, or
+	// the same attnum under an old name (a rename).
+	from := map[string]string{}
+	for _, c := range tbl.Columns {
+		if _, ok := existing[c.Name]; ok {
+			from[c.Name] = c.Name
+			continue
+		}
+		for name, e := range existing {
+			if c.Num != 0 && e.num == c.Num && !wanted[name] {
+				from[c.Name] = name
+				break
+			}
+		}
+	}
+	for _, c := range want[len(tbl.Columns):] {
+		if _, ok := existing[c.name]; ok {
+			from[c.name] = c.name
+		}
+	}
+	changed := false
+	for _, c := range want {
+		old, ok := from[c.name]
+		changed = changed || !ok || old != c.name || !sameType(existing[old].typ, c.typ)
+	}
+	for name, e := range existing {
+		changed = changed || (!wanted[name] && e.num > 0 && !contains(from, name))
+	}
+	if !changed {
+		return t.commentColumns(ctx, tbl, existing)
+	}
+	if t.modified[target] {
+		return t.rebuild(ctx, tbl, want, from)
+	}
+	for name, old := range from {
+		if name != old {
+			if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", target, ident(old), ident(name))); err != nil {
+				return err
+			}
+			existing[name] = existing[old]
+			delete(existing, old)
+		}
+	}
+	for name, e := range existing {
+		if !wanted[name] && e.num > 0 {
+			if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s", target, ident(name))); err != nil {
+				return err
+			}
+		}
+	}
+	for i, c := range want {
+		e, ok := existing[c.name]
+		switch {
+		case !ok:
+			if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", target, ident(c.name), c.typ)); err != nil {
+				return err
+			}
+			if i < len(tbl.Columns) && tbl.Columns[i].Missing != nil {
+				fill, err := missingExpr(tbl, i)
+				if err != nil {
+					return err
+				}
+				if err := t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = %s", target, ident(c.name), fill)); err != nil {
+					return err
+				}
+			}
+		case !sameType(e.typ, c.typ):
+			if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", target, ident(c.name), c.typ)); err != nil {
+				return err
+			}
+		}
+	}
+	return t.commentColumns(ctx, tbl, existing)
+}
+
+func contains(m map[string]string, v string) bool {
+	for _, x := range m {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// missingExpr is the SQL value of column i's missing value.
+func missingExpr(tbl *replicator.Table, i int) (string, error) {
+	col := tbl.Columns[i]
+	v, err := converters(&replicator.Table{Columns: []replicator.Column{col}}).text(tbl, 0, []byte(*col.Missing))
+	if err != nil {
+		return "", err
+	}
+	return castExpr(col, "'"+strings.ReplaceAll(v.(string), "'", "''")+"'"), nil
+}
+
+// rebuild reshapes a table by copying it. DuckDB cannot commit a
+// transaction that updates or deletes rows of a table and then alters it,
+// and merges do exactly that, so a table this transaction has modified is
+// rebuilt instead: same data, new shape, one transaction.
+func (t *tx) rebuild(ctx context.Context, tbl *replicator.Table, want []colDef, from map[string]string) error {
+	target := ident(tbl.Schema, tbl.Name)
+	tmp := tbl.Name + "__pgcdc_rebuild"
+	exprs := make([]string, len(want))
+	for i, c := range want {
+		old, ok := from[c.name]
+		switch {
+		case ok:
+			exprs[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", ident(old), c.typ, ident(c.name))
+		case i < len(tbl.Columns) && tbl.Columns[i].Missing != nil:
+			fill, err := missingExpr(tbl, i)
+			if err != nil {
+				return err
+			}
+			exprs[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", fill, c.typ, ident(c.name))
+		default:
+			exprs[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.typ, ident(c.name))
+		}
+	}
+	for _, q := range []string{
+		fmt.Sprintf("CREATE TABLE %s AS SELECT %s FROM %s", ident(tbl.Schema, tmp), strings.Join(exprs, ", "), target),
+		"DROP TABLE " + target,
+		fmt.Sprintf("ALTER TABLE %s RENAME TO %s", ident(tbl.Schema, tmp), ident(tbl.Name)),
+	} {
+		if err := t.exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return t.commentColumns(ctx, tbl, nil)
+}
+
+// attnumComment marks a column as pgcdc's and records its source attnum.
+const attnumComment = "pgcdc attnum "
+
+// commentColumns records each column's attnum where it is not recorded yet.
+func (t *tx) commentColumns(ctx context.Context, tbl *replicator.Table, existing map[string]destColumn) error {
+	for _, c := range tbl.Columns {
+		if c.Num == 0 || existing[c.Name].num == c.Num {
+			continue
+		}
+		q := fmt.Sprintf("COMMENT ON COLUMN %s IS '%s%d'", ident(tbl.Schema, tbl.Name, c.Name), attnumComment, c.Num)
+		if err := t.exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type destColumn struct {
+	typ string
+	num int // source attnum from the column comment; 0 for metadata columns
+}
+
+type colDef struct{ name, typ string }
+
+func tableColumns(tbl *replicator.Table) []colDef {
+	defs := make([]colDef, 0, len(tbl.Columns)+2)
+	for _, c := range tbl.Columns {
+		defs = append(defs, colDef{c.Name, columnType(c)})
+	}
+	defs = append(defs, colDef{replicator.LSNColumn, "BIGINT"})
+	if tbl.HasDeletedTS {
+		defs = append(defs, colDef{replicator.DeletedTSColumn, "TIMESTAMPTZ"})
+	}
+	return defs
+}
+
+func sameType(have, want string) bool {
+	norm := func(s string) string {
+		s = strings.ToUpper(strings.ReplaceAll(s, " ", ""))
+		switch s {
+		case "TIMESTAMPWITHTIMEZONE":
+			return "TIMESTAMPTZ"
+		case "TIMEWITHTIMEZONE":
+			return "TIMETZ"
+		}
+		return s
+	}
+	return norm(have) == norm(want)
+}
+
+// columns returns the table's columns, or nil when it does not exist.
+func (t *tx) columns(ctx context.Context, schema, name string) (map[string]destColumn, error) {
+	rows, err := t.conn.QueryContext(ctx, `SELECT column_name, data_type, COALESCE(comment, '') FROM duckdb_columns()
+		WHERE database_name = current_database() AND schema_name = ? AND table_name = ?`, schema, name)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb: read columns: %w", err)
+	}
+	defer rows.Close()
+	var cols map[string]destColumn
+	for rows.Next() {
+		var c, typ, comment string
+		if err := rows.Scan(&c, &typ, &comment); err != nil {
+			return nil, err
+		}
+		if cols == nil {
+			cols = map[string]destColumn{}
+		}
+		d := destColumn{typ: typ}
+		if n, ok := strings.CutPrefix(comment, attnumComment); ok {
+			d.num, _ = strconv.Atoi(n)
+		}
+		cols[c] = d
+	}
+	return cols, rows.Err()
+}
+
+// Load appends snapshot rows.
+func (t *tx) Load(ctx context.Context, tbl *replicator.Table, rows []replicator.Row, lsn uint64) error {
+	convs := converters(tbl)
+	stage, err := t.stageRows(ctx, tbl, len(rows), false, func(app func(...driver.Value) error) error {
+		for _, r := range rows {
+			vals := make([]driver.Value, 0, len(r.Values)+4)
+			vals = append(vals, "A", int64(lsn), nil, nil)
+			for i, v := range r.Values {
+				tv, err := convs.text(tbl, i, v)
+				if err != nil {
+					return err
+				}
+				vals = append(vals, tv)
+			}
+			if err := app(vals...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	defer t.exec(context.Background(), "DROP TABLE IF EXISTS "+stage)
+	return t.exec(ctx, insertFromStage(tbl, stage, ""))
+}
+
+// columnConverters holds each column's text rewrite (nil: none).
+type columnConverters []converter
+
+func converters(tbl *replicator.Table) columnConverters {
+	cs := make(columnConverters, len(tbl.Columns))
+	for i, c := range tbl.Columns {
+		cs[i] = converterFor(c)
+	}
+	return cs
+}
+
+// text is the staged value of column i: NULL, or the converted text.
+func (cs columnConverters) text(tbl *replicator.Table, i int, v []byte) (driver.Value, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if cs[i] != nil {
+		out, err := cs[i](v)
+		if err != nil {
+			return nil, fmt.Errorf("%s column %s: %w", tbl.QualifiedSource(), tbl.Columns[i].Name, err)
+		}
+		v = out
+	}
+	return string(v), nil
+}
+
+// stageRows creates a temporary table of text columns for tbl and fills it
+// through the Appender. Its columns are _op, _lsn, _ts, _u (which values
+// are unchanged TOAST), the lookup key when asked, then the data columns.
+func (t *tx) stageRows(ctx context.Context, tbl *replicator.Table, n int, lookup bool, fill func(func(...driver.Value) error) error) (string, error) {
+	t.stage++
+	name := fmt.Sprintf("_pgcdc_stage_%d", t.stage)
+	defs := []string{"_op VARCHAR", "_lsn BIGINT", "_ts TIMESTAMPTZ", "_u VARCHAR"}
+	if lookup {
+		for i := range tbl.KeyIndexes() {
+			defs = append(defs, fmt.Sprintf("_l%d VARCHAR", i))
+		}
+	}
+	for i := range tbl.Columns {
+		defs = append(defs, fmt.Sprintf("c%d VARCHAR", i))
+	}
+	if err := t.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s)", name, strings.Join(defs, ", "))); err != nil {
+		return "", err
+	}
+	err := t.conn.Raw(func(dc any) error {
+		a, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "main", name)
+		if err != nil {
+			return err
+		}
+		if err := fill(a.AppendRow); err != nil {
+			a.Close()
+			return err
+		}
+		return a.Close()
+	})
+	if err != nil {
+		return "", fmt.Errorf("duckdb: staging %d rows for %s: %w", n, tbl.Qualified(), err)
+	}
+	return "temp.main." + name, nil
+}
+
+// insertFromStage is the INSERT that casts staged text rows into tbl.
+func insertFromStage(tbl *replicator.Table, stage, where string) string {
+	cols := make([]string, 0, len(tbl.Columns)+2)
+	exprs := make([]string, 0, len(tbl.Columns)+2)
+	for i, c := range tbl.Columns {
+		cols = append(cols, ident(c.Name))
+		exprs = append(exprs, castExpr(c, fmt.Sprintf("c%d", i)))
+	}
+	cols = append(cols, ident(replicator.LSNColumn))
+	exprs = append(exprs, "_lsn")
+	if tbl.HasDeletedTS {
+		cols = append(cols, ident(replicator.DeletedTSColumn))
+		exprs = append(exprs, "_ts")
+	}
+	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s %s", ident(tbl.Schema, tbl.Name),
+		strings.Join(cols, ", "), strings.Join(exprs, ", "), stage, where)
+}
+
+func ident(parts ...string) string {
+	q := make([]string, len(parts))
+	for i, p := range parts {
+		q[i] = `"` + strings.ReplaceAll(p, `"`, `""`) + `"`
+	}
+	return strings.Join(q, ".")
+}

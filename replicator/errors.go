@@ -1,0 +1,57 @@
+package replicator
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SQLSTATEs the engine reports. They are Postgres's own codes, so clients
+// can handle pgcdc's errors the way they handle the server's.
+const (
+	CodeInvalidParameter  = "22023" // invalid_parameter_value
+	CodeUndefinedTable    = "42P01"
+	CodeUndefinedColumn   = "42703"
+	CodeUndefinedObject   = "42704"
+	CodeInvalidSchema     = "3F000"
+	CodeObjectInUse       = "55006"
+	CodePrerequisite      = "55000" // object_not_in_prerequisite_state
+	CodeConnectionFailure = "08001"
+	CodeInvalidName       = "42602"
+	CodeFeatureNotSupp    = "0A000"
+	CodeDataException     = "22000"
+	CodeQueryCanceled     = "57014"
+)
+
+// ErrSlotBusy means another call in this process is using the slot.
+var ErrSlotBusy = errors.New("replication slot is in use")
+
+// Errorf builds a Postgres-style error with a SQLSTATE.
+func Errorf(code, format string, args ...any) *pgconn.PgError {
+	return &pgconn.PgError{Severity: "ERROR", Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// sourceError turns a failure to reach or use the source into an error the
+// user can act on. pgconn's messages name host, port, user and database but
+// never the password, and we add nothing from the connection string.
+func sourceError(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		c := *pe
+		// A FATAL from the source ended the source connection, not the
+		// client's session with us.
+		c.Severity, c.SeverityUnlocalized = "ERROR", "ERROR"
+		c.Message = "source: " + what + ": " + pe.Message
+		return &c
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return &pgconn.PgError{Severity: "ERROR", Code: CodeConnectionFailure,
+			Message: "source: " + what + ": " + ce.Error()}
+	}
+	return fmt.Errorf("source: %s: %w", what, err)
+}

@@ -1,0 +1,245 @@
+package replicator
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+)
+
+// Replicator runs init_replication and replicate against one source and one
+// destination. It is safe for concurrent use; calls on the same slot are
+// serialized by failing fast.
+type Replicator struct {
+	source string // connection string; holds a password, never logged
+	dest   Destination
+	log    zerolog.Logger
+
+	mu   sync.Mutex
+	busy map[string]bool
+}
+
+// New returns a Replicator. source is a libpq connection string or URL.
+func New(source string, dest Destination, log zerolog.Logger) *Replicator {
+	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}}
+}
+
+// Destination returns the destination the replicator writes to.
+func (r *Replicator) Destination() Destination { return r.dest }
+
+// acquire claims a slot for one call. A second call on the same slot fails
+// at once instead of queueing behind a replicate() that may run for hours.
+func (r *Replicator) acquire(slot string) (func(), error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.busy[slot] {
+		return nil, Errorf(CodeObjectInUse, "replication slot %q is being used by another call in this pgcdc", slot)
+	}
+	r.busy[slot] = true
+	return func() {
+		r.mu.Lock()
+		delete(r.busy, slot)
+		r.mu.Unlock()
+	}, nil
+}
+
+// Postgres accepts only these characters in slot names.
+var slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+func validateSlot(slot string) error {
+	if !slotNameRE.MatchString(slot) {
+		return Errorf(CodeInvalidName, "slot_name %q is invalid: use 1 to 63 lowercase letters, digits and underscores", slot)
+	}
+	return nil
+}
+
+func validateName(what, name string) error {
+	if name == "" || len(name) > 63 {
+		return Errorf(CodeInvalidName, "%s must be 1 to 63 bytes long, got %q", what, name)
+	}
+	if strings.ContainsRune(name, 0) {
+		return Errorf(CodeInvalidName, "%s must not contain NUL", what)
+	}
+	return nil
+}
+
+// TableOptions are the per-table options shared by init_replication and
+// replicate, keyed by source table name ("orders" or "shop.orders").
+type TableOptions struct {
+	// IncludeColumns keeps only these columns (the key is always kept).
+	IncludeColumns map[string][]string
+	// Hints override the destination type of a column.
+	Hints map[string]map[string]TypeHint
+}
+
+func lookupTable[V any](m map[string]V, schema, name string) (V, bool) {
+	if v, ok := m[schema+"."+name]; ok {
+		return v, true
+	}
+	v, ok := m[name]
+	return v, ok
+}
+
+// validate checks that every table and column the options name exists.
+func (o TableOptions) validate(tables []*sourceTable) error {
+	find := func(key string) *sourceTable {
+		for _, t := range tables {
+			if key == t.Name || key == t.Schema+"."+t.Name {
+				return t
+			}
+		}
+		return nil
+	}
+	check := func(arg, key string, cols []string) error {
+		t := find(key)
+		if t == nil {
+			return Errorf(CodeUndefinedTable, "%s names table %q, which is not replicated by this call", arg, key)
+		}
+		for _, c := range cols {
+			found := false
+			for _, tc := range t.Columns {
+				found = found || tc.Name == c
+			}
+			if !found {
+				return Errorf(CodeUndefinedColumn, "%s: column %q does not exist in table %s.%s", arg, c, t.Schema, t.Name)
+			}
+		}
+		return nil
+	}
+	for _, k := range sortedKeys(o.IncludeColumns) {
+		if err := check("include_columns", k, o.IncludeColumns[k]); err != nil {
+			return err
+		}
+	}
+	for _, k := range sortedKeys(o.Hints) {
+		if err := check("columns", k, sortedKeys(o.Hints[k])); err != nil {
+			return err
+		}
+		for _, c := range sortedKeys(o.Hints[k]) {
+			if err := o.Hints[k][c].Validate(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// shape applies the options to a table's columns: drops excluded columns
+// and attaches hints. A hint for one table never reaches another.
+func (o TableOptions) shape(schema, name string, cols []Column) []Column {
+	include, hasInclude := lookupTable(o.IncludeColumns, schema, name)
+	hints, _ := lookupTable(o.Hints, schema, name)
+	var out []Column
+	for _, c := range cols {
+		if hasInclude && !c.Key && !contains(include, c.Name) {
+			continue
+		}
+		if h, ok := hints[c.Name]; ok {
+			h := h
+			c.Hint = &h
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// slotInfo is a row of pg_replication_slots.
+type slotInfo struct {
+	Plugin       string
+	Database     string
+	Active       bool
+	ActivePID    *int32
+	ConfirmedLSN uint64
+	WALStatus    string
+}
+
+func readSlot(ctx context.Context, conn *pgx.Conn, slot string) (slotInfo, bool, error) {
+	var s slotInfo
+	var confirmed *string
+	var walStatus *string
+	err := conn.QueryRow(ctx, `SELECT COALESCE(plugin, ''), COALESCE(database::text, ''), active, active_pid,
+		confirmed_flush_lsn::text, wal_status FROM pg_replication_slots WHERE slot_name = $1`, slot).
+		Scan(&s.Plugin, &s.Database, &s.Active, &s.ActivePID, &confirmed, &walStatus)
+	if err == pgx.ErrNoRows {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, sourceError("reading replication slot", err)
+	}
+	if confirmed != nil {
+		lsn, err := parseLSN(*confirmed)
+		if err != nil {
+			return s, false, err
+		}
+		s.ConfirmedLSN = lsn
+	}
+	if walStatus != nil {
+		s.WALStatus = *walStatus
+	}
+	return s, true, nil
+}
+
+// checkSlotUsable refuses slots that are not ours to stream from.
+func checkSlotUsable(ctx context.Context, conn *pgx.Conn, slot string, s slotInfo) error {
+	if s.Plugin != "pgoutput" {
+		return Errorf(CodePrerequisite, "replication slot %q uses output plugin %q, pgcdc needs pgoutput", slot, s.Plugin)
+	}
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		return sourceError("reading current database", err)
+	}
+	if s.Database != db {
+		return Errorf(CodePrerequisite, "replication slot %q belongs to database %q, not %q", slot, s.Database, db)
+	}
+	if s.Active {
+		pid := int32(0)
+		if s.ActivePID != nil {
+			pid = *s.ActivePID
+		}
+		return Errorf(CodeObjectInUse, "replication slot %q is active for PID %d: another consumer is reading it", slot, pid)
+	}
+	if s.WALStatus == "lost" {
+		return Errorf(CodePrerequisite, "replication slot %q has lost required WAL; drop it with init_replication(..., reset => true) and take a new snapshot", slot)
+	}
+	return nil
+}
+
+func parseLSN(s string) (uint64, error) {
+	var hi, lo uint32
+	if _, err := fmt.Sscanf(s, "%X/%X", &hi, &lo); err != nil {
+		return 0, fmt.Errorf("parse LSN %q: %w", s, err)
+	}
+	return uint64(hi)<<32 | uint64(lo), nil
+}
+
+// FormatLSN prints an LSN the way Postgres does.
+func FormatLSN(lsn uint64) string {
+	return fmt.Sprintf("%X/%X", uint32(lsn>>32), uint32(lsn))
+}
+
+func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -1,0 +1,234 @@
+package replicator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// snapshotChunk is how many rows are handed to the destination at a time
+// during a snapshot; it bounds the snapshot's memory.
+const snapshotChunk = 10000
+
+// copyTable copies one table's rows, as seen by the transaction open on
+// conn, into the destination. It reads with COPY ... TO STDOUT in text
+// format: the same output functions pgoutput uses, so snapshot and stream
+// values agree byte for byte.
+func copyTable(ctx context.Context, conn *pgx.Conn, tx Tx, t *Table, kind byte, estimate float64, lsn uint64, progress func(string)) (int64, error) {
+	report := func(n int64) {
+		if progress == nil {
+			return
+		}
+		pct := ""
+		if estimate > 0 {
+			p := float64(n) / estimate * 100
+			if p > 100 {
+				p = 100
+			}
+			pct = fmt.Sprintf(" (%.0f%% of about %.0f)", p, estimate)
+		}
+		progress(fmt.Sprintf("snapshot %s: %d rows copied%s", t.QualifiedSource(), n, pct))
+	}
+	return copyRowsWith(ctx, conn, t, kind, func(rows []Row) error { return tx.Load(ctx, t, rows, lsn) }, report)
+}
+
+// copyRows reads t's columns from the source table in chunks.
+func copyRows(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, flush func([]Row) error) (int64, error) {
+	return copyRowsWith(ctx, conn, t, kind, flush, nil)
+}
+
+func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, flush func([]Row) error, progress func(int64)) (int64, error) {
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = ident(c.Name)
+	}
+	only := "ONLY "
+	if kind == 'p' {
+		only = "" // a partitioned table's rows live in its partitions
+	}
+	q := fmt.Sprintf("COPY (SELECT %s FROM %s%s) TO STDOUT", strings.Join(cols, ", "), only, ident(t.SourceSchema, t.SourceName))
+	w := &copyReader{ncols: len(t.Columns), flush: flush, progress: progress}
+	if _, err := conn.PgConn().CopyTo(ctx, w, q); err != nil {
+		if w.err != nil {
+			return w.rows, w.err
+		}
+		return w.rows, sourceError("copying "+t.QualifiedSource(), err)
+	}
+	if w.err != nil {
+		return w.rows, w.err
+	}
+	if err := w.finish(); err != nil {
+		return w.rows, err
+	}
+	return w.rows, nil
+}
+
+// copyReader decodes COPY text format as pgconn hands it over.
+type copyReader struct {
+	ncols    int
+	partial  []byte
+	pending  []Row
+	rows     int64
+	flush    func([]Row) error
+	progress func(int64)
+	lastNote time.Time
+	noted    int64
+	err      error
+}
+
+func (c *copyReader) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	data := p
+	if len(c.partial) > 0 {
+		c.partial = append(c.partial, p...)
+		data = c.partial
+	}
+	for {
+		nl := bytes.IndexByte(data, '\n')
+		if nl < 0 {
+			break
+		}
+		row, err := decodeCopyLine(data[:nl], c.ncols)
+		if err != nil {
+			c.err = err
+			return 0, err
+		}
+		c.pending = append(c.pending, row)
+		c.rows++
+		data = data[nl+1:]
+		if len(c.pending) >= snapshotChunk {
+			if err := c.emit(); err != nil {
+				c.err = err
+				return 0, err
+			}
+		}
+	}
+	c.partial = append(c.partial[:0], data...)
+	return len(p), nil
+}
+
+func (c *copyReader) emit() error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	if err := c.flush(c.pending); err != nil {
+		return err
+	}
+	c.pending = c.pending[:0]
+	if c.progress != nil && time.Since(c.lastNote) > time.Second {
+		c.lastNote = time.Now()
+		c.noted = c.rows
+		c.progress(c.rows)
+	}
+	return nil
+}
+
+func (c *copyReader) finish() error {
+	if len(c.partial) > 0 {
+		return fmt.Errorf("snapshot: COPY data ended inside a row")
+	}
+	if err := c.emit(); err != nil {
+		return err
+	}
+	if c.progress != nil && c.noted != c.rows {
+		c.progress(c.rows)
+	}
+	return nil
+}
+
+// decodeCopyLine splits one COPY text line into values, undoing the
+// backslash escapes. \N alone is NULL.
+func decodeCopyLine(line []byte, ncols int) (Row, error) {
+	vals := make([][]byte, 0, ncols)
+	for _, field := range bytes.Split(line, []byte{'\t'}) {
+		if len(field) == 2 && field[0] == '\\' && field[1] == 'N' {
+			vals = append(vals, nil)
+			continue
+		}
+		if bytes.IndexByte(field, '\\') < 0 {
+			vals = append(vals, append(make([]byte, 0, len(field)), field...))
+			continue
+		}
+		v, err := unescapeCopy(field)
+		if err != nil {
+			return Row{}, err
+		}
+		vals = append(vals, v)
+	}
+	if len(vals) != ncols {
+		return Row{}, fmt.Errorf("snapshot: COPY row has %d fields, expected %d", len(vals), ncols)
+	}
+	return Row{Values: vals}, nil
+}
+
+func unescapeCopy(f []byte) ([]byte, error) {
+	out := make([]byte, 0, len(f))
+	for i := 0; i < len(f); i++ {
+		b := f[i]
+		if b != '\\' {
+			out = append(out, b)
+			continue
+		}
+		i++
+		if i >= len(f) {
+			return nil, fmt.Errorf("snapshot: COPY field ends in a backslash")
+		}
+		switch e := f[i]; e {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'v':
+			out = append(out, '\v')
+		case 'x':
+			v, n := 0, 0
+			for n < 2 && i+1 < len(f) && isHex(f[i+1]) {
+				i++
+				v = v*16 + hexVal(f[i])
+				n++
+			}
+			if n == 0 {
+				out = append(out, 'x')
+			} else {
+				out = append(out, byte(v))
+			}
+		case '0', '1', '2', '3', '4', '5', '6', '7':
+			v := int(e - '0')
+			for n := 1; n < 3 && i+1 < len(f) && f[i+1] >= '0' && f[i+1] <= '7'; n++ {
+				i++
+				v = v*8 + int(f[i]-'0')
+			}
+			out = append(out, byte(v))
+		default:
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func isHex(b byte) bool {
+	return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F')
+}
+
+func hexVal(b byte) int {
+	switch {
+	case b >= '0' && b <= '9':
+		return int(b - '0')
+	case b >= 'a' && b <= 'f':
+		return int(b-'a') + 10
+	default:
+		return int(b-'A') + 10
+	}
+}

@@ -1,0 +1,318 @@
+package replicator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// sessionSettings make the source print values in forms that are stable and
+// lossless: ISO dates, UTC, full float precision, hex bytea. They apply to the
+// snapshot connection and, as walsender GUCs, to the pgoutput stream too, so
+// both produce identical text for the same value.
+var sessionSettings = map[string]string{
+	"DateStyle":          "ISO, MDY",
+	"IntervalStyle":      "postgres",
+	"TimeZone":           "UTC",
+	"extra_float_digits": "3",
+	"bytea_output":       "hex",
+	"application_name":   "pgcdc",
+	"client_encoding":    "UTF8",
+}
+
+// connConfig parses the source DSN. A parse error is reported without the
+// DSN, which may carry a password.
+func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, Errorf(CodeConnectionFailure, "source: invalid connection string (it is not shown because it may contain a password)")
+	}
+	for k, v := range sessionSettings {
+		cfg.RuntimeParams[k] = v
+	}
+	if replication {
+		cfg.RuntimeParams["replication"] = "database"
+	}
+	return cfg, nil
+}
+
+func (r *Replicator) connect(ctx context.Context) (*pgx.Conn, error) {
+	pcfg, err := connConfig(r.source, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgx.ParseConfig("")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Config = *pcfg
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, sourceError("cannot connect", err)
+	}
+	return conn, nil
+}
+
+func (r *Replicator) connectReplication(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg, err := connConfig(r.source, true)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, sourceError("cannot open a replication connection", err)
+	}
+	return conn, nil
+}
+
+// checkSource verifies the source can do logical replication.
+func checkSource(ctx context.Context, conn *pgx.Conn) error {
+	var level string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+		return sourceError("reading wal_level", err)
+	}
+	if level != "logical" {
+		return &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
+			Message: fmt.Sprintf("source: wal_level is %q, logical replication needs wal_level = logical", level),
+			Hint:    "Set wal_level = logical in the source's postgresql.conf and restart it."}
+	}
+	return nil
+}
+
+// sourceTable is a table as the source catalog describes it now.
+type sourceTable struct {
+	OID     uint32
+	Schema  string
+	Name    string
+	Columns []Column
+	Kind    byte // 'r' table, 'p' partitioned table
+	// Identity is relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing.
+	Identity byte
+	// Rows is the planner's estimate, for progress percentages.
+	Rows float64
+}
+
+// hasKey reports whether the table has a merge key.
+func (t *sourceTable) hasKey() bool {
+	for _, c := range t.Columns {
+		if c.Key {
+			return true
+		}
+	}
+	return false
+}
+
+// listTables returns the tables and partitioned tables (not partitions) of
+// schema, by name.
+func listTables(ctx context.Context, conn *pgx.Conn, schema string) ([]string, error) {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
+		return nil, sourceError("reading schemas", err)
+	}
+	if !exists {
+		return nil, Errorf(CodeInvalidSchema, "schema %q does not exist in the source", schema)
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+		ORDER BY c.relname`, schema)
+	if err != nil {
+		return nil, sourceError("listing tables", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return names, sourceError("listing tables", err)
+}
+
+// describeTable reads a table's columns, types and merge key from the
+// catalog. The key is the primary key, or the replica identity index when
+// there is no primary key; REPLICA IDENTITY FULL alone does not make every
+// column a key.
+func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*sourceTable, error) {
+	t := &sourceTable{Schema: schema, Name: name}
+	err := conn.QueryRow(ctx, `
+		SELECT c.oid, c.relkind, c.relreplident, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&t.OID, &t.Kind, &t.Identity, &t.Rows)
+	if err == pgx.ErrNoRows {
+		return nil, Errorf(CodeUndefinedTable, "table %q does not exist in source schema %q", name, schema)
+	}
+	if err != nil {
+		return nil, sourceError("describing table", err)
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT a.attname, r.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+		       format_type(a.atttypid, a.atttypmod),
+		       COALESCE(a.attnum = ANY (k.cols), false),
+		       CASE WHEN r.typcategory = 'A' THEN `+baseTypeSQL("r.typelem")+` ELSE 0 END,
+		       GREATEST(a.attndims, CASE WHEN r.typcategory = 'A' THEN 1 ELSE 0 END),
+		       a.attnum, `+missingSQL+`, a.atthasdef
+		FROM pg_attribute a
+		JOIN pg_type t ON t.oid = a.atttypid
+		JOIN pg_type r ON r.oid = `+baseTypeSQL("a.atttypid")+`
+		LEFT JOIN LATERAL (
+			SELECT i.indkey::int2[] AS cols FROM pg_index i
+			WHERE i.indrelid = a.attrelid AND (i.indisprimary OR i.indisreplident)
+			ORDER BY i.indisprimary DESC LIMIT 1) k ON true
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, t.OID)
+	if err != nil {
+		return nil, sourceError("describing table", err)
+	}
+	for rows.Next() {
+		var c Column
+		var dims int32
+		var num int16
+		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.Key, &c.ElemOID, &dims, &num, &c.Missing, &c.HasDefault); err != nil {
+			rows.Close()
+			return nil, sourceError("describing table", err)
+		}
+		c.Dims = int(dims)
+		c.Num = int(num)
+		t.Columns = append(t.Columns, c)
+	}
+	return t, sourceError("describing table", rows.Err())
+}
+
+// missingSQL reads a column's missing value (see Column.Missing) as text.
+const missingSQL = `CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END`
+
+// catalogColumn is what the catalog says now about a column of a relation
+// the stream describes.
+type catalogColumn struct {
+	Key        bool
+	Dims       int
+	Num        int
+	Missing    *string
+	HasDefault bool
+}
+
+// relationColumns reads the columns of the relation with OID relid as the
+// catalog has them now: merge key, array dimensions, attnum, missing value.
+func relationColumns(ctx context.Context, conn *pgx.Conn, relid uint32) (map[string]catalogColumn, error) {
+	rows, err := conn.Query(ctx, `
+		SELECT a.attname, COALESCE(a.attnum = ANY (k.cols), false), a.attndims, a.attnum, `+missingSQL+`, a.atthasdef
+		FROM pg_attribute a
+		LEFT JOIN LATERAL (
+			SELECT i.indkey::int2[] AS cols FROM pg_index i
+			WHERE i.indrelid = a.attrelid AND (i.indisprimary OR i.indisreplident)
+			ORDER BY i.indisprimary DESC LIMIT 1) k ON true
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, relid)
+	if err != nil {
+		return nil, sourceError("reading columns", err)
+	}
+	defer rows.Close()
+	cols := map[string]catalogColumn{}
+	for rows.Next() {
+		var name string
+		var c catalogColumn
+		var dims int32
+		var num int16
+		if err := rows.Scan(&name, &c.Key, &dims, &num, &c.Missing, &c.HasDefault); err != nil {
+			return nil, sourceError("reading columns", err)
+		}
+		c.Dims, c.Num = int(dims), int(num)
+		cols[name] = c
+	}
+	return cols, sourceError("reading columns", rows.Err())
+}
+
+// baseTypeSQL is the SQL for the base type of type OID expr: domains,
+// including domains over domains, resolve to the type they constrain.
+func baseTypeSQL(expr string) string {
+	return `(WITH RECURSIVE b(oid, base, typtype) AS (
+		SELECT oid, typbasetype, typtype FROM pg_type WHERE oid = ` + expr + `
+		UNION ALL SELECT t.oid, t.typbasetype, t.typtype FROM pg_type t JOIN b ON t.oid = b.base WHERE b.typtype = 'd')
+		SELECT oid FROM b WHERE typtype <> 'd' LIMIT 1)`
+}
+
+// typeInfo is a source type resolved for storage: domains become their base
+// type.
+type typeInfo struct {
+	OID     uint32
+	TypeMod int32 // -1 unless the domain fixes one
+	Name    string
+	ElemOID uint32
+}
+
+// resolveType looks up a type OID the stream mentions.
+func resolveType(ctx context.Context, conn *pgx.Conn, oid uint32, typmod int32) (typeInfo, error) {
+	ti := typeInfo{OID: oid, TypeMod: typmod}
+	var typtype byte
+	var basemod int32
+	err := conn.QueryRow(ctx, `SELECT t.typtype, t.typtypmod, format_type(t.oid, $2), r.oid,
+		CASE WHEN r.typcategory = 'A' THEN `+baseTypeSQL("r.typelem")+` ELSE 0 END
+		FROM pg_type t JOIN pg_type r ON r.oid = `+baseTypeSQL("t.oid")+` WHERE t.oid = $1`,
+		oid, typmod).Scan(&typtype, &basemod, &ti.Name, &ti.OID, &ti.ElemOID)
+	if err == pgx.ErrNoRows {
+		ti.Name = fmt.Sprintf("oid %d", oid)
+		return ti, nil
+	}
+	if err != nil {
+		return ti, sourceError("reading type", err)
+	}
+	if typtype == 'd' {
+		ti.TypeMod = basemod
+	}
+	return ti, nil
+}
+
+// publication describes what a publication publishes.
+type publication struct {
+	Insert, Update, Delete, Truncate bool
+	ViaRoot                          bool
+}
+
+func readPublication(ctx context.Context, conn *pgx.Conn, name string) (publication, bool, error) {
+	var p publication
+	err := conn.QueryRow(ctx, `SELECT pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot
+		FROM pg_publication WHERE pubname = $1`, name).Scan(&p.Insert, &p.Update, &p.Delete, &p.Truncate, &p.ViaRoot)
+	if err == pgx.ErrNoRows {
+		return p, false, nil
+	}
+	return p, err == nil, sourceError("reading publication", err)
+}
+
+func (p publication) insertOnly() bool { return p.Insert && !p.Update && !p.Delete }
+
+// publicationTables lists schema.table names of a publication's tables.
+func publicationTables(ctx context.Context, conn *pgx.Conn, pub string) ([][2]string, error) {
+	rows, err := conn.Query(ctx, `SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2`, pub)
+	if err != nil {
+		return nil, sourceError("listing publication tables", err)
+	}
+	var out [][2]string
+	for rows.Next() {
+		var s, t string
+		if err := rows.Scan(&s, &t); err != nil {
+			rows.Close()
+			return nil, sourceError("listing publication tables", err)
+		}
+		out = append(out, [2]string{s, t})
+	}
+	return out, sourceError("listing publication tables", rows.Err())
+}
+
+// parsePublish validates a publish list such as "insert, update, delete".
+func parsePublish(s string) (string, publication, error) {
+	var p publication
+	var ops []string
+	for _, part := range strings.Split(s, ",") {
+		op := strings.ToLower(strings.TrimSpace(part))
+		switch op {
+		case "insert":
+			p.Insert = true
+		case "update":
+			p.Update = true
+		case "delete":
+			p.Delete = true
+		case "truncate":
+			p.Truncate = true
+		default:
+			return "", p, Errorf(CodeInvalidParameter, "publish: unrecognized operation %q (expected a list of insert, update, delete, truncate)", strings.TrimSpace(part))
+		}
+		ops = append(ops, op)
+	}
+	return strings.Join(ops, ", "), p, nil
+}

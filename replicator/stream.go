@@ -1,0 +1,790 @@
+package replicator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// ReplicateOptions are replicate()'s arguments.
+type ReplicateOptions struct {
+	Slot        string
+	Publication string
+	TableOptions
+	// BatchSize is how many source changes are held in memory before they
+	// are written to the destination; it bounds memory.
+	BatchSize int
+	// FlushSlot confirms the slot up to what the destination committed.
+	FlushSlot bool
+	// Dataset overrides the destination schema.
+	Dataset string
+	// SoftDelete keeps deleted rows, marked with _pg_deleted_ts.
+	SoftDelete bool
+	Progress   func(string)
+}
+
+// TableStats is one row of replicate()'s result.
+type TableStats struct {
+	Table                                string // destination table, schema-qualified
+	Inserts, Updates, Deletes, Truncates int64
+	StartLSN, EndLSN                     uint64
+}
+
+// MaxBatchSize caps target_batch_size so that one batch cannot ask for
+// unbounded memory.
+const MaxBatchSize = 1_000_000
+
+// statusInterval is how often the stream asks the source for a keepalive,
+// which is how an idle stream learns that it has reached its end.
+const statusInterval = 100 * time.Millisecond
+
+// Replicate consumes the slot from its confirmed position up to the source's
+// WAL position when the call starts, merges every change into the
+// destination, and confirms the slot up to what the destination committed.
+func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
+	if err := validateSlot(o.Slot); err != nil {
+		return nil, err
+	}
+	if err := validateName("pub_name", o.Publication); err != nil {
+		return nil, err
+	}
+	if o.Dataset != "" {
+		if err := validateName("dataset_name", o.Dataset); err != nil {
+			return nil, err
+		}
+	}
+	if o.BatchSize < 1 || o.BatchSize > MaxBatchSize {
+		return nil, Errorf(CodeInvalidParameter, "target_batch_size must be between 1 and %d, got %d", MaxBatchSize, o.BatchSize)
+	}
+	release, err := r.acquire(o.Slot)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	if err := checkSource(ctx, conn); err != nil {
+		return nil, err
+	}
+	slot, ok, err := readSlot(ctx, conn, o.Slot)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeUndefinedObject,
+			Message: fmt.Sprintf("replication slot %q does not exist", o.Slot),
+			Hint:    "Create it with init_replication()."}
+	}
+	if err := checkSlotUsable(ctx, conn, o.Slot, slot); err != nil {
+		return nil, err
+	}
+	pub, ok, err := readPublication(ctx, conn, o.Publication)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, Errorf(CodeUndefinedObject, "publication %q does not exist", o.Publication)
+	}
+	end, err := walEnd(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	state, hasState, err := r.dest.State(ctx, o.Slot)
+	if err != nil {
+		return nil, fmt.Errorf("destination: reading state: %w", err)
+	}
+	if !hasState {
+		state = State{Slot: o.Slot, Publication: o.Publication}
+	}
+	dataset := o.Dataset
+	if dataset == "" {
+		dataset = state.Dataset
+	}
+	start := slot.ConfirmedLSN
+	if state.LSN > start {
+		start = state.LSN
+	}
+
+	repl, err := r.connectReplication(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer repl.Close(context.Background())
+	err = pglogrepl.StartReplication(ctx, repl, o.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+		Mode: pglogrepl.LogicalReplication,
+		PluginArgs: []string{
+			"proto_version '1'",
+			"publication_names " + quoteLiteral(ident(o.Publication)),
+			"messages 'true'",
+		},
+	})
+	if err != nil {
+		return nil, sourceError("starting replication", err)
+	}
+
+	s := &stream{
+		r: r, o: o, ctx: ctx, conn: conn, repl: repl, pub: pub, dataset: dataset,
+		end: end, state: state, committed: start, confirmed: slot.ConfirmedLSN,
+		relations: map[uint32]*relation{}, ensured: map[*Table]bool{}, stats: map[string]*TableStats{}, batches: map[*Table]*Batch{},
+	}
+	if err := s.run(); err != nil {
+		if s.tx != nil {
+			s.tx.Rollback(context.Background())
+		}
+		if ctx.Err() != nil {
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeQueryCanceled,
+				Message: "canceling statement due to user request",
+				Detail:  fmt.Sprintf("The destination holds every change up to %s; the slot is not confirmed past it.", FormatLSN(s.committed))}
+		}
+		return nil, err
+	}
+	return s.results(), nil
+}
+
+// relation is a source relation as the stream described it.
+type relation struct {
+	msg   *pglogrepl.RelationMessage
+	table *Table
+	// cols maps each stream column to its destination column, -1 when the
+	// column is left out.
+	cols []int
+	// ensured is set once the destination table has this shape.
+	ensured bool
+}
+
+// stream is the state of one replicate() call.
+type stream struct {
+	r       *Replicator
+	o       ReplicateOptions
+	ctx     context.Context
+	conn    *pgx.Conn // catalog lookups on the source
+	repl    *pgconn.PgConn
+	pub     publication
+	dataset string
+	end     uint64
+
+	state     State  // as last committed
+	committed uint64 // LSN the destination holds everything up to
+	confirmed uint64 // LSN confirmed to the slot
+
+	relations map[uint32]*relation
+	ensured   map[*Table]bool
+	types     map[uint32]string // custom types announced by Type messages
+	typeCache map[[2]int64]typeInfo
+
+	inTx       bool
+	skipTx     bool
+	begin      pglogrepl.BeginMessage
+	batches    map[*Table]*Batch
+	order      []*Table
+	pending    int // changes held in batches
+	uncommited int // changes written to tx but not committed
+	tx         Tx
+	lastCommit uint64 // end LSN of the last source transaction seen
+	applied    int64
+	lastNote   time.Time
+
+	stats map[string]*TableStats
+}
+
+var errDone = errors.New("stream reached its end")
+
+func (s *stream) run() error {
+	nextStatus := time.Now()
+	for {
+		if time.Now().After(nextStatus) {
+			if err := s.sendStatus(true); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(statusInterval)
+		}
+		rctx, cancel := context.WithDeadline(s.ctx, nextStatus)
+		msg, err := s.repl.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if pgconn.Timeout(err) && s.ctx.Err() == nil {
+				continue
+			}
+			if s.ctx.Err() != nil {
+				return s.ctx.Err()
+			}
+			return sourceError("receiving changes", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			err = s.handleCopyData(m.Data)
+		case *pgproto3.ErrorResponse:
+			return sourceError("replication stream", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+		default:
+			return fmt.Errorf("source: unexpected message %T in replication stream", msg)
+		}
+		if err == errDone {
+			return s.finish()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *stream) handleCopyData(data []byte) error {
+	if len(data) == 0 {
+		return fmt.Errorf("source: empty CopyData in replication stream")
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		s.r.log.Debug().Str("wal_end", FormatLSN(uint64(ka.ServerWALEnd))).Str("end", FormatLSN(s.end)).Bool("in_tx", s.inTx).Msg("keepalive")
+		// The keepalive's position is how far the source has decoded: every
+		// transaction that committed before it has been sent to us.
+		if !s.inTx && uint64(ka.ServerWALEnd) >= s.end {
+			return errDone
+		}
+		if ka.ReplyRequested {
+			return s.sendStatus(false)
+		}
+		return nil
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		return s.handleLogical(uint64(xld.WALStart), xld.WALData)
+	default:
+		return fmt.Errorf("source: unknown replication message %q", data[0])
+	}
+}
+
+func (s *stream) handleLogical(lsn uint64, data []byte) error {
+	msg, err := pglogrepl.Parse(data)
+	if err != nil {
+		return fmt.Errorf("source: cannot decode pgoutput message %q: %w", data[0], err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		if uint64(m.FinalLSN) > s.end {
+			// Commits arrive in order, so everything up to the end has been seen.
+			return errDone
+		}
+		s.inTx = true
+		s.begin = *m
+		// Already in the destination: applied before a crash that came
+		// before the slot was confirmed.
+		s.skipTx = uint64(m.FinalLSN) < s.state.LSN
+		return nil
+	case *pglogrepl.CommitMessage:
+		s.inTx = false
+		if s.skipTx {
+			s.skipTx = false
+			return nil
+		}
+		s.lastCommit = uint64(m.TransactionEndLSN)
+		if s.pending+s.uncommited >= s.o.BatchSize {
+			if err := s.commit(s.lastCommit); err != nil {
+				return err
+			}
+		}
+		if s.lastCommit >= s.end {
+			return errDone
+		}
+		return nil
+	case *pglogrepl.RelationMessage:
+		return s.relation(m)
+	case *pglogrepl.TypeMessage:
+		if s.types == nil {
+			s.types = map[uint32]string{}
+		}
+		s.types[m.DataType] = m.Namespace + "." + m.Name
+		return nil
+	case *pglogrepl.OriginMessage:
+		// Changes that came from another node through replication carry
+		// their origin; they are data like any other.
+		return nil
+	case *pglogrepl.LogicalDecodingMessage:
+		// pg_logical_emit_message() payloads are not table data.
+		return nil
+	}
+	if s.skipTx {
+		return nil
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.InsertMessage:
+		rel, err := s.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		s.batch(rel.table).Insert(rel.row(m.Tuple), lsn, s.begin.CommitTime)
+	case *pglogrepl.UpdateMessage:
+		rel, err := s.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		var old *Row
+		if m.OldTuple != nil {
+			o := rel.row(m.OldTuple)
+			old = &o
+		}
+		s.batch(rel.table).Update(old, rel.row(m.NewTuple), lsn, s.begin.CommitTime)
+	case *pglogrepl.DeleteMessage:
+		rel, err := s.rel(m.RelationID)
+		if err != nil {
+			return err
+		}
+		if rel.table.AppendOnly {
+			return Errorf(CodePrerequisite, "a delete on %s cannot be replicated: the table has no key", rel.table.QualifiedSource())
+		}
+		s.batch(rel.table).Delete(rel.row(m.OldTuple), lsn, s.begin.CommitTime, s.o.SoftDelete)
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			rel, err := s.rel(id)
+			if err != nil {
+				return err
+			}
+			// Changes before the truncate are gone with it.
+			if b, ok := s.batches[rel.table]; ok {
+				s.pending -= b.Len()
+				s.count(b)
+				delete(s.batches, rel.table)
+			}
+			if err := s.openTx(); err != nil {
+				return err
+			}
+			if err := s.tx.Truncate(s.ctx, rel.table); err != nil {
+				return fmt.Errorf("destination: truncating %s: %w", rel.table.Qualified(), err)
+			}
+			s.stat(rel.table, lsn).Truncates++
+		}
+		return nil
+	default:
+		return fmt.Errorf("source: unexpected pgoutput message %T", msg)
+	}
+	s.pending++
+	if s.pending >= s.o.BatchSize {
+		return s.spill()
+	}
+	return nil
+}
+
+func (s *stream) rel(id uint32) (*relation, error) {
+	rel, ok := s.relations[id]
+	if !ok {
+		return nil, fmt.Errorf("source: change for relation %d arrived before its Relation message", id)
+	}
+	if !rel.ensured {
+		if err := s.openTx(); err != nil {
+			return nil, err
+		}
+		stale, err := s.tx.EnsureTable(s.ctx, rel.table)
+		if err != nil {
+			return nil, fmt.Errorf("destination: %s: %w", rel.table.Qualified(), err)
+		}
+		rel.ensured = true
+		s.ensured[rel.table] = true
+		if len(stale) > 0 {
+			s.backfill(rel.table, stale)
+		}
+	}
+	return rel, nil
+}
+
+// relation handles a Relation message: the first sight of a table in this
+// stream, or its new shape after a schema change.
+func (s *stream) relation(m *pglogrepl.RelationMessage) error {
+	catalog, err := relationColumns(s.ctx, s.conn, m.RelationID)
+	if err != nil {
+		return err
+	}
+	// The current primary key is the merge key when the stream still has
+	// all its columns; otherwise the replica identity the stream marks.
+	useCatalog := false
+	for name, c := range catalog {
+		if !c.Key {
+			continue
+		}
+		useCatalog = true
+		found := false
+		for _, mc := range m.Columns {
+			found = found || mc.Name == name
+		}
+		if !found {
+			useCatalog = false
+			break
+		}
+	}
+	cols := make([]Column, len(m.Columns))
+	for i, c := range m.Columns {
+		ti, err := s.resolveType(c.DataType, c.TypeModifier)
+		if err != nil {
+			return err
+		}
+		cc, known := catalog[c.Name]
+		key := c.Flags&1 == 1
+		if useCatalog {
+			key = cc.Key
+		}
+		cols[i] = Column{Name: c.Name, TypeOID: ti.OID, TypeMod: ti.TypeMod, TypeName: ti.Name, Key: key, ElemOID: ti.ElemOID}
+		if known {
+			cols[i].Num, cols[i].Missing, cols[i].HasDefault = cc.Num, cc.Missing, cc.HasDefault
+		}
+		if ti.ElemOID != 0 {
+			cols[i].Dims = max(cc.Dims, 1)
+		}
+	}
+	shaped := s.o.TableOptions.shape(m.Namespace, m.RelationName, cols)
+	t := s.r.destTable(m.Namespace, m.RelationName, shaped, s.dataset, s.pub)
+	rel := &relation{msg: m, table: t, cols: make([]int, len(m.Columns))}
+	for i, c := range m.Columns {
+		rel.cols[i] = t.ColumnIndex(c.Name)
+	}
+	if prev := s.tableFor(t); prev != nil && prev.sameShape(t) {
+		rel.table = prev
+		rel.ensured = s.ensured[prev]
+		s.relations[m.RelationID] = rel
+		return nil
+	}
+	// The shape changed: changes held for the old shape go out first, in
+	// stream order. The destination table itself is created or altered at
+	// the relation's first change, because pgoutput also describes
+	// relations it never sends changes for (a partition published through
+	// its root).
+	if prev := s.tableFor(t); prev != nil {
+		if b, ok := s.batches[prev]; ok {
+			if err := s.openTx(); err != nil {
+				return err
+			}
+			if err := s.apply(prev, b); err != nil {
+				return err
+			}
+		}
+	}
+	s.relations[m.RelationID] = rel
+	return nil
+}
+
+// resolveType caches type lookups: a stream names the same types over and
+// over in its Relation messages.
+func (s *stream) resolveType(oid uint32, typmod int32) (typeInfo, error) {
+	key := [2]int64{int64(oid), int64(typmod)}
+	if ti, ok := s.typeCache[key]; ok {
+		return ti, nil
+	}
+	ti, err := resolveType(s.ctx, s.conn, oid, typmod)
+	if err != nil {
+		return ti, err
+	}
+	if s.typeCache == nil {
+		s.typeCache = map[[2]int64]typeInfo{}
+	}
+	s.typeCache[key] = ti
+	return ti, nil
+}
+
+// tableFor finds the table the stream already knows under t's destination name.
+func (s *stream) tableFor(t *Table) *Table {
+	for _, rel := range s.relations {
+		if rel.table.Schema == t.Schema && rel.table.Name == t.Name {
+			return rel.table
+		}
+	}
+	return nil
+}
+
+// row converts a pgoutput tuple to a destination row.
+func (rel *relation) row(td *pglogrepl.TupleData) Row {
+	n := len(rel.table.Columns)
+	r := Row{Values: make([][]byte, n)}
+	if td == nil {
+		return r
+	}
+	for i, c := range td.Columns {
+		if i >= len(rel.cols) || rel.cols[i] < 0 {
+			continue
+		}
+		j := rel.cols[i]
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeText, pglogrepl.TupleDataTypeBinary:
+			v := c.Data
+			if v == nil {
+				v = []byte{}
+			}
+			r.Values[j] = v
+		case pglogrepl.TupleDataTypeToast:
+			if r.Unchanged == nil {
+				r.Unchanged = make([]bool, n)
+			}
+			r.Unchanged[j] = true
+		}
+	}
+	return r
+}
+
+func (s *stream) batch(t *Table) *Batch {
+	b, ok := s.batches[t]
+	if !ok {
+		b = NewBatch(t)
+		s.batches[t] = b
+		s.order = append(s.order, t)
+	}
+	return b
+}
+
+func (s *stream) stat(t *Table, lsn uint64) *TableStats {
+	st, ok := s.stats[t.Qualified()]
+	if !ok {
+		st = &TableStats{Table: t.Qualified(), StartLSN: lsn}
+		s.stats[t.Qualified()] = st
+	}
+	if lsn > st.EndLSN {
+		st.EndLSN = lsn
+	}
+	if lsn < st.StartLSN {
+		st.StartLSN = lsn
+	}
+	return st
+}
+
+func (s *stream) count(b *Batch) {
+	if b.Len() == 0 {
+		return
+	}
+	st := s.stat(b.Table, b.MinLSN)
+	s.stat(b.Table, b.MaxLSN)
+	st.Inserts += b.Inserts
+	st.Updates += b.Updates
+	st.Deletes += b.Deletes
+}
+
+func (s *stream) openTx() error {
+	if s.tx != nil {
+		return nil
+	}
+	tx, err := s.r.dest.Begin(s.ctx)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	s.tx = tx
+	return nil
+}
+
+func (s *stream) apply(t *Table, b *Batch) error {
+	if err := s.tx.Apply(s.ctx, t, b); err != nil {
+		return fmt.Errorf("destination: applying changes to %s: %w", t.Qualified(), err)
+	}
+	s.count(b)
+	s.pending -= b.Len()
+	s.uncommited += b.Len()
+	s.applied += int64(b.Len())
+	delete(s.batches, t)
+	return nil
+}
+
+// spill writes every held batch into the open destination transaction, so
+// memory stays bounded inside a large source transaction. Nothing is
+// committed until a source transaction ends.
+func (s *stream) spill() error {
+	if err := s.openTx(); err != nil {
+		return err
+	}
+	for _, t := range s.order {
+		if b, ok := s.batches[t]; ok {
+			if err := s.apply(t, b); err != nil {
+				return err
+			}
+		}
+	}
+	s.order = s.order[:0]
+	if s.o.Progress != nil && time.Since(s.lastNote) > time.Second {
+		s.lastNote = time.Now()
+		s.o.Progress(fmt.Sprintf("replicate %s: %d changes applied", s.o.Slot, s.applied))
+	}
+	return nil
+}
+
+// commit makes everything applied so far durable together with lsn, then
+// lets the slot move up to it.
+func (s *stream) commit(lsn uint64) error {
+	if err := s.spill(); err != nil {
+		return err
+	}
+	st := s.state
+	st.LSN = lsn
+	st.Publication = s.o.Publication
+	st.LastReplicat = time.Now().UTC()
+	if err := s.tx.SaveState(s.ctx, st); err != nil {
+		return fmt.Errorf("destination: saving state: %w", err)
+	}
+	if err := s.tx.Commit(s.ctx); err != nil {
+		s.tx = nil
+		return fmt.Errorf("destination: commit: %w", err)
+	}
+	s.tx = nil
+	s.state = st
+	s.committed = lsn
+	s.uncommited = 0
+	return nil
+}
+
+// finish commits the last batch at the end position and confirms the slot.
+func (s *stream) finish() error {
+	final := s.end
+	if s.lastCommit > final {
+		final = s.lastCommit
+	}
+	if final < s.committed {
+		final = s.committed
+	}
+	if err := s.commit(final); err != nil {
+		return err
+	}
+	if s.o.Progress != nil && s.applied > 0 {
+		s.o.Progress(fmt.Sprintf("replicate %s: %d changes applied, at %s", s.o.Slot, s.applied, FormatLSN(final)))
+	}
+	if !s.o.FlushSlot {
+		return nil
+	}
+	// Wait until the source has taken the confirmation, so that a caller
+	// who sees replicate() return also sees the slot moved and its WAL free.
+	deadline, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	for {
+		if err := s.sendStatus(true); err != nil {
+			return err
+		}
+		if err := s.awaitKeepalive(deadline); err != nil {
+			return err
+		}
+		var confirmed *string
+		if err := s.conn.QueryRow(deadline, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+			s.o.Slot).Scan(&confirmed); err != nil {
+			return sourceError("confirming the slot", err)
+		}
+		if confirmed != nil {
+			if lsn, err := parseLSN(*confirmed); err == nil && lsn >= final {
+				return nil
+			}
+		}
+	}
+}
+
+// awaitKeepalive reads the stream until the source sends a keepalive.
+func (s *stream) awaitKeepalive(ctx context.Context) error {
+	for {
+		msg, err := s.repl.ReceiveMessage(ctx)
+		if err != nil {
+			return sourceError("confirming the slot", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if len(m.Data) > 0 && m.Data[0] == pglogrepl.PrimaryKeepaliveMessageByteID {
+				return nil
+			}
+		case *pgproto3.ErrorResponse:
+			return sourceError("confirming the slot", pgconn.ErrorResponseToPgError(m))
+		}
+	}
+}
+
+// sendStatus reports the committed position (or, without flush_slot, the
+// slot's original one) and optionally asks for a keepalive in reply.
+func (s *stream) sendStatus(reply bool) error {
+	pos := s.confirmed
+	if s.o.FlushSlot && s.committed > pos {
+		pos = s.committed
+	}
+	s.confirmed = pos
+	err := pglogrepl.SendStandbyStatusUpdate(s.ctx, s.repl, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: pglogrepl.LSN(pos), WALFlushPosition: pglogrepl.LSN(pos), WALApplyPosition: pglogrepl.LSN(pos),
+		ReplyRequested: reply})
+	return sourceError("sending status", err)
+}
+
+func (s *stream) results() []TableStats {
+	out := make([]TableStats, 0, len(s.stats))
+	for _, st := range s.stats {
+		out = append(out, *st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Table < out[j].Table })
+	return out
+}
+
+// walEnd is the fixed end of a replicate() call: the WAL position after
+// every transaction that committed before the call started.
+//
+// It is the insert position, not pg_current_wal_lsn(): that is the write
+// position, and with synchronous_commit = off a commit that has already
+// returned to its client can sit in WAL buffers beyond it. Decoding waits for
+// the flush, which the WAL writer does within wal_writer_delay.
+//
+// When the last record ends exactly at a page boundary, the insert position
+// points past the next page's header, where no record can end; the decoder
+// reports the boundary itself. So a position within a page header is moved
+// back to its page start, which is exactly where the last record ended.
+func walEnd(ctx context.Context, conn *pgx.Conn) (uint64, error) {
+	var text string
+	var block int64
+	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')::int8").Scan(&text, &block); err != nil {
+		return 0, sourceError("reading WAL position", err)
+	}
+	end, err := parseLSN(text)
+	if err != nil {
+		return 0, err
+	}
+	const longPageHeader = 40 // SizeOfXLogLongPHD, the larger of the two page headers
+	if off := end % uint64(block); block > 0 && off > 0 && off <= longPageHeader {
+		end -= off
+	}
+	return end, nil
+}
+
+// backfill copies columns the source rewrote without WAL (ALTER COLUMN TYPE,
+// ADD COLUMN with a volatile default) from the source table as it is now.
+// Later changes in the stream still apply on top, so the replica is exact
+// again once the call has reached its end; rows changed after that end show
+// their newer value in these columns until the next call. A failure is
+// reported, not fatal: the stream must not stall on a table that has since
+// changed again.
+func (s *stream) backfill(t *Table, stale []string) {
+	keys := t.KeyIndexes()
+	var cols []int
+	for _, name := range stale {
+		if i := t.ColumnIndex(name); i >= 0 {
+			cols = append(cols, i)
+		}
+	}
+	warn := func(err error) {
+		msg := fmt.Sprintf("columns %v of %s were rewritten by the source and could not be backfilled: %v", stale, t.QualifiedSource(), err)
+		s.r.log.Warn().Msg(msg)
+		if s.o.Progress != nil {
+			s.o.Progress("WARNING: " + msg)
+		}
+	}
+	if len(keys) == 0 || t.AppendOnly || len(cols) == 0 {
+		warn(fmt.Errorf("the table has no key to match rows by"))
+		return
+	}
+	view := &Table{SourceSchema: t.SourceSchema, SourceName: t.SourceName, Schema: t.Schema, Name: t.Name}
+	for _, i := range append(append([]int{}, keys...), cols...) {
+		view.Columns = append(view.Columns, t.Columns[i])
+	}
+	flush := func(rows []Row) error { return s.tx.Backfill(s.ctx, t, cols, rows) }
+	if _, err := copyRows(s.ctx, s.conn, view, 'p', flush); err != nil {
+		warn(err)
+		return
+	}
+	s.r.notify(s.o.Progress, fmt.Sprintf("backfilled %v of %s from the source after a rewrite", stale, t.QualifiedSource()))
+}

@@ -1,0 +1,150 @@
+package replicator
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Column is one source column as the destination should store it.
+type Column struct {
+	Name    string
+	TypeOID uint32 // source type OID (a domain is resolved to its base type)
+	TypeMod int32
+	// TypeName is the source type as format_type prints it, e.g.
+	// "numeric(12,2)" or "text[]"; informative, used in errors and docs.
+	TypeName string
+	// ElemOID is the element type of an array column (a domain resolved to
+	// its base type), zero otherwise; Dims is its declared dimensions.
+	ElemOID uint32
+	Dims    int
+	// Num is the source attnum, which survives a rename; 0 when unknown.
+	Num int
+	// Missing is the value, in source text form, that rows existing before
+	// the column was added hold without any WAL saying so (ADD COLUMN with
+	// a constant default); nil when there is none.
+	Missing *string
+	// HasDefault says the column has a default (or is generated): added to
+	// a table with rows, it rewrote the table unless Missing is set.
+	HasDefault bool
+	// Key marks the columns the destination merges on.
+	Key bool
+	// Hint is the user's per-column type override ("columns" argument), nil
+	// when none.
+	Hint *TypeHint
+}
+
+// TypeHint is a dlt-style column hint: {"data_type": "double"}, with
+// precision and scale for decimals.
+type TypeHint struct {
+	DataType  string
+	Precision int
+	Scale     int
+}
+
+// HintTypes are the data types a column hint may name (dlt's names).
+var HintTypes = []string{"text", "double", "bool", "timestamp", "bigint", "binary", "json", "complex", "decimal", "wei", "date", "time"}
+
+// Validate checks the hint names a known type and sane precision.
+func (h TypeHint) Validate() error {
+	if !contains(HintTypes, h.DataType) {
+		return Errorf(CodeInvalidParameter, "columns: unknown data_type %q (expected one of %s)", h.DataType, strings.Join(HintTypes, ", "))
+	}
+	if h.Precision < 0 || h.Precision > 38 || h.Scale < 0 || h.Scale > h.Precision && h.Precision > 0 {
+		return Errorf(CodeInvalidParameter, "columns: invalid precision %d / scale %d (precision 1 to 38, scale 0 to precision)", h.Precision, h.Scale)
+	}
+	return nil
+}
+
+// Table is a destination table and the source table it mirrors.
+type Table struct {
+	SourceSchema string
+	SourceName   string
+	// Schema and Name are where the rows land in the destination.
+	Schema  string
+	Name    string
+	Columns []Column
+	// AppendOnly tables get every change appended instead of merged: the
+	// publication publishes inserts only, so no row is ever replaced.
+	AppendOnly bool
+	// HasDeletedTS adds the _pg_deleted_ts column (deletes are published).
+	HasDeletedTS bool
+}
+
+// Metadata columns every replicated table carries.
+const (
+	LSNColumn       = "_pg_lsn"
+	DeletedTSColumn = "_pg_deleted_ts"
+)
+
+// QualifiedSource is schema.table of the source, unquoted, for messages.
+func (t *Table) QualifiedSource() string { return t.SourceSchema + "." + t.SourceName }
+
+// Qualified is schema.table of the destination, unquoted, for messages.
+func (t *Table) Qualified() string { return t.Schema + "." + t.Name }
+
+// KeyIndexes returns the positions of the key columns.
+func (t *Table) KeyIndexes() []int {
+	var ks []int
+	for i, c := range t.Columns {
+		if c.Key {
+			ks = append(ks, i)
+		}
+	}
+	return ks
+}
+
+// ColumnIndex returns the position of the named column, or -1.
+func (t *Table) ColumnIndex(name string) int {
+	for i, c := range t.Columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// sameShape reports whether two descriptions have the same columns, types
+// and keys, so a repeated Relation message needs no destination change.
+func (t *Table) sameShape(o *Table) bool {
+	if len(t.Columns) != len(o.Columns) || t.AppendOnly != o.AppendOnly || t.HasDeletedTS != o.HasDeletedTS {
+		return false
+	}
+	for i := range t.Columns {
+		a, b := t.Columns[i], o.Columns[i]
+		if a.Name != b.Name || a.TypeOID != b.TypeOID || a.TypeMod != b.TypeMod || a.Key != b.Key ||
+			a.ElemOID != b.ElemOID || a.Dims != b.Dims || (a.Hint == nil) != (b.Hint == nil) || a.Hint != nil && *a.Hint != *b.Hint {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *Table) String() string {
+	var cols []string
+	for _, c := range t.Columns {
+		s := c.Name + " " + c.TypeName
+		if c.Key {
+			s += " key"
+		}
+		cols = append(cols, s)
+	}
+	return fmt.Sprintf("%s -> %s (%s)", t.QualifiedSource(), t.Qualified(), strings.Join(cols, ", "))
+}
+
+// Row is one row of a table in the source's text output format. A nil
+// value is NULL. Unchanged marks TOASTed values the source did not send
+// because the update left them untouched: the destination keeps what it has.
+type Row struct {
+	Values    [][]byte
+	Unchanged []bool // nil when every value is present
+}
+
+// HasUnchanged reports whether any value must be kept from the destination.
+func (r *Row) HasUnchanged() bool {
+	for _, u := range r.Unchanged {
+		if u {
+			return true
+		}
+	}
+	return false
+}
