@@ -77,14 +77,17 @@ CREATE FUNCTION pgcdc.replicate(
 
 COMMENT ON FUNCTION pgcdc.replicate IS
 'Applies the changes waiting in slot `slot_name` to the destination and
-returns when it has caught up to the WAL position read when the call started
-(`pg_current_wal_lsn()`); changes made during the call wait for the next call.
-An idle slot still advances, so the source can release WAL.
+returns when it has caught up to the source''s WAL position read when the call
+started (the insert position, so that commits made with
+`synchronous_commit = off` are included); changes made during the call wait
+for the next call. An idle slot still advances, so the source can release WAL.
 
-Changes are merged on each table''s replica-identity key. Every batch is
-committed together with the LSN it reaches, so a call that fails or is
-cancelled loses nothing and applies nothing twice: the next call resumes
-after the last committed batch. Progress is reported as NOTICEs.
+Changes are merged on each table''s primary key (or its replica identity
+index; REPLICA IDENTITY FULL without a primary key matches on all columns).
+Batches are committed at source transaction boundaries together with the LSN
+they reach, so a call that fails or is cancelled loses nothing and applies
+nothing twice: the next call resumes after the last committed batch. Progress
+is reported as NOTICEs.
 
 - `include_columns`, `columns`: as for `init_replication`.
 - `target_batch_size`: changes per destination batch; bounds memory.
@@ -111,8 +114,10 @@ CREATE FUNCTION pgcdc.replication_status(
 ) LANGUAGE internal AS 'replication_status';
 
 COMMENT ON FUNCTION pgcdc.replication_status IS
-'Reports the replication set up by `init_replication`: one row per slot, or only
-`slot_name` when given.
+'Reports the source''s pgoutput replication slots in the source database: one
+row per slot, or only `slot_name` when given. `publication`, `tables` and
+`last_replicated_at` come from the destination''s state for slots that
+`init_replication` set up, and are NULL for others.
 
 `lag_bytes` is the WAL the source retains for the slot (`current_lsn` minus
 `confirmed_lsn`), and `wal_status` is the source''s view of that WAL

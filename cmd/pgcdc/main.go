@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"github.com/pgcdc/pgcdc/sql"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -37,6 +39,14 @@ func run(ctx context.Context, args []string) error {
 	case "version":
 		fmt.Println("pgcdc", Version)
 		return nil
+	case "docs":
+		// docs/functions.md is this output; a test keeps the two equal.
+		c, err := sql.LoadCatalog()
+		if err != nil {
+			return err
+		}
+		fmt.Print(c.Docs())
+		return nil
 	case "", "help", "-h", "-help", "--help":
 		usage()
 		if cmd == "" {
@@ -56,6 +66,7 @@ and serves it over the Postgres wire protocol.
 Usage:
   pgcdc serve [flags]    run the server (see 'pgcdc serve --help' for every flag)
   pgcdc version          print the version
+  pgcdc docs             print the function reference (docs/functions.md)
 
 Connect with any Postgres client, e.g. psql -h 127.0.0.1 -p 6543, and run
   SELECT * FROM init_replication('slot', 'pub', schema_name => 'public');
