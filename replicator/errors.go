@@ -3,6 +3,8 @@ package replicator
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -18,6 +20,7 @@ const (
 	CodeObjectInUse       = "55006"
 	CodePrerequisite      = "55000" // object_not_in_prerequisite_state
 	CodeConnectionFailure = "08001"
+	CodeConnectionLost    = "08006" // connection_failure
 	CodeInvalidName       = "42602"
 	CodeFeatureNotSupp    = "0A000"
 	CodeDataException     = "22000"
@@ -52,6 +55,13 @@ func sourceError(what string, err error) error {
 	if errors.As(err, &ce) {
 		return &pgconn.PgError{Severity: "ERROR", Code: CodeConnectionFailure,
 			Message: "source: " + what + ": " + ce.Error()}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		// The source went away mid-call; nothing past the last committed
+		// batch was confirmed, so the next call resumes there.
+		return &pgconn.PgError{Severity: "ERROR", Code: CodeConnectionLost,
+			Message: "source: " + what + ": connection lost: " + err.Error()}
 	}
 	return fmt.Errorf("source: %s: %w", what, err)
 }

@@ -212,3 +212,6 @@ func (b *safeBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// PID is the server's process id.
+func (s *Server) PID() int { return s.cmd.Process.Pid }

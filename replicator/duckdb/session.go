@@ -158,6 +158,13 @@ func (s *session) fail(err error) error {
 	return err
 }
 
+// Abort marks an open transaction block as failed, as Postgres does when
+// any statement in it fails. The router calls it for errors that never
+// reached DuckDB: a failed replicate() call, a parameter that did not decode.
+func (s *session) Abort() {
+	s.fail(nil)
+}
+
 func (p *prepared) ParamOIDs() []uint32        { return p.params }
 func (p *prepared) Fields() []replicator.Field { return p.fields }
 func (p *prepared) Close() error               { return nil }
