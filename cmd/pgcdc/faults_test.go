@@ -58,8 +58,8 @@ func workload(ctx context.Context, t *testing.T, dsn string, seed int64, stop <-
 			var q string
 			var args []any
 			switch rng.Intn(8) {
-		case 7:
-			q, args = `INSERT INTO audit (account, note) VALUES ($1, 'a')`, []any{id}
+			case 7:
+				q, args = `INSERT INTO audit (account, note) VALUES ($1, 'a')`, []any{id}
 			case 0:
 				q, args = `INSERT INTO accounts VALUES ($1, $2, 'ins') ON CONFLICT (id) DO UPDATE SET balance = excluded.balance`, []any{id, rng.Intn(100000)}
 			case 1:
@@ -220,7 +220,10 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	// The source restarts in the middle of a stream.
 	conn := srv.Connect(ctx, t)
 	done := make(chan error, 1)
-	go func() { _, err := conn.Exec(ctx, "SELECT * FROM replicate('f', 'f_pub', target_batch_size => 5)"); done <- err }()
+	go func() {
+		_, err := conn.Exec(ctx, "SELECT * FROM replicate('f', 'f_pub', target_batch_size => 5)")
+		done <- err
+	}()
 	time.Sleep(150 * time.Millisecond)
 	if err := source.Restart(ctx, true); err != nil {
 		t.Fatal(err)
