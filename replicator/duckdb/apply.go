@@ -24,13 +24,15 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 	}
 	keys := tbl.KeyIndexes()
 	convs := converters(tbl)
-	stage, err := t.stageRows(ctx, tbl, len(b.Changes), unchanged, func(app func(...driver.Value) error) error {
+	soft := false
+	stage, release, err := t.stageRows(tbl, len(b.Changes), unchanged, func(app func(...driver.Value) error) error {
 		for _, c := range b.Changes {
 			vals := make([]driver.Value, 0, len(c.Row.Values)+len(keys)+4)
 			var ts driver.Value
 			if c.Kind == replicator.SoftDelete || c.Deleted {
 				ts = c.CommitTime
 			}
+			soft = soft || c.Kind == replicator.SoftDelete
 			vals = append(vals, string(c.Kind), int64(c.LSN), ts, unchangedMask(c.Row.Unchanged))
 			if unchanged {
 				for j, k := range keys {
@@ -61,7 +63,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 	if err != nil {
 		return err
 	}
-	defer t.exec(context.Background(), "DROP TABLE IF EXISTS "+stage)
+	defer release()
 	target := ident(tbl.Schema, tbl.Name)
 	if tbl.AppendOnly || len(keys) == 0 {
 		return t.exec(ctx, insertFromStage(tbl, stage, "WHERE _op <> 'D'"))
@@ -69,7 +71,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 
 	t.modified[target] = true
 	// The typed version of the batch, one row per key.
-	typed := stage + "_typed"
+	var typed string
 	var exprs []string
 	exprs = append(exprs, "_pgcdc_s._op")
 	for i, c := range tbl.Columns {
@@ -91,11 +93,17 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 		}
 		from += fmt.Sprintf(" LEFT JOIN %s AS _pgcdc_o ON _pgcdc_s._u IS NOT NULL AND %s", target, strings.Join(on, " AND "))
 	}
-	short := strings.TrimPrefix(typed, "temp.main.")
-	if err := t.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS SELECT %s FROM %s", short, strings.Join(exprs, ", "), from)); err != nil {
-		return err
+	typed = "(SELECT " + strings.Join(exprs, ", ") + " FROM " + from + ")"
+	if unchanged {
+		// Unchanged values must be read before the old rows are deleted.
+		t.stage++
+		name := fmt.Sprintf("_pgcdc_typed_%d", t.stage)
+		if err := t.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s AS %s", name, typed[1:len(typed)-1])); err != nil {
+			return err
+		}
+		defer t.exec(context.Background(), "DROP TABLE IF EXISTS temp.main."+name)
+		typed = "temp.main." + name
 	}
-	defer t.exec(context.Background(), "DROP TABLE IF EXISTS "+typed)
 
 	var match []string
 	for _, k := range keys {
@@ -103,7 +111,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 		match = append(match, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM _pgcdc_m.%s", target, n, n))
 	}
 	on := strings.Join(match, " AND ")
-	if tbl.HasDeletedTS {
+	if tbl.HasDeletedTS && soft {
 		if err := t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_m.%s, %s = _pgcdc_m.%s FROM %s AS _pgcdc_m WHERE _pgcdc_m._op = 'S' AND %s",
 			target, ident(replicator.DeletedTSColumn), ident(replicator.DeletedTSColumn),
 			ident(replicator.LSNColumn), ident(replicator.LSNColumn), typed, on)); err != nil {
@@ -122,7 +130,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 		cols = append(cols, ident(replicator.DeletedTSColumn))
 	}
 	list := strings.Join(cols, ", ")
-	return t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE _op = 'U'", target, list, list, typed))
+	return t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS _pgcdc_m WHERE _pgcdc_m._op = 'U'", target, list, list, typed))
 }
 
 func unchangedMask(u []bool) driver.Value {
@@ -154,39 +162,25 @@ func (t *tx) Backfill(ctx context.Context, tbl *replicator.Table, cols []int, ro
 	keys := tbl.KeyIndexes()
 	order := append(append([]int{}, keys...), cols...)
 	convs := converters(tbl)
-	t.stage++
-	name := fmt.Sprintf("_pgcdc_backfill_%d", t.stage)
-	defs := make([]string, len(order))
+	specs := make([]colSpec, len(order))
 	for i := range order {
-		defs[i] = fmt.Sprintf("v%d VARCHAR", i)
+		specs[i] = colSpec{fmt.Sprintf("v%d", i), duckdb.TYPE_VARCHAR}
 	}
-	if err := t.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s)", name, strings.Join(defs, ", "))); err != nil {
+	infos, err := columnInfos(specs...)
+	if err != nil {
 		return err
 	}
-	defer t.exec(context.Background(), "DROP TABLE IF EXISTS temp.main."+name)
-	err := t.conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "main", name)
-		if err != nil {
-			return err
-		}
-		for _, r := range rows {
-			vals := make([]driver.Value, len(order))
-			for i, col := range order {
-				if vals[i], err = convs.text(tbl, col, r.Values[i]); err != nil {
-					a.Close()
-					return err
-				}
-			}
-			if err := a.AppendRow(vals...); err != nil {
-				a.Close()
+	vals := make([][]driver.Value, len(rows))
+	for r, row := range rows {
+		vals[r] = make([]driver.Value, len(order))
+		for i, col := range order {
+			if vals[r][i], err = convs.text(tbl, col, row.Values[i]); err != nil {
 				return err
 			}
 		}
-		return a.Close()
-	})
-	if err != nil {
-		return fmt.Errorf("duckdb: staging backfill of %s: %w", tbl.Qualified(), err)
 	}
+	src, release := stage(infos, vals)
+	defer release()
 	target := ident(tbl.Schema, tbl.Name)
 	var set, on []string
 	for i, col := range order {
@@ -199,6 +193,6 @@ func (t *tx) Backfill(ctx context.Context, tbl *replicator.Table, cols []int, ro
 		}
 	}
 	t.modified[target] = true
-	return t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s FROM temp.main.%s AS _pgcdc_b WHERE %s",
-		target, strings.Join(set, ", "), name, strings.Join(on, " AND ")))
+	return t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s FROM %s AS _pgcdc_b WHERE %s",
+		target, strings.Join(set, ", "), src, strings.Join(on, " AND ")))
 }

@@ -40,6 +40,10 @@ func Open(ctx context.Context, path string) (*Destination, error) {
 		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
 	}
 	d := &Destination{db: db, path: path}
+	if err := registerStage(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
+	}
 	if _, err := db.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS public;
 		CREATE SCHEMA IF NOT EXISTS `+ident(stateSchema)+`;
 		CREATE TABLE IF NOT EXISTS `+ident(stateSchema, "state")+` (
@@ -451,7 +455,7 @@ func (t *tx) columns(ctx context.Context, schema, name string) (map[string]destC
 // Load appends snapshot rows.
 func (t *tx) Load(ctx context.Context, tbl *replicator.Table, rows []replicator.Row, lsn uint64) error {
 	convs := converters(tbl)
-	stage, err := t.stageRows(ctx, tbl, len(rows), false, func(app func(...driver.Value) error) error {
+	stage, release, err := t.stageRows(tbl, len(rows), false, func(app func(...driver.Value) error) error {
 		for _, r := range rows {
 			vals := make([]driver.Value, 0, len(r.Values)+4)
 			vals = append(vals, "A", int64(lsn), nil, nil)
@@ -471,7 +475,7 @@ func (t *tx) Load(ctx context.Context, tbl *replicator.Table, rows []replicator.
 	if err != nil {
 		return err
 	}
-	defer t.exec(context.Background(), "DROP TABLE IF EXISTS "+stage)
+	defer release()
 	return t.exec(ctx, insertFromStage(tbl, stage, ""))
 }
 
@@ -501,39 +505,34 @@ func (cs columnConverters) text(tbl *replicator.Table, i int, v []byte) (driver.
 	return string(v), nil
 }
 
-// stageRows creates a temporary table of text columns for tbl and fills it
-// through the Appender. Its columns are _op, _lsn, _ts, _u (which values
-// are unchanged TOAST), the lookup key when asked, then the data columns.
-func (t *tx) stageRows(ctx context.Context, tbl *replicator.Table, n int, lookup bool, fill func(func(...driver.Value) error) error) (string, error) {
-	t.stage++
-	name := fmt.Sprintf("_pgcdc_stage_%d", t.stage)
-	defs := []string{"_op VARCHAR", "_lsn BIGINT", "_ts TIMESTAMPTZ", "_u VARCHAR"}
+// stageRows collects a batch for the pgcdc_stage table function and returns
+// the table expression that reads it. Its columns are _op, _lsn, _ts, _u
+// (which values are unchanged TOAST), the lookup key when asked, then the
+// data columns as text.
+func (t *tx) stageRows(tbl *replicator.Table, n int, lookup bool, fill func(func(...driver.Value) error) error) (string, func(), error) {
+	specs := []colSpec{{"_op", duckdb.TYPE_VARCHAR}, {"_lsn", duckdb.TYPE_BIGINT}, {"_ts", duckdb.TYPE_TIMESTAMP_TZ}, {"_u", duckdb.TYPE_VARCHAR}}
 	if lookup {
 		for i := range tbl.KeyIndexes() {
-			defs = append(defs, fmt.Sprintf("_l%d VARCHAR", i))
+			specs = append(specs, colSpec{fmt.Sprintf("_l%d", i), duckdb.TYPE_VARCHAR})
 		}
 	}
 	for i := range tbl.Columns {
-		defs = append(defs, fmt.Sprintf("c%d VARCHAR", i))
+		specs = append(specs, colSpec{fmt.Sprintf("c%d", i), duckdb.TYPE_VARCHAR})
 	}
-	if err := t.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %s (%s)", name, strings.Join(defs, ", "))); err != nil {
-		return "", err
+	cols, err := columnInfos(specs...)
+	if err != nil {
+		return "", nil, err
 	}
-	err := t.conn.Raw(func(dc any) error {
-		a, err := duckdb.NewAppender(dc.(driver.Conn), "temp", "main", name)
-		if err != nil {
-			return err
-		}
-		if err := fill(a.AppendRow); err != nil {
-			a.Close()
-			return err
-		}
-		return a.Close()
+	rows := make([][]driver.Value, 0, n)
+	err = fill(func(vals ...driver.Value) error {
+		rows = append(rows, vals)
+		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("duckdb: staging %d rows for %s: %w", n, tbl.Qualified(), err)
+		return "", nil, fmt.Errorf("duckdb: staging %d rows for %s: %w", n, tbl.Qualified(), err)
 	}
-	return "temp.main." + name, nil
+	expr, release := stage(cols, rows)
+	return expr, release, nil
 }
 
 // insertFromStage is the INSERT that casts staged text rows into tbl.
