@@ -16,8 +16,10 @@ const (
 	// SoftDelete keeps the row and sets _pg_deleted_ts.
 	SoftDelete ChangeKind = 'S'
 	// Append adds the row; used for tables without a merge key or
-	// insert-only publications.
+	// insert-only publications, and Count copies of it for FullRow tables.
 	Append ChangeKind = 'A'
+	// Remove deletes Count rows equal to Row from a FullRow table.
+	Remove ChangeKind = 'R'
 )
 
 // Change is the net effect of one or more source changes on one key.
@@ -30,6 +32,9 @@ type Change struct {
 	// Deleted marks an Upsert whose row was then soft-deleted in the same
 	// batch: it lands with _pg_deleted_ts set to CommitTime.
 	Deleted bool
+	// Count is how many equal rows an Append or Remove on a FullRow table
+	// adds or removes.
+	Count int
 	// Lookup is the key of the destination row that supplies the values the
 	// source left out as unchanged TOAST; nil means Row's own key.
 	Lookup [][]byte
@@ -45,6 +50,8 @@ type Batch struct {
 	keys    []int
 
 	Inserts, Updates, Deletes int64
+	// Soft marks removals from a FullRow table as soft deletes.
+	Soft bool
 	// MinLSN and MaxLSN span the changes in the batch.
 	MinLSN, MaxLSN uint64
 	raw            int
@@ -102,10 +109,32 @@ func (b *Batch) put(key string, c Change) {
 	b.Changes = append(b.Changes, c)
 }
 
+// count adds n to the net number of rows equal to r (FullRow tables).
+func (b *Batch) count(r Row, n int, lsn uint64, commit time.Time) {
+	key := b.keyOf(r)
+	i, ok := b.index[key]
+	if !ok {
+		i = len(b.Changes)
+		b.index[key] = i
+		b.Changes = append(b.Changes, Change{Row: r})
+	}
+	c := &b.Changes[i]
+	c.Count += n
+	c.LSN, c.CommitTime = lsn, commit
+	c.Kind = Append
+	if c.Count < 0 {
+		c.Kind = Remove
+	}
+}
+
 // Insert adds an inserted row.
 func (b *Batch) Insert(r Row, lsn uint64, commit time.Time) {
 	b.note(lsn)
 	b.Inserts++
+	if b.Table.FullRow && !b.Table.AppendOnly {
+		b.count(r, 1, lsn, commit)
+		return
+	}
 	if !b.merges() {
 		b.Changes = append(b.Changes, Change{Kind: Append, Row: r, LSN: lsn, CommitTime: commit})
 		return
@@ -120,6 +149,19 @@ func (b *Batch) Update(old *Row, r Row, lsn uint64, commit time.Time) {
 	b.Updates++
 	if !b.merges() {
 		b.Changes = append(b.Changes, Change{Kind: Append, Row: r, LSN: lsn, CommitTime: commit})
+		return
+	}
+	if b.Table.FullRow && old != nil {
+		// The old row is complete (TOAST values included), so it also
+		// supplies the new row's unchanged values.
+		for j, u := range r.Unchanged {
+			if u {
+				r.Values[j], r.Unchanged[j] = old.Values[j], false
+			}
+		}
+		r.Unchanged = nil
+		b.count(*old, -1, lsn, commit)
+		b.count(r, 1, lsn, commit)
 		return
 	}
 	newKey := b.keyOf(r)
@@ -172,6 +214,11 @@ func (b *Batch) Delete(old Row, lsn uint64, commit time.Time, soft bool) {
 	b.Deletes++
 	if !b.merges() {
 		return // nothing identifies the row; the caller refuses such tables
+	}
+	if b.Table.FullRow {
+		b.count(old, -1, lsn, commit)
+		b.Soft = soft
+		return
 	}
 	key := b.keyOf(old)
 	if !soft {

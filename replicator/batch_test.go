@@ -122,3 +122,25 @@ func TestBatchAppendOnly(t *testing.T) {
 		t.Fatalf("append-only tables keep every row: %+v", b.Changes)
 	}
 }
+
+func TestBatchFullRowCounts(t *testing.T) {
+	tb := &replicator.Table{Schema: "s", Name: "t", FullRow: true, Columns: []replicator.Column{
+		{Name: "a", Key: true}, {Name: "b", Key: true},
+	}}
+	b := replicator.NewBatch(tb)
+	b.Insert(row("1", "x"), 1, time.Time{})
+	b.Insert(row("1", "x"), 2, time.Time{})
+	b.Delete(row("2", "y"), 3, time.Time{}, false)
+	old := row("1", "x")
+	b.Update(&old, row("1", "z"), 4, time.Time{})
+	got := map[string]int{}
+	for _, c := range b.Changes {
+		got[string(c.Row.Values[0])+string(c.Row.Values[1])] = c.Count
+		if (c.Count < 0) != (c.Kind == replicator.Remove) {
+			t.Fatalf("kind %c with count %d", c.Kind, c.Count)
+		}
+	}
+	if got["1x"] != 1 || got["2y"] != -1 || got["1z"] != 1 || len(got) != 3 {
+		t.Fatalf("net counts = %v", got)
+	}
+}

@@ -99,10 +99,11 @@ func (r *Replicator) Init(ctx context.Context, o InitOptions) ([]InitResult, err
 		if !st.hasKey() {
 			if st.Identity == 'f' {
 				// REPLICA IDENTITY FULL sends whole old rows: all columns
-				// together identify a row.
+				// together identify a row, and equal rows are a multiset.
 				for i := range st.Columns {
 					st.Columns[i].Key = true
 				}
+				st.FullRow = true
 			} else if pub.Update || pub.Delete {
 				return nil, &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
 					Message: fmt.Sprintf("table %s.%s has no primary key or replica identity, so its updates and deletes cannot be replicated", o.Schema, n),
@@ -163,7 +164,7 @@ func (r *Replicator) Init(ctx context.Context, o InitOptions) ([]InitResult, err
 	}
 	destTables := make([]*Table, len(tables))
 	for i, st := range tables {
-		destTables[i] = r.destTable(st.Schema, st.Name, o.TableOptions.shape(st.Schema, st.Name, st.Columns), dataset, pub)
+		destTables[i] = r.destTable(st.Schema, st.Name, o.TableOptions.shape(st.Schema, st.Name, st.Columns), dataset, pub, st.FullRow)
 	}
 
 	var repl *pgconn.PgConn
@@ -353,9 +354,9 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, o InitOptions, publi
 }
 
 // destTable maps a source table to its destination table.
-func (r *Replicator) destTable(schema, name string, cols []Column, dataset string, pub publication) *Table {
+func (r *Replicator) destTable(schema, name string, cols []Column, dataset string, pub publication, fullRow bool) *Table {
 	t := &Table{SourceSchema: schema, SourceName: name, Schema: schema, Name: name, Columns: cols,
-		HasDeletedTS: pub.Delete}
+		HasDeletedTS: pub.Delete, FullRow: fullRow}
 	if dataset != "" {
 		t.Schema = dataset
 	}

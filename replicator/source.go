@@ -93,6 +93,8 @@ type sourceTable struct {
 	Identity byte
 	// Rows is the planner's estimate, for progress percentages.
 	Rows float64
+	// FullRow: no key, REPLICA IDENTITY FULL; rows are matched on all columns.
+	FullRow bool
 }
 
 // hasKey reports whether the table has a merge key.

@@ -446,7 +446,9 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 		}
 	}
 	shaped := s.o.TableOptions.shape(m.Namespace, m.RelationName, cols)
-	t := s.r.destTable(m.Namespace, m.RelationName, shaped, s.dataset, s.pub)
+	// Without a catalog key, REPLICA IDENTITY FULL marks every column.
+	fullRow := !useCatalog && m.ReplicaIdentity == 'f'
+	t := s.r.destTable(m.Namespace, m.RelationName, shaped, s.dataset, s.pub, fullRow)
 	rel := &relation{msg: m, table: t, cols: make([]int, len(m.Columns))}
 	for i, c := range m.Columns {
 		rel.cols[i] = t.ColumnIndex(c.Name)

@@ -68,6 +68,10 @@ type Table struct {
 	AppendOnly bool
 	// HasDeletedTS adds the _pg_deleted_ts column (deletes are published).
 	HasDeletedTS bool
+	// FullRow tables have no key but REPLICA IDENTITY FULL: a change names
+	// its row by all its values, and equal rows are a multiset, so one
+	// delete removes one of them.
+	FullRow bool
 }
 
 // Metadata columns every replicated table carries.
@@ -106,7 +110,7 @@ func (t *Table) ColumnIndex(name string) int {
 // sameShape reports whether two descriptions have the same columns, types
 // and keys, so a repeated Relation message needs no destination change.
 func (t *Table) sameShape(o *Table) bool {
-	if len(t.Columns) != len(o.Columns) || t.AppendOnly != o.AppendOnly || t.HasDeletedTS != o.HasDeletedTS {
+	if len(t.Columns) != len(o.Columns) || t.AppendOnly != o.AppendOnly || t.HasDeletedTS != o.HasDeletedTS || t.FullRow != o.FullRow {
 		return false
 	}
 	for i := range t.Columns {

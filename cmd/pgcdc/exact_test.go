@@ -69,7 +69,7 @@ func TestKeys(t *testing.T) {
 		CREATE TABLE composite (k1 int, k2 text, v int, PRIMARY KEY (k1, k2));
 		INSERT INTO full_pk VALUES (1, 'a', '{"x": 1}'), (2, 'b', NULL);
 		INSERT INTO by_index VALUES (1, 'x', 'one'), (2, 'y', 'two');
-		INSERT INTO full_nokey VALUES (1, 'p'), (3, 'r'), (2, NULL);
+		INSERT INTO full_nokey VALUES (1, 'p'), (1, 'p'), (1, 'p'), (3, 'r'), (2, NULL);
 		INSERT INTO composite VALUES (1, 'a', 1), (1, 'b', 2);`)
 	mustExec(ctx, t, rep, `SELECT * FROM init_replication('keys', 'keys_pub',
 		table_names => ARRAY['full_pk', 'by_index', 'full_nokey', 'composite'], persist_snapshots => true)`)
@@ -77,7 +77,9 @@ func TestKeys(t *testing.T) {
 		UPDATE full_pk SET v = 'a2', j = '{"x": 2}' WHERE id = 1; UPDATE full_pk SET id = 20 WHERE id = 2; DELETE FROM full_pk WHERE id = 20;
 		INSERT INTO full_pk VALUES (3, 'c', '[]');
 		UPDATE by_index SET v = 'uno' WHERE a = 1; UPDATE by_index SET b = 'z' WHERE a = 2; DELETE FROM by_index WHERE a = 1;
-		UPDATE full_nokey SET b = 'q' WHERE a = 2; DELETE FROM full_nokey WHERE a = 3;
+		UPDATE full_nokey SET b = 'q' WHERE a = 2; DELETE FROM full_nokey WHERE ctid = (SELECT min(ctid) FROM full_nokey WHERE a = 1);
+		DELETE FROM full_nokey WHERE a = 3; INSERT INTO full_nokey VALUES (4, 's'), (4, 's');
+		UPDATE full_nokey SET b = 'pp' WHERE ctid = (SELECT max(ctid) FROM full_nokey WHERE a = 1);
 		UPDATE composite SET k2 = 'c' WHERE k2 = 'b'; UPDATE composite SET v = 10 WHERE k2 = 'a';`)
 	callReplicate(ctx, t, rep, "SELECT * FROM replicate('keys', 'keys_pub')")
 	sameRows(ctx, t, src, rep, "SELECT id, v, j::text FROM full_pk ORDER BY id", "SELECT id, v, CAST(j AS VARCHAR) FROM full_pk ORDER BY id")

@@ -33,7 +33,14 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 				ts = c.CommitTime
 			}
 			soft = soft || c.Kind == replicator.SoftDelete
-			vals = append(vals, string(c.Kind), int64(c.LSN), ts, unchangedMask(c.Row.Unchanged))
+			n := int64(c.Count)
+			if n < 0 {
+				n = -n
+			}
+			if c.Kind == replicator.Remove && b.Soft {
+				ts = c.CommitTime
+			}
+			vals = append(vals, string(c.Kind), int64(c.LSN), ts, unchangedMask(c.Row.Unchanged), n)
 			if unchanged {
 				for j, k := range keys {
 					v := c.Row.Values[k]
@@ -67,6 +74,9 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 	target := ident(tbl.Schema, tbl.Name)
 	if tbl.AppendOnly || len(keys) == 0 {
 		return t.exec(ctx, insertFromStage(tbl, stage, "WHERE _op <> 'D'"))
+	}
+	if tbl.FullRow {
+		return t.applyFullRow(ctx, tbl, stage, b.Soft)
 	}
 
 	t.modified[target] = true
@@ -195,4 +205,42 @@ func (t *tx) Backfill(ctx context.Context, tbl *replicator.Table, cols []int, ro
 	t.modified[target] = true
 	return t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s FROM %s AS _pgcdc_b WHERE %s",
 		target, strings.Join(set, ", "), src, strings.Join(on, " AND ")))
+}
+
+// applyFullRow applies net row counts to a table without a key: Remove
+// deletes (or, soft, marks) that many rows equal to the staged one, Append
+// inserts that many copies. Equal rows are interchangeable, so which ones
+// go does not matter; that exactly n go does.
+func (t *tx) applyFullRow(ctx context.Context, tbl *replicator.Table, stage string, soft bool) error {
+	target := ident(tbl.Schema, tbl.Name)
+	t.modified[target] = true
+	exprs := []string{"row_number() OVER () AS _id", "_op", "_n", "_lsn", "_ts"}
+	var match, cols []string
+	for i, c := range tbl.Columns {
+		n := ident(c.Name)
+		exprs = append(exprs, castExpr(c, fmt.Sprintf("c%d", i))+" AS "+n)
+		match = append(match, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM _pgcdc_m.%s", target, n, n))
+		cols = append(cols, n)
+	}
+	typed := "(SELECT " + strings.Join(exprs, ", ") + " FROM " + stage + ")"
+	live := ""
+	if tbl.HasDeletedTS {
+		live = fmt.Sprintf(" AND %s.%s IS NULL", target, ident(replicator.DeletedTSColumn))
+	}
+	victims := fmt.Sprintf(`SELECT rid, ts, lsn FROM (
+		SELECT %s.rowid AS rid, _pgcdc_m._ts AS ts, _pgcdc_m._lsn AS lsn, _pgcdc_m._n AS n,
+			row_number() OVER (PARTITION BY _pgcdc_m._id ORDER BY %s.rowid) AS rn
+		FROM %s JOIN %s AS _pgcdc_m ON %s%s WHERE _pgcdc_m._op = 'R') WHERE rn <= n`,
+		target, target, target, typed, strings.Join(match, " AND "), live)
+	if soft && tbl.HasDeletedTS {
+		if err := t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_v.ts, %s = _pgcdc_v.lsn FROM (%s) AS _pgcdc_v WHERE %s.rowid = _pgcdc_v.rid",
+			target, ident(replicator.DeletedTSColumn), ident(replicator.LSNColumn), victims, target)); err != nil {
+			return err
+		}
+	} else if err := t.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE rowid IN (SELECT rid FROM (%s))", target, victims)); err != nil {
+		return err
+	}
+	list := strings.Join(cols, ", ")
+	return t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s, %s) SELECT %s, _pgcdc_m._lsn FROM %s AS _pgcdc_m, generate_series(1, _pgcdc_m._n) WHERE _pgcdc_m._op = 'A'",
+		target, list, ident(replicator.LSNColumn), list, typed))
 }

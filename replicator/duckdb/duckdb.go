@@ -458,7 +458,7 @@ func (t *tx) Load(ctx context.Context, tbl *replicator.Table, rows []replicator.
 	stage, release, err := t.stageRows(tbl, len(rows), false, func(app func(...driver.Value) error) error {
 		for _, r := range rows {
 			vals := make([]driver.Value, 0, len(r.Values)+4)
-			vals = append(vals, "A", int64(lsn), nil, nil)
+			vals = append(vals, "A", int64(lsn), nil, nil, int64(1))
 			for i, v := range r.Values {
 				tv, err := convs.text(tbl, i, v)
 				if err != nil {
@@ -507,10 +507,10 @@ func (cs columnConverters) text(tbl *replicator.Table, i int, v []byte) (driver.
 
 // stageRows collects a batch for the pgcdc_stage table function and returns
 // the table expression that reads it. Its columns are _op, _lsn, _ts, _u
-// (which values are unchanged TOAST), the lookup key when asked, then the
-// data columns as text.
+// (which values are unchanged TOAST), _n (how many equal rows), the lookup
+// key when asked, then the data columns as text.
 func (t *tx) stageRows(tbl *replicator.Table, n int, lookup bool, fill func(func(...driver.Value) error) error) (string, func(), error) {
-	specs := []colSpec{{"_op", duckdb.TYPE_VARCHAR}, {"_lsn", duckdb.TYPE_BIGINT}, {"_ts", duckdb.TYPE_TIMESTAMP_TZ}, {"_u", duckdb.TYPE_VARCHAR}}
+	specs := []colSpec{{"_op", duckdb.TYPE_VARCHAR}, {"_lsn", duckdb.TYPE_BIGINT}, {"_ts", duckdb.TYPE_TIMESTAMP_TZ}, {"_u", duckdb.TYPE_VARCHAR}, {"_n", duckdb.TYPE_BIGINT}}
 	if lookup {
 		for i := range tbl.KeyIndexes() {
 			specs = append(specs, colSpec{fmt.Sprintf("_l%d", i), duckdb.TYPE_VARCHAR})
