@@ -145,3 +145,28 @@ func TestTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestUnrepresentableValuesFailLoudly: a value the chosen DuckDB type cannot
+// hold stops the call with an error naming it; nothing is rounded or
+// dropped, and a column hint lets the user choose a type that holds it.
+func TestUnrepresentableValuesFailLoudly(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	dsn, src := newSourceDB(ctx, t)
+	mustExec(ctx, t, src, `CREATE TABLE n (id int PRIMARY KEY, v numeric(10,2)); INSERT INTO n VALUES (1, 1.5)`)
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
+	rep := srv.Connect(ctx, t)
+	mustExec(ctx, t, rep, "SELECT * FROM init_replication('nan', 'nan_pub', table_names => 'n', persist_snapshots => true)")
+	mustExec(ctx, t, src, "INSERT INTO n VALUES (2, 'NaN')")
+	_, err := rep.Exec(ctx, "SELECT * FROM replicate('nan', 'nan_pub')")
+	if err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Fatalf("NaN into DECIMAL: %v", err)
+	}
+	// With a text hint for the column the same data replicates exactly.
+	mustExec(ctx, t, rep, "SELECT * FROM drop_replication('nan', 'nan_pub', drop_tables => true)")
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('nan', 'nan_pub', table_names => 'n', persist_snapshots => true,
+		columns => '{"n": {"v": {"data_type": "text"}}}')`)
+	got := rowsOf(ctx, t, rep, "SELECT id, v FROM n ORDER BY id")
+	if strings.Join(got, ";") != "1|1.50;2|NaN" {
+		t.Fatalf("with a text hint: %v", got)
+	}
+}
