@@ -193,6 +193,8 @@ type stream struct {
 	tx         Tx
 	lastCommit uint64 // end LSN of the last source transaction seen
 	applied    int64
+	noted      int64 // applied count last reported
+	finishing  bool
 	lastNote   time.Time
 
 	stats map[string]*TableStats
@@ -610,9 +612,9 @@ func (s *stream) spill() error {
 		}
 	}
 	s.order = s.order[:0]
-	if s.o.Progress != nil && time.Since(s.lastNote) > time.Second {
-		s.lastNote = time.Now()
-		s.o.Progress(fmt.Sprintf("replicate %s: %d changes applied", s.o.Slot, s.applied))
+	if s.o.Progress != nil && !s.finishing && s.applied > s.noted && time.Since(s.lastNote) > time.Second {
+		s.lastNote, s.noted = time.Now(), s.applied
+		s.o.Progress(fmt.Sprintf("replicate %s: %d changes applied so far", s.o.Slot, s.applied))
 	}
 	return nil
 }
@@ -650,6 +652,7 @@ func (s *stream) finish() error {
 	if final < s.committed {
 		final = s.committed
 	}
+	s.finishing = true // the summary below replaces a last progress note
 	if err := s.commit(final); err != nil {
 		return err
 	}

@@ -112,7 +112,8 @@ func (s *Server) start(bin string) error {
 	s.cmd.Stdout = s.logs
 	s.cmd.Stderr = s.logs
 	// Its own process group, so a test can SIGKILL it like a crash.
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a test binary that dies (a timeout) takes the server along.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
