@@ -262,3 +262,30 @@ func TestStatusAndDrop(t *testing.T) {
 	}
 	expectError(ctx, t, rep, "42704", "SELECT * FROM drop_replication('st', 'st_pub')")
 }
+
+// TestReset: reset => true drops and recreates the slot and the publication
+// and takes a new snapshot, so a replica that drifted is rebuilt.
+func TestReset(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	src, rep := replicaSetup(ctx, t, `CREATE TABLE r (id int PRIMARY KEY, v text); INSERT INTO r VALUES (1, 'a'), (2, 'b')`)
+	var first string
+	if err := rep.QueryRow(ctx, "SELECT consistent_lsn FROM init_replication('rs', 'rs_pub', table_names => 'r', persist_snapshots => true)").Scan(&first); err != nil {
+		t.Fatal(err)
+	}
+	// The replica drifts: a client writes to it, and the source moves on.
+	mustExec(ctx, t, rep, "DELETE FROM r WHERE id = 1")
+	mustExec(ctx, t, src, "INSERT INTO r VALUES (3, 'c')")
+	var second string
+	var rows int64
+	if err := rep.QueryRow(ctx, `SELECT consistent_lsn, snapshot_rows FROM init_replication('rs', 'rs_pub', table_names => 'r',
+		persist_snapshots => true, reset => true)`).Scan(&second, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if second == first || rows != 3 {
+		t.Fatalf("reset kept the slot (consistent_lsn %s -> %s) or copied %d rows", first, second, rows)
+	}
+	sameRows(ctx, t, src, rep, "SELECT id, v FROM r ORDER BY id", "SELECT id, v FROM r ORDER BY id")
+	mustExec(ctx, t, src, "UPDATE r SET v = 'z' WHERE id = 2")
+	callReplicate(ctx, t, rep, "SELECT * FROM replicate('rs', 'rs_pub')")
+	sameRows(ctx, t, src, rep, "SELECT id, v FROM r ORDER BY id", "SELECT id, v FROM r ORDER BY id")
+}
