@@ -3,7 +3,8 @@ package functions
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgcdc/pgcdc/replicator"
@@ -55,7 +56,7 @@ func tableOptions(args sql.Args) (replicator.TableOptions, error) {
 	var o replicator.TableOptions
 	if raw, ok := args["include_columns"].(map[string]any); ok {
 		o.IncludeColumns = map[string][]string{}
-		for _, table := range sortedKeys(raw) {
+		for _, table := range slices.Sorted(maps.Keys(raw)) {
 			list, ok := raw[table].([]any)
 			if !ok {
 				return o, argError("include_columns: %q must map to a JSON array of column names", table)
@@ -71,19 +72,19 @@ func tableOptions(args sql.Args) (replicator.TableOptions, error) {
 	}
 	if raw, ok := args["columns"].(map[string]any); ok {
 		o.Hints = map[string]map[string]replicator.TypeHint{}
-		for _, table := range sortedKeys(raw) {
+		for _, table := range slices.Sorted(maps.Keys(raw)) {
 			cols, ok := raw[table].(map[string]any)
 			if !ok {
 				return o, argError("columns: %q must map to a JSON object of column hints", table)
 			}
 			o.Hints[table] = map[string]replicator.TypeHint{}
-			for _, col := range sortedKeys(cols) {
+			for _, col := range slices.Sorted(maps.Keys(cols)) {
 				h, ok := cols[col].(map[string]any)
 				if !ok {
 					return o, argError("columns: %s.%s must be a JSON object such as {\"data_type\": \"double\"}", table, col)
 				}
 				var hint replicator.TypeHint
-				for _, k := range sortedKeys(h) {
+				for _, k := range slices.Sorted(maps.Keys(h)) {
 					switch k {
 					case "data_type":
 						s, ok := h[k].(string)
@@ -122,13 +123,4 @@ func tableOptions(args sql.Args) (replicator.TableOptions, error) {
 		}
 	}
 	return o, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

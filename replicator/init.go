@@ -67,20 +67,11 @@ func (r *Replicator) Init(ctx context.Context, o InitOptions) ([]InitResult, err
 	if err != nil {
 		return nil, err
 	}
-	release, err := r.acquire(o.Slot)
+	conn, done, err := r.open(ctx, o.Slot, true)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-
-	conn, err := r.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	if err := checkSource(ctx, conn); err != nil {
-		return nil, err
-	}
+	defer done()
 
 	names := o.Tables
 	if names == nil {

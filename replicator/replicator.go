@@ -3,8 +3,9 @@ package replicator
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 
@@ -46,6 +47,31 @@ func (r *Replicator) acquire(slot string) (func(), error) {
 		delete(r.busy, slot)
 		r.mu.Unlock()
 	}, nil
+}
+
+// open claims the slot for one call and connects to the source; with check
+// it also verifies the source can do logical replication. done releases
+// both.
+func (r *Replicator) open(ctx context.Context, slot string, check bool) (conn *pgx.Conn, done func(), err error) {
+	release, err := r.acquire(slot)
+	if err != nil {
+		return nil, nil, err
+	}
+	if conn, err = r.connect(ctx); err != nil {
+		release()
+		return nil, nil, err
+	}
+	done = func() {
+		conn.Close(context.Background())
+		release()
+	}
+	if check {
+		if err := checkSource(ctx, conn); err != nil {
+			done()
+			return nil, nil, err
+		}
+	}
+	return conn, done, nil
 }
 
 // Postgres accepts only these characters in slot names.
@@ -111,16 +137,16 @@ func (o TableOptions) validate(tables []*sourceTable) error {
 		}
 		return nil
 	}
-	for _, k := range sortedKeys(o.IncludeColumns) {
+	for _, k := range slices.Sorted(maps.Keys(o.IncludeColumns)) {
 		if err := check("include_columns", k, o.IncludeColumns[k]); err != nil {
 			return err
 		}
 	}
-	for _, k := range sortedKeys(o.Hints) {
-		if err := check("columns", k, sortedKeys(o.Hints[k])); err != nil {
+	for _, k := range slices.Sorted(maps.Keys(o.Hints)) {
+		if err := check("columns", k, slices.Sorted(maps.Keys(o.Hints[k]))); err != nil {
 			return err
 		}
-		for _, c := range sortedKeys(o.Hints[k]) {
+		for _, c := range slices.Sorted(maps.Keys(o.Hints[k])) {
 			if err := o.Hints[k][c].Validate(); err != nil {
 				return err
 			}
@@ -155,15 +181,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // slotInfo is a row of pg_replication_slots.

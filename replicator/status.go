@@ -96,16 +96,11 @@ func (r *Replicator) Drop(ctx context.Context, slot, pub string, dropTables bool
 	if err := validateName("pub_name", pub); err != nil {
 		return nil, err
 	}
-	release, err := r.acquire(slot)
+	conn, done, err := r.open(ctx, slot, false)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	conn, err := r.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
+	defer done()
 	_, slotOK, err := readSlot(ctx, conn, slot)
 	if err != nil {
 		return nil, err

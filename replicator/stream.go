@@ -63,20 +63,11 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	if o.BatchSize < 1 || o.BatchSize > MaxBatchSize {
 		return nil, Errorf(CodeInvalidParameter, "target_batch_size must be between 1 and %d, got %d", MaxBatchSize, o.BatchSize)
 	}
-	release, err := r.acquire(o.Slot)
+	conn, done, err := r.open(ctx, o.Slot, true)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-
-	conn, err := r.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close(context.Background())
-	if err := checkSource(ctx, conn); err != nil {
-		return nil, err
-	}
+	defer done()
 	slot, ok, err := readSlot(ctx, conn, o.Slot)
 	if err != nil {
 		return nil, err

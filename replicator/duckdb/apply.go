@@ -54,12 +54,9 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 					vals = append(vals, tv)
 				}
 			}
-			for i, v := range c.Row.Values {
-				tv, err := convs.text(tbl, i, v)
-				if err != nil {
-					return err
-				}
-				vals = append(vals, tv)
+			vals, err := convs.appendRow(vals, tbl, c.Row.Values)
+			if err != nil {
+				return err
 			}
 			if err := app(vals...); err != nil {
 				return err

@@ -459,12 +459,9 @@ func (t *tx) Load(ctx context.Context, tbl *replicator.Table, rows []replicator.
 		for _, r := range rows {
 			vals := make([]driver.Value, 0, len(r.Values)+4)
 			vals = append(vals, "A", int64(lsn), nil, nil, int64(1))
-			for i, v := range r.Values {
-				tv, err := convs.text(tbl, i, v)
-				if err != nil {
-					return err
-				}
-				vals = append(vals, tv)
+			vals, err := convs.appendRow(vals, tbl, r.Values)
+			if err != nil {
+				return err
 			}
 			if err := app(vals...); err != nil {
 				return err
@@ -488,6 +485,18 @@ func converters(tbl *replicator.Table) columnConverters {
 		cs[i] = converterFor(c)
 	}
 	return cs
+}
+
+// appendRow appends the staged values of a whole row to dst.
+func (cs columnConverters) appendRow(dst []driver.Value, tbl *replicator.Table, values [][]byte) ([]driver.Value, error) {
+	for i, v := range values {
+		tv, err := cs.text(tbl, i, v)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, tv)
+	}
+	return dst, nil
 }
 
 // text is the staged value of column i: NULL, or the converted text.
