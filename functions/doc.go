@@ -6,4 +6,11 @@
 // Each SQL function lives in its own file: it checks its typed arguments,
 // calls the replicator, and turns the result into rows. Long calls report
 // progress as NOTICEs and stop when their context is cancelled.
+//
+// The session also answers the Postgres session commands that client
+// libraries send and the destination does not understand (compat.go): SET
+// and SHOW of Postgres settings such as extra_float_digits (pgJDBC, on
+// connect), application_name and DateStyle, and SELECT version(). Any
+// failed statement, one of ours included, aborts an open transaction block,
+// so ReadyForQuery tells clients the truth.
 package functions

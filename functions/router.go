@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/rs/zerolog"
 
@@ -57,21 +58,41 @@ func (r *Router) NewSession(ctx context.Context, info wire.SessionInfo) (wire.Se
 	if err != nil {
 		return nil, err
 	}
-	return &session{r: r, dest: ds}, nil
+	return &session{r: r, dest: ds, settings: newSessionSettings(info)}, nil
 }
 
 type session struct {
-	r    *Router
-	dest replicator.Session
+	r        *Router
+	dest     replicator.Session
+	settings *sessionSettings
 }
 
 func (s *session) TxStatus() byte { return s.dest.TxStatus() }
 func (s *session) Close() error   { return s.dest.Close() }
 
+// Failed implements wire.SessionHandler: any failed statement aborts an
+// open transaction block, as in Postgres, including the ones that never
+// reached the destination (our functions, parameters that did not decode).
+func (s *session) Failed(error) {
+	if a, ok := s.dest.(aborter); ok {
+		a.Abort()
+	}
+}
+
+// aborter is a destination session that tracks transaction blocks.
+type aborter interface{ Abort() }
+
+// errAborted is Postgres's answer to anything but ROLLBACK in a failed
+// transaction block.
+var errAborted = &pgconn.PgError{Severity: "ERROR", Code: "25P02",
+	Message: "current transaction is aborted, commands ignored until end of transaction block"}
+
 // Parse implements wire.SessionHandler. A lone statement is prepared at
 // once, so errors surface at Parse as in Postgres; in a multi-statement
 // simple query each passthrough statement is prepared just before it runs,
 // because it may depend on the ones before it (CREATE TABLE t; INSERT INTO t).
+// Parameter types the client declared win over inferred ones, as in
+// Postgres: pgJDBC declares varchar for setString and int4 for setInt.
 func (s *session) Parse(ctx context.Context, query string, paramOIDs []uint32) ([]wire.Statement, error) {
 	pieces, err := sql.Split(query)
 	if err != nil {
@@ -79,15 +100,23 @@ func (s *session) Parse(ctx context.Context, query string, paramOIDs []uint32) (
 	}
 	stmts := make([]wire.Statement, 0, len(pieces))
 	for _, q := range pieces {
+		compat, err := s.compatStatement(q)
+		if err != nil {
+			return nil, err
+		}
+		if compat != nil {
+			stmts = append(stmts, compat)
+			continue
+		}
 		call, err := s.r.env.Catalog.Classify(q)
 		if err != nil {
 			return nil, err
 		}
 		if call != nil {
-			stmts = append(stmts, &callStatement{env: s.r.env, call: call})
+			stmts = append(stmts, &callStatement{s: s, env: s.r.env, call: call, declared: paramOIDs})
 			continue
 		}
-		ps := &passStatement{s: s, query: q}
+		ps := &passStatement{s: s, query: q, declared: paramOIDs}
 		if len(pieces) == 1 {
 			if err := ps.prepare(ctx); err != nil {
 				return nil, err
@@ -98,13 +127,31 @@ func (s *session) Parse(ctx context.Context, query string, paramOIDs []uint32) (
 	return stmts, nil
 }
 
-// callStatement is a call of one of our functions.
-type callStatement struct {
-	env  *Env
-	call *sql.Call
+// withDeclared overlays the parameter types a client declared in Parse
+// (zero: unspecified) on the inferred ones. A client may declare more
+// parameters than the statement uses; Postgres accepts that too.
+func withDeclared(inferred, declared []uint32) []uint32 {
+	out := append([]uint32(nil), inferred...)
+	for len(out) < len(declared) {
+		out = append(out, 0)
+	}
+	for i, oid := range declared {
+		if oid != 0 {
+			out[i] = oid
+		}
+	}
+	return out
 }
 
-func (c *callStatement) ParamOIDs() []uint32 { return c.call.ParamOIDs() }
+// callStatement is a call of one of our functions.
+type callStatement struct {
+	s        *session
+	env      *Env
+	call     *sql.Call
+	declared []uint32
+}
+
+func (c *callStatement) ParamOIDs() []uint32 { return withDeclared(c.call.ParamOIDs(), c.declared) }
 
 // Columns follows Postgres: SELECT * FROM f() returns f's columns; SELECT
 // f() returns one column named f holding the row in record text form. The
@@ -117,12 +164,19 @@ func (c *callStatement) Columns() []wire.Column {
 		if oc.Index < 0 {
 			oid = pgtype.TextOID
 		}
-		cols[i] = wire.Column{Name: oc.Name, OID: oid, TypeSize: -1, TypeMod: -1}
+		// Size and modifier left zero: the wire layer fills in the type's.
+		cols[i] = wire.Column{Name: oc.Name, OID: oid}
 	}
 	return cols
 }
 
 func (c *callStatement) Execute(ctx context.Context, params []any, n wire.Notifier) (wire.Result, error) {
+	if c.s.dest.TxStatus() == 'E' {
+		return nil, errAborted
+	}
+	if used := len(c.call.ParamOIDs()); len(params) > used {
+		params = params[:used]
+	}
 	args, err := c.call.Bind(params)
 	if err != nil {
 		return nil, err
@@ -200,6 +254,7 @@ func arrayText(elems []string) string {
 type sliceResult struct {
 	rows [][]any
 	i    int
+	tag  string // "SELECT n" when empty
 }
 
 func (r *sliceResult) Next(context.Context) ([]any, error) {
@@ -210,15 +265,21 @@ func (r *sliceResult) Next(context.Context) ([]any, error) {
 	return r.rows[r.i-1], nil
 }
 
-func (r *sliceResult) Tag() string  { return fmt.Sprintf("SELECT %d", len(r.rows)) }
+func (r *sliceResult) Tag() string {
+	if r.tag != "" {
+		return r.tag
+	}
+	return fmt.Sprintf("SELECT %d", len(r.rows))
+}
 func (r *sliceResult) Close() error { return nil }
 
 // passStatement goes to the destination.
 type passStatement struct {
-	s     *session
-	query string
-	p     replicator.Prepared
-	err   error
+	s        *session
+	query    string
+	declared []uint32
+	p        replicator.Prepared
+	err      error
 }
 
 func (p *passStatement) prepare(ctx context.Context) error {
@@ -232,7 +293,7 @@ func (p *passStatement) ParamOIDs() []uint32 {
 	if p.prepare(context.Background()) != nil {
 		return nil
 	}
-	return p.p.ParamOIDs()
+	return withDeclared(p.p.ParamOIDs(), p.declared)
 }
 
 func (p *passStatement) Columns() []wire.Column {
@@ -253,6 +314,9 @@ func (p *passStatement) Columns() []wire.Column {
 func (p *passStatement) Execute(ctx context.Context, params []any, _ wire.Notifier) (wire.Result, error) {
 	if err := p.prepare(ctx); err != nil {
 		return nil, err
+	}
+	if used := len(p.p.ParamOIDs()); len(params) > used {
+		params = params[:used]
 	}
 	return p.p.Query(ctx, params)
 }

@@ -35,8 +35,17 @@
 // connection) cancels the context of the statement running now, Shutdown
 // cancels the session's context. The wire layer then reports what the
 // context's cause says (57014 for a cancel, 57P01 for shutdown) whatever
-// error the handler made of it. NOTICEs are written under a mutex, so a
-// handler may send them from any goroutine while its statement runs.
+// error the handler made of it. NOTICEs (and ParameterStatus, for a SET the
+// handler answered) are written under a mutex, so a handler may send them
+// from any goroutine while its statement runs.
+//
+// The handler owns the transaction status that ReadyForQuery reports. Every
+// error a statement ends with, including the ones the wire layer raises
+// itself (a Bind parameter that does not decode, a cancel, a value that
+// cannot be encoded), is passed to SessionHandler.Failed, so that a failed
+// statement inside a transaction block aborts the block ('E') as in
+// Postgres. Clients depend on it: pgJDBC skips COMMIT when it sees 'I', and
+// psycopg2 expects 'E' after an error inside BEGIN.
 //
 // # Connection state machine
 //
@@ -95,4 +104,12 @@
 // and pgx and with scripts of raw messages (protocol_test.go: send these,
 // expect those), which is the quickest way to pin a protocol bug down: write
 // the script, then check what a real Postgres answers to the same messages.
+// FuzzMessageLoop (fuzz_test.go, seeds in testdata/fuzz) throws arbitrary
+// bytes at the startup, authentication and message loop and checks that
+// the server neither panics nor hangs and keeps serving:
+//
+//	go test ./wire -run '^$' -fuzz FuzzMessageLoop -fuzztime 60s -fuzzminimizetime 2s
+//
+// The real clients (psql, pgx, psycopg2, pgJDBC, node-postgres) run against
+// the whole pgcdc in cmd/pgcdc/clients_*_test.go.
 package wire

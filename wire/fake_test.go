@@ -32,6 +32,7 @@ import (
 //	echo <text>                the text itself, as a text column
 //	sleep                      blocks until its context ends
 //	notice N                   sends N NOTICEs, then completes
+//	set NAME VALUE             sends ParameterStatus NAME VALUE
 //	noticewait                 sends a NOTICE and waits for the test to see it
 //	error CODE                 fails with a *pgconn.PgError of that SQLSTATE
 //	fail                       fails with a plain error (XX000)
@@ -111,6 +112,12 @@ type fakeSession struct {
 var _ wire.SessionHandler = (*fakeSession)(nil)
 
 func (s *fakeSession) TxStatus() byte { return s.tx }
+
+func (s *fakeSession) Failed(error) {
+	if s.tx == 'T' {
+		s.tx = 'E'
+	}
+}
 
 func (s *fakeSession) Close() error {
 	s.h.closed.Add(1)
@@ -223,6 +230,12 @@ func (s *fakeSession) prepare(q string, paramOIDs []uint32) (wire.Statement, err
 			}
 			nt.Notice("WARNING", "careful")
 			return &sliceResult{tag: "DO"}, nil
+		}}, nil
+	case word == "set":
+		name, value, _ := strings.Cut(q[len("set "):], " ")
+		return &fakeStatement{exec: func(_ context.Context, _ []any, nt wire.Notifier) (wire.Result, error) {
+			nt.ParameterStatus(name, value)
+			return &sliceResult{tag: "SET"}, nil
 		}}, nil
 	case lower == "noticewait":
 		return &fakeStatement{exec: func(ctx context.Context, _ []any, nt wire.Notifier) (wire.Result, error) {

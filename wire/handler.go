@@ -23,6 +23,8 @@ type SessionInfo struct {
 	Application string
 	RemoteAddr  string
 	Parameters  map[string]string // every startup parameter the client sent
+	// ServerVersion is the server_version reported to the client.
+	ServerVersion string
 }
 
 // Handler opens a SessionHandler for every authenticated connection.
@@ -39,6 +41,12 @@ type SessionHandler interface {
 	Parse(ctx context.Context, query string, paramOIDs []uint32) ([]Statement, error)
 	// TxStatus is the transaction status for ReadyForQuery: 'I', 'T' or 'E'.
 	TxStatus() byte
+	// Failed is told of every error a statement ends with, whoever raised
+	// it: the handler, or the wire layer itself (a Bind parameter that does
+	// not decode, a cancelled statement, a value that cannot be encoded).
+	// In Postgres any error inside a transaction block aborts the block, so
+	// a handler that tracks transactions moves to 'E' here.
+	Failed(err error)
 	// Close releases the session's resources when the connection ends.
 	Close() error
 }
@@ -70,9 +78,14 @@ type Result interface {
 	Close() error
 }
 
-// Notifier delivers NOTICE messages to the client while a statement runs.
+// Notifier delivers asynchronous messages to the client while a statement
+// runs.
 type Notifier interface {
+	// Notice sends a NoticeResponse (severity NOTICE, WARNING, INFO, ...).
 	Notice(severity, message string)
+	// ParameterStatus tells the client a reported setting changed, as
+	// Postgres does after SET application_name, SET TimeZone and the like.
+	ParameterStatus(name, value string)
 }
 
 // Config configures a Server.

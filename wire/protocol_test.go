@@ -312,6 +312,36 @@ func TestProtocolScripts(t *testing.T) {
 		send: []pgproto3.FrontendMessage{&Q{String: "notice 1"}},
 		want: []string{"NoticeResponse NOTICE notice 1", "NoticeResponse WARNING careful", "CommandComplete DO", "ReadyForQuery I"},
 	}, {
+		name: "an error the wire layer raises aborts the transaction block",
+		send: []pgproto3.FrontendMessage{
+			&Q{String: "begin"},
+			&P{Query: "select $1::int8"}, &B{Parameters: [][]byte{[]byte("abc")}}, &E{}, sync,
+			&Q{String: "rollback"},
+		},
+		want: []string{
+			"CommandComplete BEGIN", "ReadyForQuery T",
+			"ParseComplete", `ErrorResponse ERROR 22P02 invalid input syntax for type int8: "abc" (bind parameter $1)`, "ReadyForQuery E",
+			"CommandComplete ROLLBACK", "ReadyForQuery I",
+		},
+	}, {
+		name: "pg_lsn in text and binary",
+		send: []pgproto3.FrontendMessage{
+			&P{Query: "select $1::text", ParameterOIDs: []uint32{3220}},
+			&B{ParameterFormatCodes: []int16{1}, Parameters: [][]byte{{0, 0, 0, 0x16, 0xb3, 0x74, 0xd8, 0x48}}, ResultFormatCodes: []int16{0}}, &E{},
+			&B{Parameters: [][]byte{[]byte("16/B374D848")}, ResultFormatCodes: []int16{1}}, &E{},
+			&B{Parameters: [][]byte{[]byte("16-B374D848")}}, &E{}, sync,
+		},
+		want: []string{
+			"ParseComplete",
+			"BindComplete", "DataRow 16/B374D848", "CommandComplete SELECT 1",
+			"BindComplete", "DataRow 0x00000016b374d848", "CommandComplete SELECT 1",
+			`ErrorResponse ERROR 22P02 invalid input syntax for type pg_lsn: "16-B374D848" (bind parameter $1)`, "ReadyForQuery I",
+		},
+	}, {
+		name: "a statement reports a changed setting",
+		send: []pgproto3.FrontendMessage{&Q{String: "set application_name renamed"}},
+		want: []string{"ParameterStatus application_name", "CommandComplete SET", "ReadyForQuery I"},
+	}, {
 		name: "fastpath function call is refused",
 		send: []pgproto3.FrontendMessage{&pgproto3.FunctionCall{Function: 1}},
 		want: []string{"ErrorResponse ERROR 0A000 fastpath function calls are not supported", "ReadyForQuery I"},

@@ -461,6 +461,7 @@ func (sess *session) fail(ctx context.Context, err error) error {
 		return &sessionEnd{errConnLost}
 	}
 	pe := toPgError(ctx, err)
+	sess.handler.Failed(pe)
 	if pe.Code == codeInternalError {
 		sess.log.Warn().Err(err).Msg("wire: statement failed")
 	} else {
@@ -488,6 +489,10 @@ func (n notifier) Notice(severity, message string) {
 		code = "01000"
 	}
 	n.sess.out.sendFlush(&pgproto3.NoticeResponse{Severity: severity, SeverityUnlocalized: severity, Code: code, Message: message})
+}
+
+func (n notifier) ParameterStatus(name, value string) {
+	n.sess.out.send(&pgproto3.ParameterStatus{Name: name, Value: value})
 }
 
 // messageWriter buffers backend messages. It is shared by the serve

@@ -173,6 +173,8 @@ func (s *Server) startupMessage(conn net.Conn, code uint32, body []byte) (*start
 		Application: params["application_name"],
 		RemoteAddr:  conn.RemoteAddr().String(),
 		Parameters:  params,
+
+		ServerVersion: s.cfg.ServerVersion,
 	}
 	return st, nil
 }

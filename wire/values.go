@@ -3,8 +3,10 @@ package wire
 import (
 	"bytes"
 	"database/sql/driver"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +59,8 @@ func DecodeParam(m *pgtype.Map, oid uint32, format int16, src []byte) (any, erro
 			return nil, errorf(codeInvalidBinaryRepr, "unsupported jsonb version number")
 		}
 		return string(src[1:]), nil
+	case pgLSNOID:
+		return decodeLSN(format, src)
 	case pgtype.ByteaOID, pgtype.RecordOID:
 		// Postgres cannot take an anonymous record as input either; pass
 		// it through for the handler to make sense of.
@@ -232,7 +236,7 @@ func typeSize(oid uint32) int16 {
 		return 2
 	case pgtype.Int4OID, pgtype.Float4OID, pgtype.DateOID, pgtype.OIDOID:
 		return 4
-	case pgtype.Int8OID, pgtype.Float8OID, pgtype.TimestampOID, pgtype.TimestamptzOID, pgtype.TimeOID:
+	case pgtype.Int8OID, pgtype.Float8OID, pgtype.TimestampOID, pgtype.TimestamptzOID, pgtype.TimeOID, pgLSNOID:
 		return 8
 	case pgtype.TimetzOID:
 		return 12
@@ -254,8 +258,58 @@ func isTextLike(oid uint32) bool {
 
 // hasBinaryForm reports whether values of oid can be sent in binary format.
 func hasBinaryForm(m *pgtype.Map, oid uint32) bool {
+	if oid == pgLSNOID {
+		return true
+	}
 	_, ok := m.TypeForOID(oid)
 	return ok
+}
+
+// pgLSNOID is pg_lsn, which pgtype does not know. Our functions return
+// LSNs, and clients that ask for every column in binary (node-postgres with
+// binary: true) need its binary form: the position as a uint64.
+const pgLSNOID = 3220
+
+// appendLSN writes an LSN given as its text form ("16/B374D848") or as a
+// number.
+func appendLSN(buf []byte, format int16, v any) ([]byte, error) {
+	var lsn uint64
+	switch x := v.(type) {
+	case uint64:
+		lsn = x
+	case int64:
+		lsn = uint64(x)
+	case string:
+		hi, lo, ok := strings.Cut(x, "/")
+		h, err1 := strconv.ParseUint(hi, 16, 32)
+		l, err2 := strconv.ParseUint(lo, 16, 32)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("invalid pg_lsn %q", x)
+		}
+		lsn = h<<32 | l
+	default:
+		return nil, fmt.Errorf("cannot send %T as pg_lsn", v)
+	}
+	if format == pgtype.BinaryFormatCode {
+		return binary.BigEndian.AppendUint64(buf, lsn), nil
+	}
+	return fmt.Appendf(buf, "%X/%X", lsn>>32, uint32(lsn)), nil
+}
+
+// decodeLSN reads a pg_lsn parameter into its text form.
+func decodeLSN(format int16, src []byte) (any, error) {
+	if format == pgtype.BinaryFormatCode {
+		if len(src) != 8 {
+			return nil, errorf(codeInvalidBinaryRepr, "incorrect binary data format for type pg_lsn")
+		}
+		lsn := binary.BigEndian.Uint64(src)
+		return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn)), nil
+	}
+	out, err := appendLSN(nil, pgtype.TextFormatCode, string(src))
+	if err != nil {
+		return nil, errorf(codeInvalidTextRepr, "invalid input syntax for type pg_lsn: \"%s\"", string(src))
+	}
+	return string(out), nil
 }
 
 // appendValue appends the wire form of v for a column of type oid. It
@@ -265,8 +319,11 @@ func appendValue(m *pgtype.Map, buf []byte, oid uint32, format int16, v any) ([]
 	if v == nil {
 		return nil, nil
 	}
-	if oid == pgtype.RecordOID {
+	switch oid {
+	case pgtype.RecordOID:
 		return appendRecord(m, buf, format, v)
+	case pgLSNOID:
+		return appendLSN(buf, format, v)
 	}
 	if format == pgtype.TextFormatCode {
 		if !hasBinaryForm(m, oid) {
