@@ -111,7 +111,10 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	if err != nil {
 		return nil, err
 	}
-	defer repl.Close(context.Background())
+	defer func() {
+		repl.Close(context.Background())
+		r.awaitSlotReleased(conn, o.Slot)
+	}()
 	err = pglogrepl.StartReplication(ctx, repl, o.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{
@@ -783,4 +786,34 @@ func (s *stream) backfill(t *Table, stale []string) {
 		return
 	}
 	s.r.notify(s.o.Progress, fmt.Sprintf("backfilled %v of %s from the source after a rewrite", stale, t.QualifiedSource()))
+}
+
+// awaitSlotReleased waits, briefly, until the source's walsender has let go
+// of the slot. Closing the replication connection returns before the
+// walsender exits, and a caller who gets a result (or a cancellation) and
+// calls replicate() again at once must not find the slot still active.
+func (r *Replicator) awaitSlotReleased(conn *pgx.Conn, slot string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if conn.IsClosed() {
+		// A cancelled call can take its catalog connection down with it.
+		c, err := r.connect(ctx)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		conn = c
+	}
+	for {
+		var active bool
+		err := conn.QueryRow(ctx, "SELECT active FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
+		if err != nil || !active {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
