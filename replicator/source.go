@@ -135,7 +135,14 @@ func listTables(ctx context.Context, conn *pgx.Conn, schema string) ([]string, e
 func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*sourceTable, error) {
 	t := &sourceTable{Schema: schema, Name: name}
 	err := conn.QueryRow(ctx, `
-		SELECT c.oid, c.relkind, c.relreplident, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		SELECT c.oid, c.relkind, c.relreplident,
+		       -- reltuples is -1 until the first ANALYZE; the statistics
+		       -- counters know the row count of a freshly loaded table.
+		       CASE WHEN c.reltuples >= 0 THEN c.reltuples::float8
+		            ELSE COALESCE((SELECT sum(s.n_live_tup) FROM pg_stat_user_tables s
+		                           WHERE s.relid = c.oid OR s.relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = c.oid)), 0)::float8
+		       END
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&t.OID, &t.Kind, &t.Identity, &t.Rows)
 	if err == pgx.ErrNoRows {
 		return nil, Errorf(CodeUndefinedTable, "table %q does not exist in source schema %q", name, schema)
