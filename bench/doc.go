@@ -1,0 +1,13 @@
+// Package bench holds pgcdc's end-to-end benchmarks. They measure pgcdc
+// against a baseline taken in the same run on the same source, because
+// absolute times on a shared two-core machine mean little:
+//
+//   - snapshot: init_replication with persist_snapshots, against a plain
+//     COPY ... TO STDOUT of the same table into io.Discard (the cost of just
+//     reading the source);
+//   - stream: replicate() of a batch of changes, against draining the same
+//     changes from a second slot with pg_logical_slot_get_binary_changes
+//     (the cost of just decoding them).
+//
+// Run them with: go test ./bench -run '^$' -bench . -benchtime 3x
+package bench
