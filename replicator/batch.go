@@ -32,8 +32,8 @@ type Change struct {
 	// Deleted marks an Upsert whose row was then soft-deleted in the same
 	// batch: it lands with _pg_deleted_ts set to CommitTime.
 	Deleted bool
-	// Count is how many equal rows an Append or Remove on a FullRow table
-	// adds or removes.
+	// Count is how many equal rows an Append, Remove or SoftDelete on a
+	// FullRow table adds, removes or marks deleted.
 	Count int
 	// Lookup is the key of the destination row that supplies the values the
 	// source left out as unchanged TOAST; nil means Row's own key.
@@ -50,8 +50,6 @@ type Batch struct {
 	keys    []int
 
 	Inserts, Updates, Deletes int64
-	// Soft marks removals from a FullRow table as soft deletes.
-	Soft bool
 	// MinLSN and MaxLSN span the changes in the batch.
 	MinLSN, MaxLSN uint64
 	raw            int
@@ -125,6 +123,22 @@ func (b *Batch) count(r Row, n int, lsn uint64, commit time.Time) {
 	if c.Count < 0 {
 		c.Kind = Remove
 	}
+}
+
+// softCount records a soft delete of one row equal to r (FullRow tables).
+// It is kept apart from the net count, so that an update's removal stays a
+// hard removal and a soft delete never cancels an insert.
+func (b *Batch) softCount(r Row, lsn uint64, commit time.Time) {
+	key := "\x00soft" + b.keyOf(r)
+	i, ok := b.index[key]
+	if !ok {
+		i = len(b.Changes)
+		b.index[key] = i
+		b.Changes = append(b.Changes, Change{Kind: SoftDelete, Row: r})
+	}
+	c := &b.Changes[i]
+	c.Count++
+	c.LSN, c.CommitTime = lsn, commit
 }
 
 // Insert adds an inserted row.
@@ -216,8 +230,11 @@ func (b *Batch) Delete(old Row, lsn uint64, commit time.Time, soft bool) {
 		return // nothing identifies the row; the caller refuses such tables
 	}
 	if b.Table.FullRow {
-		b.count(old, -1, lsn, commit)
-		b.Soft = soft
+		if soft {
+			b.softCount(old, lsn, commit)
+		} else {
+			b.count(old, -1, lsn, commit)
+		}
 		return
 	}
 	key := b.keyOf(old)

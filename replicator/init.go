@@ -198,6 +198,18 @@ func (r *Replicator) Init(ctx context.Context, o InitOptions) ([]InitResult, err
 			}
 		}
 	}
+	// A table added to an existing slot is copied in a fresh snapshot, not
+	// at the slot's position, so changes between the two reach it twice.
+	// Merges absorb that; appended and multiset rows would be duplicated.
+	if slotExists {
+		for t := range snap {
+			if t.AppendOnly || t.FullRow {
+				return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeFeatureNotSupp,
+					Message: fmt.Sprintf("cannot snapshot %s into the existing slot %q: the table has no key to merge on, so rows changed during the copy would be duplicated", t.QualifiedSource(), o.Slot),
+					Hint:    "Replicate it with its own slot and publication, or re-create this slot with reset => true."}
+			}
+		}
+	}
 
 	tx, err := r.dest.Begin(ctx)
 	if err != nil {

@@ -128,10 +128,16 @@ func listTables(ctx context.Context, conn *pgx.Conn, schema string) ([]string, e
 	return names, sourceError("listing tables", err)
 }
 
+// keyOrder picks the merge key among a table's primary key and replica
+// identity index: the columns old-key tuples carry. Under REPLICA IDENTITY
+// USING INDEX that is the identity index, even when a primary key exists,
+// because a delete sends only those columns; otherwise the primary key.
+const keyOrder = `ORDER BY (i.indisreplident AND (SELECT relreplident FROM pg_class WHERE oid = i.indrelid) = 'i') DESC,
+			i.indisprimary DESC LIMIT 1`
+
 // describeTable reads a table's columns, types and merge key from the
-// catalog. The key is the primary key, or the replica identity index when
-// there is no primary key; REPLICA IDENTITY FULL alone does not make every
-// column a key.
+// catalog. The key is chosen by keyOrder; REPLICA IDENTITY FULL alone does
+// not make every column a key.
 func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*sourceTable, error) {
 	t := &sourceTable{Schema: schema, Name: name}
 	err := conn.QueryRow(ctx, `
@@ -163,7 +169,7 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*s
 		LEFT JOIN LATERAL (
 			SELECT i.indkey::int2[] AS cols FROM pg_index i
 			WHERE i.indrelid = a.attrelid AND (i.indisprimary OR i.indisreplident)
-			ORDER BY i.indisprimary DESC LIMIT 1) k ON true
+			`+keyOrder+`) k ON true
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum`, t.OID)
 	if err != nil {
@@ -206,7 +212,7 @@ func relationColumns(ctx context.Context, conn *pgx.Conn, relid uint32) (map[str
 		LEFT JOIN LATERAL (
 			SELECT i.indkey::int2[] AS cols FROM pg_index i
 			WHERE i.indrelid = a.attrelid AND (i.indisprimary OR i.indisreplident)
-			ORDER BY i.indisprimary DESC LIMIT 1) k ON true
+			`+keyOrder+`) k ON true
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, relid)
 	if err != nil {
 		return nil, sourceError("reading columns", err)

@@ -780,8 +780,14 @@ func (s *stream) backfill(t *Table, stale []string) {
 	for _, i := range append(append([]int{}, keys...), cols...) {
 		view.Columns = append(view.Columns, t.Columns[i])
 	}
+	var kind byte
+	if err := s.conn.QueryRow(s.ctx, "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+		t.SourceSchema, t.SourceName).Scan(&kind); err != nil {
+		warn(sourceError("reading the table's kind", err))
+		return
+	}
 	flush := func(rows []Row) error { return s.tx.Backfill(s.ctx, t, cols, rows) }
-	if _, err := copyRows(s.ctx, s.conn, view, 'p', flush); err != nil {
+	if _, err := copyRows(s.ctx, s.conn, view, kind, flush); err != nil {
 		warn(err)
 		return
 	}

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -288,4 +289,55 @@ func TestReset(t *testing.T) {
 	mustExec(ctx, t, src, "UPDATE r SET v = 'z' WHERE id = 2")
 	callReplicate(ctx, t, rep, "SELECT * FROM replicate('rs', 'rs_pub')")
 	sameRows(ctx, t, src, rep, "SELECT id, v FROM r ORDER BY id", "SELECT id, v FROM r ORDER BY id")
+}
+
+// TestIdentityIndexOverPrimaryKey: with REPLICA IDENTITY USING INDEX a
+// delete sends only the index's columns, so they, not the primary key,
+// are what rows are matched on.
+func TestIdentityIndexOverPrimaryKey(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	src, rep := replicaSetup(ctx, t, `
+		CREATE TABLE acct (id int PRIMARY KEY, code text NOT NULL, v text);
+		CREATE UNIQUE INDEX acct_code ON acct (code);
+		ALTER TABLE acct REPLICA IDENTITY USING INDEX acct_code;
+		INSERT INTO acct VALUES (1, 'a', 'one'), (2, 'b', 'two'), (3, 'c', 'three');`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('ri', 'ri_pub', table_names => 'acct', persist_snapshots => true)`)
+	mustExec(ctx, t, src, `DELETE FROM acct WHERE id = 1; UPDATE acct SET code = 'bb' WHERE id = 2; UPDATE acct SET v = 'III' WHERE id = 3`)
+	callReplicate(ctx, t, rep, "SELECT * FROM replicate('ri', 'ri_pub')")
+	sameRows(ctx, t, src, rep, "SELECT id, code, v FROM acct ORDER BY id", "SELECT id, code, v FROM acct ORDER BY id")
+}
+
+// TestFullRowSoftDeletes: on a keyless REPLICA IDENTITY FULL table, soft
+// deletes mark rows and updates still replace them, in one batch or many.
+func TestFullRowSoftDeletes(t *testing.T) {
+	for _, batch := range []int{1000, 1} {
+		t.Run(fmt.Sprintf("batch %d", batch), func(t *testing.T) {
+			ctx := testContext(t, 2*time.Minute)
+			src, rep := replicaSetup(ctx, t, `CREATE TABLE fr (v int); ALTER TABLE fr REPLICA IDENTITY FULL;
+				INSERT INTO fr VALUES (1), (3), (3)`)
+			slot := fmt.Sprintf("fr%d", batch)
+			mustExec(ctx, t, rep, fmt.Sprintf("SELECT * FROM init_replication('%s', 'fr_pub', table_names => 'fr', persist_snapshots => true)", slot))
+			mustExec(ctx, t, src, `UPDATE fr SET v = 2 WHERE v = 1; DELETE FROM fr WHERE ctid = (SELECT min(ctid) FROM fr WHERE v = 3);
+				INSERT INTO fr VALUES (4); DELETE FROM fr WHERE v = 4`)
+			callReplicate(ctx, t, rep, fmt.Sprintf("SELECT * FROM replicate('%s', 'fr_pub', delete_mode => 'soft', target_batch_size => %d)", slot, batch))
+			got := strings.Join(rowsOf(ctx, t, rep, "SELECT v, _pg_deleted_ts IS NOT NULL FROM fr ORDER BY v, 2"), ";")
+			if want := "2|false;3|false;3|true;4|true"; got != want {
+				t.Fatalf("replica = %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// TestAddTableWithoutKeyToExistingSlot: a snapshot into an existing slot
+// cannot meet its stream exactly, which only merges forgive.
+func TestAddTableWithoutKeyToExistingSlot(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	_, rep := replicaSetup(ctx, t, `CREATE TABLE a (id int); CREATE TABLE b (id int); INSERT INTO b VALUES (1)`)
+	mustExec(ctx, t, rep, "SELECT * FROM init_replication('ak', 'ak_pub', table_names => 'a', publish => 'insert', persist_snapshots => true)")
+	pe := expectError(ctx, t, rep, "0A000", "SELECT * FROM init_replication('ak', 'ak_pub', table_names => 'b', publish => 'insert', persist_snapshots => true)")
+	if pe.Hint == "" {
+		t.Fatalf("no hint: %+v", pe)
+	}
+	// Without a snapshot the table is simply added.
+	mustExec(ctx, t, rep, "SELECT * FROM init_replication('ak', 'ak_pub', table_names => 'b', publish => 'insert')")
 }

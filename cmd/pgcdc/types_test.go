@@ -85,6 +85,8 @@ var typeCases = []typeCase{
 	{"posint", "5", "INTEGER", "5", false},
 	{"price", "9.99", "DECIMAL(5,2)", "9.99::DECIMAL(5,2)", false},
 	{"pair", "ROW(1, 'a b')", "VARCHAR", `'(1,"a b")'`, false},
+	{"box[]", `'{(1,1),(0,0);(2,2),(1,1)}'`, "VARCHAR", `'{(1,1),(0,0);(2,2),(1,1)}'`, false},
+	{"numeric(3,-2)", "12345", "VARCHAR", "'12300'", false},
 }
 
 // TestTypes replicates every case through the snapshot (row 1) and the

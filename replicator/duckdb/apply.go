@@ -37,9 +37,6 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 			if n < 0 {
 				n = -n
 			}
-			if c.Kind == replicator.Remove && b.Soft {
-				ts = c.CommitTime
-			}
 			vals = append(vals, string(c.Kind), int64(c.LSN), ts, unchangedMask(c.Row.Unchanged), n)
 			if unchanged {
 				for j, k := range keys {
@@ -73,7 +70,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 		return t.exec(ctx, insertFromStage(tbl, stage, "WHERE _op <> 'D'"))
 	}
 	if tbl.FullRow {
-		return t.applyFullRow(ctx, tbl, stage, b.Soft)
+		return t.applyFullRow(ctx, tbl, stage)
 	}
 
 	t.modified[target] = true
@@ -204,11 +201,11 @@ func (t *tx) Backfill(ctx context.Context, tbl *replicator.Table, cols []int, ro
 		target, strings.Join(set, ", "), src, strings.Join(on, " AND ")))
 }
 
-// applyFullRow applies net row counts to a table without a key: Remove
-// deletes (or, soft, marks) that many rows equal to the staged one, Append
-// inserts that many copies. Equal rows are interchangeable, so which ones
-// go does not matter; that exactly n go does.
-func (t *tx) applyFullRow(ctx context.Context, tbl *replicator.Table, stage string, soft bool) error {
+// applyFullRow applies row counts to a table without a key: Remove deletes
+// that many live rows equal to the staged one, Append inserts that many
+// copies, SoftDelete marks that many live equal rows deleted. Equal rows are
+// interchangeable, so which ones go does not matter; that exactly n go does.
+func (t *tx) applyFullRow(ctx context.Context, tbl *replicator.Table, stage string) error {
 	target := ident(tbl.Schema, tbl.Name)
 	t.modified[target] = true
 	exprs := []string{"row_number() OVER () AS _id", "_op", "_n", "_lsn", "_ts"}
@@ -224,20 +221,24 @@ func (t *tx) applyFullRow(ctx context.Context, tbl *replicator.Table, stage stri
 	if tbl.HasDeletedTS {
 		live = fmt.Sprintf(" AND %s.%s IS NULL", target, ident(replicator.DeletedTSColumn))
 	}
-	victims := fmt.Sprintf(`SELECT rid, ts, lsn FROM (
+	victims := func(op replicator.ChangeKind) string {
+		return fmt.Sprintf(`SELECT rid, ts, lsn FROM (
 		SELECT %s.rowid AS rid, _pgcdc_m._ts AS ts, _pgcdc_m._lsn AS lsn, _pgcdc_m._n AS n,
 			row_number() OVER (PARTITION BY _pgcdc_m._id ORDER BY %s.rowid) AS rn
-		FROM %s JOIN %s AS _pgcdc_m ON %s%s WHERE _pgcdc_m._op = 'R') WHERE rn <= n`,
-		target, target, target, typed, strings.Join(match, " AND "), live)
-	if soft && tbl.HasDeletedTS {
-		if err := t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_v.ts, %s = _pgcdc_v.lsn FROM (%s) AS _pgcdc_v WHERE %s.rowid = _pgcdc_v.rid",
-			target, ident(replicator.DeletedTSColumn), ident(replicator.LSNColumn), victims, target)); err != nil {
-			return err
-		}
-	} else if err := t.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE rowid IN (SELECT rid FROM (%s))", target, victims)); err != nil {
+		FROM %s JOIN %s AS _pgcdc_m ON %s%s WHERE _pgcdc_m._op = '%c') WHERE rn <= n`,
+			target, target, target, typed, strings.Join(match, " AND "), live, op)
+	}
+	if err := t.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE rowid IN (SELECT rid FROM (%s))", target, victims(replicator.Remove))); err != nil {
 		return err
 	}
 	list := strings.Join(cols, ", ")
-	return t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s, %s) SELECT %s, _pgcdc_m._lsn FROM %s AS _pgcdc_m, generate_series(1, _pgcdc_m._n) WHERE _pgcdc_m._op = 'A'",
-		target, list, ident(replicator.LSNColumn), list, typed))
+	if err := t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s, %s) SELECT %s, _pgcdc_m._lsn FROM %s AS _pgcdc_m, generate_series(1, _pgcdc_m._n) WHERE _pgcdc_m._op = 'A'",
+		target, list, ident(replicator.LSNColumn), list, typed)); err != nil {
+		return err
+	}
+	if !tbl.HasDeletedTS {
+		return nil
+	}
+	return t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_v.ts, %s = _pgcdc_v.lsn FROM (%s) AS _pgcdc_v WHERE %s.rowid = _pgcdc_v.rid",
+		target, ident(replicator.DeletedTSColumn), ident(replicator.LSNColumn), victims(replicator.SoftDelete), target))
 }

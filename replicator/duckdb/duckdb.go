@@ -210,27 +210,51 @@ func (t *tx) EnsureTable(ctx context.Context, tbl *replicator.Table) ([]string, 
 	if err != nil {
 		return nil, err
 	}
+	from := columnSources(tbl, existing)
 	// A type change may come with USING and a volatile default fills each
 	// row differently: either way the source rewrote the table without WAL.
 	var stale []string
 	for _, c := range tbl.Columns {
-		e, ok := existing[c.Name]
-		if !ok {
-			for _, x := range existing {
-				if c.Num != 0 && x.num == c.Num {
-					e, ok = x, true
-				}
-			}
-		}
-		if (ok && !sameType(e.typ, columnType(c))) || (!ok && existing != nil && c.HasDefault && c.Missing == nil) {
+		old, ok := from[c.Name]
+		if (ok && !sameType(existing[old].typ, columnType(c))) || (!ok && existing != nil && c.HasDefault && c.Missing == nil) {
 			stale = append(stale, c.Name)
 		}
 	}
-	err = t.ensure(ctx, tbl, existing)
+	err = t.ensure(ctx, tbl, existing, from)
 	return stale, err
 }
 
-func (t *tx) ensure(ctx context.Context, tbl *replicator.Table, existing map[string]destColumn) error {
+// columnSources says which existing column each of tbl's columns continues.
+// The source attnum recorded in the column comment decides, because names
+// move: after RENAME b TO c, RENAME a TO b the column named b holds a's
+// values, and a column dropped and added again is new. Metadata columns,
+// which have no attnum, continue the one of their name.
+func columnSources(tbl *replicator.Table, existing map[string]destColumn) map[string]string {
+	from := map[string]string{}
+	taken := map[string]bool{}
+	for _, c := range tbl.Columns {
+		if c.Num == 0 {
+			continue
+		}
+		for name, e := range existing {
+			if e.num == c.Num {
+				from[c.Name], taken[name] = name, true
+				break
+			}
+		}
+	}
+	for _, c := range tableColumns(tbl) {
+		if _, ok := from[c.name]; ok {
+			continue
+		}
+		if e, ok := existing[c.name]; ok && !taken[c.name] && e.num == 0 {
+			from[c.name], taken[c.name] = c.name, true
+		}
+	}
+	return from
+}
+
+func (t *tx) ensure(ctx context.Context, tbl *replicator.Table, existing map[string]destColumn, from map[string]string) error {
 	target := ident(tbl.Schema, tbl.Name)
 	want := tableColumns(tbl)
 	if existing == nil {
@@ -247,26 +271,6 @@ func (t *tx) ensure(ctx context.Context, tbl *replicator.Table, existing map[str
 	for _, c := range want {
 		wanted[c.name] = true
 	}
-	// Which existing column each wanted column continues: the same name, or
-	// the same attnum under an old name (a rename).
-	from := map[string]string{}
-	for _, c := range tbl.Columns {
-		if _, ok := existing[c.Name]; ok {
-			from[c.Name] = c.Name
-			continue
-		}
-		for name, e := range existing {
-			if c.Num != 0 && e.num == c.Num && !wanted[name] {
-				from[c.Name] = name
-				break
-			}
-		}
-	}
-	for _, c := range want[len(tbl.Columns):] {
-		if _, ok := existing[c.name]; ok {
-			from[c.name] = c.name
-		}
-	}
 	changed := false
 	for _, c := range want {
 		old, ok := from[c.name]
@@ -278,7 +282,16 @@ func (t *tx) ensure(ctx context.Context, tbl *replicator.Table, existing map[str
 	if !changed {
 		return t.commentColumns(ctx, tbl, existing)
 	}
-	if t.modified[target] {
+	// A wanted name still held by another column (a chain or swap of
+	// renames, a column dropped and added again) cannot be reached by
+	// ALTERs one at a time.
+	collides := false
+	for _, c := range want {
+		if _, held := existing[c.name]; held && from[c.name] != c.name {
+			collides = true
+		}
+	}
+	if t.modified[target] || collides {
 		return t.rebuild(ctx, tbl, want, from)
 	}
 	for name, old := range from {
@@ -312,6 +325,7 @@ func (t *tx) ensure(ctx context.Context, tbl *replicator.Table, existing map[str
 				if err := t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = %s", target, ident(c.name), fill)); err != nil {
 					return err
 				}
+				t.modified[target] = true // a later ALTER must rebuild
 			}
 		case !sameType(e.typ, c.typ):
 			if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s", target, ident(c.name), c.typ)); err != nil {

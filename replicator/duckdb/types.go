@@ -27,6 +27,7 @@ const (
 	oidTimestamptz = 1184
 	oidInterval    = 1186
 	oidTimetz      = 1266
+	oidBox         = 603
 	oidBit         = 1560
 	oidVarbit      = 1562
 	oidNumeric     = 1700
@@ -56,6 +57,9 @@ func listable(elemOID uint32, dims int) bool {
 	switch {
 	case elemOID == oidBit || elemOID == oidVarbit:
 		return false
+	case elemOID == oidBox:
+		return false // box is the one built-in type whose array delimiter is ';', not ','
+
 	case elemOID == oidBytea:
 		return dims == 1
 	}
@@ -144,13 +148,17 @@ func hintType(h replicator.TypeHint) string {
 	return "VARCHAR"
 }
 
-// numericTypmod decodes numeric(p,s) from atttypmod.
+// numericTypmod decodes numeric(p,s) from atttypmod. Since Postgres 15 the
+// scale is a signed 11-bit field and may be negative or exceed the
+// precision; DECIMAL allows neither, so those report !ok.
 func numericTypmod(typmod int32) (p, s int, ok bool) {
 	if typmod < 4 {
 		return 0, 0, false
 	}
 	t := typmod - 4
-	return int(t>>16) & 0xffff, int(t & 0x7ff), true
+	p = int(t>>16) & 0xffff
+	s = (int(t&0x7ff) ^ 1024) - 1024
+	return p, s, s >= 0 && s <= p
 }
 
 // castExpr is the SQL that turns src, a VARCHAR holding the (converted)
