@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -129,7 +130,7 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 
 	s := &stream{
 		r: r, o: o, ctx: ctx, conn: conn, repl: repl, pub: pub, dataset: dataset,
-		end: end, state: state, committed: start, confirmed: slot.ConfirmedLSN,
+		end: end, state: state, committed: start, confirmed: slot.ConfirmedLSN, heartbeat: heartbeat(ctx, conn),
 		relations: map[uint32]*relation{}, ensured: map[*Table]bool{}, stats: map[string]*TableStats{}, batches: map[*Table]*Batch{},
 	}
 	if err := s.run(); err != nil {
@@ -172,6 +173,10 @@ type stream struct {
 	committed uint64 // LSN the destination holds everything up to
 	confirmed uint64 // LSN confirmed to the slot
 
+	statusMu   sync.Mutex // guards sends on repl, committed, confirmed, lastStatus
+	lastStatus time.Time
+	heartbeat  time.Duration
+
 	relations map[uint32]*relation
 	ensured   map[*Table]bool
 	types     map[uint32]string // custom types announced by Type messages
@@ -196,7 +201,44 @@ type stream struct {
 
 var errDone = errors.New("stream reached its end")
 
+// heartbeat returns how often the stream must tell the source it is alive:
+// a quarter of the source's wal_sender_timeout (60s by default), at most
+// 10s. Long steps that do not read the stream (a backfill of a large
+// table, a slow destination commit) must not outlast that timeout, or the
+// source drops the connection and every retry repeats the same step.
+func heartbeat(ctx context.Context, conn *pgx.Conn) time.Duration {
+	interval := 10 * time.Second
+	var ms int64
+	if err := conn.QueryRow(ctx, "SELECT setting::int8 FROM pg_settings WHERE name = 'wal_sender_timeout'").Scan(&ms); err == nil && ms > 0 {
+		if d := time.Duration(ms) * time.Millisecond / 4; d < interval {
+			interval = max(d, 100*time.Millisecond)
+		}
+	}
+	return interval
+}
+
 func (s *stream) run() error {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.heartbeat / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s.statusMu.Lock()
+				idle := time.Since(s.lastStatus) >= s.heartbeat
+				s.statusMu.Unlock()
+				if idle {
+					s.sendStatus(false) // errors surface on the stream itself
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
 	nextStatus := time.Now()
 	for {
 		if time.Now().After(nextStatus) {
@@ -632,7 +674,9 @@ func (s *stream) commit(lsn uint64) error {
 	}
 	s.tx = nil
 	s.state = st
+	s.statusMu.Lock()
 	s.committed = lsn
+	s.statusMu.Unlock()
 	s.uncommited = 0
 	return nil
 }
@@ -701,6 +745,11 @@ func (s *stream) awaitKeepalive(ctx context.Context) error {
 // sendStatus reports the committed position (or, without flush_slot, the
 // slot's original one) and optionally asks for a keepalive in reply.
 func (s *stream) sendStatus(reply bool) error {
+	// The heartbeat goroutine sends too; the frontend's buffer is not
+	// safe for two writers.
+	s.statusMu.Lock()
+	defer s.statusMu.Unlock()
+	s.lastStatus = time.Now()
 	pos := s.confirmed
 	if s.o.FlushSlot && s.committed > pos {
 		pos = s.committed

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcdc/pgcdc/internal/pgcdctest"
+	"github.com/pgcdc/pgcdc/internal/pgtest"
 )
 
 // sameTable compares every current source column of table with the replica,
@@ -114,4 +117,32 @@ func TestRenameChainsAndReAddedColumns(t *testing.T) {
 		callReplicate(ctx, t, rep, "SELECT * FROM replicate('ev', 'ev_pub')")
 	}
 	sameTable(ctx, t, src, rep, "ev", "id")
+}
+
+// TestLongStepKeepsStreamAlive: a backfill that takes longer than the
+// source's wal_sender_timeout must not get the stream dropped, or every
+// retry would repeat it.
+func TestLongStepKeepsStreamAlive(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"wal_sender_timeout": "'300ms'"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	src, err := pgx.Connect(ctx, c.DSN(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	mustExec(ctx, t, src, `CREATE TABLE wide (id int PRIMARY KEY, v int, pad text);
+		INSERT INTO wide SELECT g, g, repeat('p', 100) FROM generate_series(1, 1500000) g`)
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: c.DSN("")})
+	rep := srv.Connect(ctx, t)
+	mustExec(ctx, t, rep, "SELECT * FROM init_replication('long', 'long_pub', table_names => 'wide', persist_snapshots => true)")
+	// A rewrite: the whole column is backfilled from the source.
+	mustExec(ctx, t, src, "ALTER TABLE wide ALTER COLUMN v TYPE text USING 'v' || v; UPDATE wide SET pad = 'x' WHERE id = 1")
+	start := time.Now()
+	callReplicate(ctx, t, rep, "SELECT * FROM replicate('long', 'long_pub')")
+	t.Logf("replicate with a 1.5M-row backfill took %v against a 300ms wal_sender_timeout", time.Since(start))
+	sameRows(ctx, t, src, rep, "SELECT count(*), count(*) FILTER (WHERE v = 'v' || id) FROM wide", "SELECT count(*), count(*) FILTER (WHERE v = 'v' || id) FROM wide")
 }
