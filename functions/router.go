@@ -216,7 +216,7 @@ func recordText(row []any) string {
 		var s string
 		switch x := v.(type) {
 		case []string:
-			s = arrayText(x)
+			s = sql.FormatTextArray(x)
 		case bool:
 			s = "f"
 			if x {
@@ -231,23 +231,6 @@ func recordText(row []any) string {
 		sb.WriteString(s)
 	}
 	sb.WriteByte(')')
-	return sb.String()
-}
-
-// arrayText renders a text[] as Postgres prints it: {a,"b c",""}.
-func arrayText(elems []string) string {
-	var sb strings.Builder
-	sb.WriteByte('{')
-	for i, e := range elems {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		if e == "" || strings.EqualFold(e, "null") || strings.ContainsAny(e, `{},"\ `+"\t\n") {
-			e = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(e) + `"`
-		}
-		sb.WriteString(e)
-	}
-	sb.WriteByte('}')
 	return sb.String()
 }
 

@@ -205,9 +205,9 @@ func (p *arrayParser) quoted() (string, *pgconn.PgError) {
 	return "", p.malformed("Unexpected end of input.")
 }
 
-// formatTextArray writes a text[] in Postgres' output form, so that
+// FormatTextArray writes a text[] in Postgres' output form, so that
 // parseTextArray reads it back unchanged.
-func formatTextArray(a []string) string {
+func FormatTextArray(a []string) string {
 	var b strings.Builder
 	b.WriteByte('{')
 	for i, s := range a {

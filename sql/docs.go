@@ -83,7 +83,7 @@ func sqlLiteral(v any) string {
 	case int64:
 		return strconv.FormatInt(x, 10)
 	case []string:
-		return quoteLiteral(formatTextArray(x))
+		return quoteLiteral(FormatTextArray(x))
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -419,7 +419,7 @@ func toText(v value, t *typeInfo, explicit bool) (string, *pgconn.PgError) {
 	case classBoolean:
 		return strconv.FormatBool(v.v.(bool)), nil
 	case classTextArray:
-		return formatTextArray(v.v.([]string)), nil
+		return FormatTextArray(v.v.([]string)), nil
 	case classJSON:
 		b, err := json.Marshal(v.v)
 		if err != nil {
