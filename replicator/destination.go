@@ -58,9 +58,9 @@ type State struct {
 	LSN uint64
 	// Dataset is the destination schema chosen at init_replication, empty
 	// when each table lands in a schema named after its source schema.
-	Dataset      string
-	Tables       []string // destination tables, schema-qualified
-	LastReplicat time.Time
+	Dataset        string
+	Tables         []string // destination tables, schema-qualified
+	LastReplicated time.Time
 }
 
 // Passthrough runs client SQL on the destination, so the session that calls

@@ -23,12 +23,8 @@ const (
 	CodeConnectionLost    = "08006" // connection_failure
 	CodeInvalidName       = "42602"
 	CodeFeatureNotSupp    = "0A000"
-	CodeDataException     = "22000"
 	CodeQueryCanceled     = "57014"
 )
-
-// ErrSlotBusy means another call in this process is using the slot.
-var ErrSlotBusy = errors.New("replication slot is in use")
 
 // Errorf builds a Postgres-style error with a SQLSTATE.
 func Errorf(code, format string, args ...any) *pgconn.PgError {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -261,7 +260,7 @@ func (r *Replicator) Init(ctx context.Context, o InitOptions) ([]InitResult, err
 		}
 	}
 
-	st := State{Slot: o.Slot, Publication: o.Publication, LSN: consistent, Dataset: o.Dataset, LastReplicat: time.Time{}}
+	st := State{Slot: o.Slot, Publication: o.Publication, LSN: consistent, Dataset: o.Dataset}
 	if hasState {
 		st = state
 		st.Publication = o.Publication

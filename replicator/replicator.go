@@ -30,9 +30,6 @@ func New(source string, dest Destination, log zerolog.Logger) *Replicator {
 	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}}
 }
 
-// Destination returns the destination the replicator writes to.
-func (r *Replicator) Destination() Destination { return r.dest }
-
 // acquire claims a slot for one call. A second call on the same slot fails
 // at once instead of queueing behind a replicate() that may run for hours.
 func (r *Replicator) acquire(slot string) (func(), error) {

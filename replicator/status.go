@@ -78,8 +78,8 @@ func (r *Replicator) Status(ctx context.Context, slot string) ([]SlotStatus, err
 		if ok {
 			out[i].Publication = st.Publication
 			out[i].Tables = st.Tables
-			if !st.LastReplicat.IsZero() {
-				t := st.LastReplicat
+			if !st.LastReplicated.IsZero() {
+				t := st.LastReplicated
 				out[i].LastReplicated = &t
 			}
 		}

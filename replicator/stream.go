@@ -149,13 +149,10 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 
 // relation is a source relation as the stream described it.
 type relation struct {
-	msg   *pglogrepl.RelationMessage
 	table *Table
 	// cols maps each stream column to its destination column, -1 when the
 	// column is left out.
 	cols []int
-	// ensured is set once the destination table has this shape.
-	ensured bool
 }
 
 // stream is the state of one replicate() call.
@@ -179,7 +176,6 @@ type stream struct {
 
 	relations map[uint32]*relation
 	ensured   map[*Table]bool
-	types     map[uint32]string // custom types announced by Type messages
 	typeCache map[[2]int64]typeInfo
 
 	inTx       bool
@@ -344,10 +340,8 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 	case *pglogrepl.RelationMessage:
 		return s.relation(m)
 	case *pglogrepl.TypeMessage:
-		if s.types == nil {
-			s.types = map[uint32]string{}
-		}
-		s.types[m.DataType] = m.Namespace + "." + m.Name
+		// Custom types are resolved from the catalog by OID when their
+		// relation is described; the message's names add nothing.
 		return nil
 	case *pglogrepl.OriginMessage:
 		// Changes that came from another node through replication carry
@@ -423,7 +417,7 @@ func (s *stream) rel(id uint32) (*relation, error) {
 	if !ok {
 		return nil, fmt.Errorf("source: change for relation %d arrived before its Relation message", id)
 	}
-	if !rel.ensured {
+	if !s.ensured[rel.table] {
 		if err := s.openTx(); err != nil {
 			return nil, err
 		}
@@ -431,7 +425,6 @@ func (s *stream) rel(id uint32) (*relation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("destination: %s: %w", rel.table.Qualified(), err)
 		}
-		rel.ensured = true
 		s.ensured[rel.table] = true
 		if len(stale) > 0 {
 			s.backfill(rel.table, stale)
@@ -487,13 +480,12 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 	// Without a catalog key, REPLICA IDENTITY FULL marks every column.
 	fullRow := !useCatalog && m.ReplicaIdentity == 'f'
 	t := s.r.destTable(m.Namespace, m.RelationName, shaped, s.dataset, s.pub, fullRow)
-	rel := &relation{msg: m, table: t, cols: make([]int, len(m.Columns))}
+	rel := &relation{table: t, cols: make([]int, len(m.Columns))}
 	for i, c := range m.Columns {
 		rel.cols[i] = t.ColumnIndex(c.Name)
 	}
 	if prev := s.tableFor(t); prev != nil && prev.sameShape(t) {
 		rel.table = prev
-		rel.ensured = s.ensured[prev]
 		s.relations[m.RelationID] = rel
 		return nil
 	}
@@ -664,7 +656,7 @@ func (s *stream) commit(lsn uint64) error {
 	st := s.state
 	st.LSN = lsn
 	st.Publication = s.o.Publication
-	st.LastReplicat = time.Now().UTC()
+	st.LastReplicated = time.Now().UTC()
 	if err := s.tx.SaveState(s.ctx, st); err != nil {
 		return fmt.Errorf("destination: saving state: %w", err)
 	}

@@ -74,8 +74,8 @@ func fatalf(code, format string, args ...any) *pgconn.PgError {
 }
 
 // toPgError decides what the client is told about err. ctx is the context
-// the failing work ran under (nil when none): its cancellation cause wins
-// over err, see errQueryCanceled.
+// the failing work ran under (context.Background() when none): its
+// cancellation cause wins over err, see errQueryCanceled.
 func toPgError(ctx context.Context, err error) *pgconn.PgError {
 	if ctx != nil {
 		switch cause := context.Cause(ctx); {

@@ -57,7 +57,7 @@ func (sess *session) extendedFail(ctx context.Context, err error) error {
 func (sess *session) parse(m *pgproto3.Parse) error {
 	if m.Name != "" {
 		if _, ok := sess.statements[m.Name]; ok {
-			return sess.extendedFail(nil, errorf(codeDuplicatePreparedStmt, "prepared statement \"%s\" already exists", m.Name))
+			return sess.extendedFail(context.Background(), errorf(codeDuplicatePreparedStmt, "prepared statement \"%s\" already exists", m.Name))
 		}
 	}
 	ctx, end := sess.beginStatement(sess.ctx)
@@ -67,7 +67,7 @@ func (sess *session) parse(m *pgproto3.Parse) error {
 		return sess.extendedFail(ctx, err)
 	}
 	if len(stmts) > 1 {
-		return sess.extendedFail(nil, errorf(codeSyntaxError, "cannot insert multiple commands into a prepared statement"))
+		return sess.extendedFail(context.Background(), errorf(codeSyntaxError, "cannot insert multiple commands into a prepared statement"))
 	}
 	ps := &preparedStatement{name: m.Name, paramOIDs: m.ParameterOIDs}
 	if len(stmts) == 1 {
@@ -83,26 +83,26 @@ func (sess *session) parse(m *pgproto3.Parse) error {
 func (sess *session) bind(m *pgproto3.Bind) error {
 	ps, ok := sess.statements[m.PreparedStatement]
 	if !ok {
-		return sess.extendedFail(nil, undefinedStatement(m.PreparedStatement))
+		return sess.extendedFail(context.Background(), undefinedStatement(m.PreparedStatement))
 	}
 	if m.DestinationPortal == "" {
 		sess.closePortal("")
 	} else if _, ok := sess.portals[m.DestinationPortal]; ok {
-		return sess.extendedFail(nil, errorf(codeDuplicateCursor, "portal \"%s\" already exists", m.DestinationPortal))
+		return sess.extendedFail(context.Background(), errorf(codeDuplicateCursor, "portal \"%s\" already exists", m.DestinationPortal))
 	}
 
 	if len(m.Parameters) != len(ps.paramOIDs) {
-		return sess.extendedFail(nil, errorf(codeProtocolViolation, "bind message supplies %d parameters, but prepared statement \"%s\" requires %d", len(m.Parameters), ps.name, len(ps.paramOIDs)))
+		return sess.extendedFail(context.Background(), errorf(codeProtocolViolation, "bind message supplies %d parameters, but prepared statement \"%s\" requires %d", len(m.Parameters), ps.name, len(ps.paramOIDs)))
 	}
 	paramFormats, err := expandFormats(m.ParameterFormatCodes, len(m.Parameters))
 	if err != nil {
-		return sess.extendedFail(nil, errorf(codeProtocolViolation, "bind message has %d parameter formats but %d parameters", len(m.ParameterFormatCodes), len(m.Parameters)))
+		return sess.extendedFail(context.Background(), errorf(codeProtocolViolation, "bind message has %d parameter formats but %d parameters", len(m.ParameterFormatCodes), len(m.Parameters)))
 	}
 	params := make([]any, len(m.Parameters))
 	for i, raw := range m.Parameters {
 		v, err := DecodeParam(sess.types, ps.paramOIDs[i], paramFormats[i], raw)
 		if err != nil {
-			return sess.extendedFail(nil, paramError(i, err))
+			return sess.extendedFail(context.Background(), paramError(i, err))
 		}
 		params[i] = v
 	}
@@ -111,14 +111,14 @@ func (sess *session) bind(m *pgproto3.Bind) error {
 	if ps.cols != nil {
 		formats, err = expandFormats(m.ResultFormatCodes, len(ps.cols))
 		if err != nil {
-			return sess.extendedFail(nil, errorf(codeProtocolViolation, "bind message has %d result formats but query has %d columns", len(m.ResultFormatCodes), len(ps.cols)))
+			return sess.extendedFail(context.Background(), errorf(codeProtocolViolation, "bind message has %d result formats but query has %d columns", len(m.ResultFormatCodes), len(ps.cols)))
 		}
 		for i, f := range formats {
 			switch {
 			case f != pgtype.TextFormatCode && f != pgtype.BinaryFormatCode:
-				return sess.extendedFail(nil, errorf(codeInvalidParameterValue, "unsupported format code: %d", f))
+				return sess.extendedFail(context.Background(), errorf(codeInvalidParameterValue, "unsupported format code: %d", f))
 			case f == pgtype.BinaryFormatCode && !hasBinaryForm(sess.types, ps.cols[i].OID):
-				return sess.extendedFail(nil, errorf(codeUndefinedFunction, "no binary output function available for type %d", ps.cols[i].OID))
+				return sess.extendedFail(context.Background(), errorf(codeUndefinedFunction, "no binary output function available for type %d", ps.cols[i].OID))
 			}
 		}
 	}
@@ -164,7 +164,7 @@ func (sess *session) describe(m *pgproto3.Describe) error {
 	case 'S':
 		ps, ok := sess.statements[m.Name]
 		if !ok {
-			return sess.extendedFail(nil, undefinedStatement(m.Name))
+			return sess.extendedFail(context.Background(), undefinedStatement(m.Name))
 		}
 		sess.out.send(&pgproto3.ParameterDescription{ParameterOIDs: ps.paramOIDs})
 		if ps.cols != nil {
@@ -175,7 +175,7 @@ func (sess *session) describe(m *pgproto3.Describe) error {
 	case 'P':
 		p, ok := sess.portals[m.Name]
 		if !ok {
-			return sess.extendedFail(nil, undefinedPortal(m.Name))
+			return sess.extendedFail(context.Background(), undefinedPortal(m.Name))
 		}
 		if p.cols != nil {
 			sess.out.send(rowDescription(p.cols, p.formats))
@@ -191,7 +191,7 @@ func (sess *session) describe(m *pgproto3.Describe) error {
 func (sess *session) execute(m *pgproto3.Execute) error {
 	p, ok := sess.portals[m.Portal]
 	if !ok {
-		return sess.extendedFail(nil, undefinedPortal(m.Portal))
+		return sess.extendedFail(context.Background(), undefinedPortal(m.Portal))
 	}
 	if p.stmt.stmt == nil {
 		sess.out.send(&pgproto3.EmptyQueryResponse{})

@@ -3,14 +3,8 @@ package wire_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"reflect"
 	"strings"
@@ -25,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/rs/zerolog"
 
+	"github.com/pgcdc/pgcdc/internal/testcert"
 	"github.com/pgcdc/pgcdc/wire"
 )
 
@@ -495,32 +490,9 @@ func TestPgxNotice(t *testing.T) {
 	}
 }
 
-func selfSignedTLS(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-}
-
 func TestPgxTLS(t *testing.T) {
 	ctx := testContext(t)
-	ts := startServer(t, wire.Config{TLS: selfSignedTLS(t), Password: "pw"})
+	ts := startServer(t, wire.Config{TLS: testcert.Config(t), Password: "pw"})
 	for _, params := range []string{"sslmode=require", "sslmode=require&sslnegotiation=direct"} {
 		t.Run(params, func(t *testing.T) {
 			conn, err := pgx.ConnectConfig(ctx, cancelRequestConfig(t, ts.connString("pw", params)))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pgcdc/pgcdc/internal/testcert"
 	"github.com/pgcdc/pgcdc/wire"
 )
 
@@ -43,7 +44,7 @@ func TestPsql(t *testing.T) {
 	if _, err := exec.LookPath("psql"); err != nil {
 		t.Skip("psql not installed: ", err)
 	}
-	ts := startServer(t, wire.Config{Password: "s3cret", TLS: selfSignedTLS(t)})
+	ts := startServer(t, wire.Config{Password: "s3cret", TLS: testcert.Config(t)})
 	for _, sslmode := range []string{"disable", "require"} {
 		t.Run(sslmode, func(t *testing.T) {
 			out, errOut, err := runPsql(t, ts, "s3cret", sslmode, "-c", "select 42")

@@ -86,7 +86,7 @@ func (s *Server) newSession(ctx context.Context, st *startup, log zerolog.Logger
 	h, err := s.handler.NewSession(sess.ctx, st.info)
 	if err != nil {
 		sess.cancel(err)
-		pe := toPgError(nil, err)
+		pe := toPgError(context.Background(), err)
 		pe.Severity = severityFatal
 		st.reject(pe)
 		return nil, err
@@ -226,7 +226,7 @@ func (sess *session) dispatch(msg pgproto3.FrontendMessage) error {
 	case *pgproto3.Terminate:
 		return errTerminate
 	case *pgproto3.FunctionCall:
-		if err := sess.fail(nil, errorf(codeFeatureNotSupported, "fastpath function calls are not supported")); err != nil {
+		if err := sess.fail(context.Background(), errorf(codeFeatureNotSupported, "fastpath function calls are not supported")); err != nil {
 			return err
 		}
 		sess.readyForQuery()

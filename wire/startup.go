@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
@@ -263,7 +264,7 @@ func (s *Server) authenticate(st *startup, log zerolog.Logger) error {
 	x := &scramExchange{v: s.verifier}
 	serverFirst, err := x.handleClientFirst(string(initial.Data))
 	if err != nil {
-		return fail(toPgError(nil, err))
+		return fail(toPgError(context.Background(), err))
 	}
 	st.out.send(&pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)})
 	if err := st.out.flush(); err != nil {
@@ -283,7 +284,7 @@ func (s *Server) authenticate(st *startup, log zerolog.Logger) error {
 		return fail(fatalf(codeInvalidPassword, "password authentication failed for user \"%s\"", st.info.User))
 	}
 	if err != nil {
-		return fail(toPgError(nil, err))
+		return fail(toPgError(context.Background(), err))
 	}
 	st.backend.SetAuthType(pgproto3.AuthTypeOk)
 	st.out.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"context"
 	"database/sql/driver"
 	"encoding/binary"
 	"encoding/hex"
@@ -391,7 +392,7 @@ func appendFormatted(buf []byte, v any) []byte {
 // paramError wraps a DecodeParam failure with the parameter's position,
 // the way Postgres words it.
 func paramError(i int, err error) *pgconn.PgError {
-	pe := toPgError(nil, err)
+	pe := toPgError(context.Background(), err)
 	pe.Message = fmt.Sprintf("%s (bind parameter $%d)", pe.Message, i+1)
 	return pe
 }

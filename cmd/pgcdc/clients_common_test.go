@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcdc/pgcdc/internal/pgcdctest"
+	"github.com/pgcdc/pgcdc/internal/testcert"
 )
 
 // The client tests drive real Postgres client libraries against a real
@@ -72,7 +73,7 @@ func startClientSetup(ctx context.Context, t *testing.T, name string, extra ...s
 	t.Helper()
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, clientSchema)
-	cert, key := pgcdctest.SelfSignedCert(t)
+	cert, key := testcert.Files(t)
 	srv := pgcdctest.Start(t, pgcdctest.Options{
 		Source:   dsn,
 		Password: clientPassword,

@@ -99,7 +99,7 @@ func (d *Destination) states(ctx context.Context, where string, args ...any) ([]
 			st.Tables = strings.Split(tables, "\x01")
 		}
 		if last.Valid {
-			st.LastReplicat = last.Time
+			st.LastReplicated = last.Time
 		}
 		out = append(out, st)
 	}
@@ -172,8 +172,8 @@ func (t *tx) SaveState(ctx context.Context, st replicator.State) error {
 		return err
 	}
 	var last any
-	if !st.LastReplicat.IsZero() {
-		last = st.LastReplicat.UTC().Format(time.RFC3339Nano)
+	if !st.LastReplicated.IsZero() {
+		last = st.LastReplicated.UTC().Format(time.RFC3339Nano)
 	}
 	var dataset any
 	if st.Dataset != "" {

@@ -149,14 +149,14 @@ func TestStateRoundTrip(t *testing.T) {
 	d := open(t)
 	ctx := context.Background()
 	when := time.Date(2026, 11, 24, 1, 2, 3, 0, time.UTC)
-	st := replicator.State{Slot: "s1", Publication: "p1", LSN: 0x16B374D848, Dataset: "raw", Tables: []string{"raw.a", "raw.b"}, LastReplicat: when}
+	st := replicator.State{Slot: "s1", Publication: "p1", LSN: 0x16B374D848, Dataset: "raw", Tables: []string{"raw.a", "raw.b"}, LastReplicated: when}
 	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error { return tx.SaveState(ctx, st) })
 	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error { st.LSN++; return tx.SaveState(ctx, st) })
 	got, ok, err := d.State(ctx, "s1")
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if got.LSN != st.LSN || got.Dataset != "raw" || strings.Join(got.Tables, ",") != "raw.a,raw.b" || !got.LastReplicat.Equal(when) || got.Publication != "p1" {
+	if got.LSN != st.LSN || got.Dataset != "raw" || strings.Join(got.Tables, ",") != "raw.a,raw.b" || !got.LastReplicated.Equal(when) || got.Publication != "p1" {
 		t.Fatalf("state = %+v", got)
 	}
 	all, _ := d.States(ctx)

@@ -1,9 +1,12 @@
-package pgcdctest
+// Package testcert makes self-signed TLS certificates for tests of servers
+// on loopback.
+package testcert
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -15,10 +18,10 @@ import (
 	"time"
 )
 
-// SelfSignedCert writes a fresh self-signed certificate for 127.0.0.1 and
+// Files writes a fresh self-signed certificate for 127.0.0.1 and
 // localhost, and its key, as PEM files into t.TempDir(), ready for
 // --tls-cert and --tls-key. Clients must not verify it (sslmode=require).
-func SelfSignedCert(t testing.TB) (certFile, keyFile string) {
+func Files(t testing.TB) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -52,4 +55,15 @@ func SelfSignedCert(t testing.TB) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// Config is a server tls.Config holding a fresh self-signed certificate.
+func Config(t testing.TB) *tls.Config {
+	t.Helper()
+	certFile, keyFile := Files(t)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}
 }
