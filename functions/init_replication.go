@@ -28,12 +28,13 @@ func initReplication(ctx context.Context, env *Env, args sql.Args, notice func(s
 			}
 		}
 	}
-	o.Publish, err = requiredString(args, "publish")
-	if err != nil {
-		return nil, err
+	o.Publish = optString(args, "publish", "")
+	if args["publish"] != nil && o.Publish == "" {
+		return nil, argError("publish must not be empty; pass NULL for the default")
 	}
 	o.PersistSnapshots = optBool(args, "persist_snapshots", false)
 	o.Reset = optBool(args, "reset", false)
+	o.Adopt = optBool(args, "adopt", false)
 	o.Dataset = optString(args, "dataset_name", "")
 	if o.TableOptions, err = tableOptions(args); err != nil {
 		return nil, err

@@ -26,10 +26,7 @@ func replicationStatus(ctx context.Context, env *Env, args sql.Args, _ func(stri
 		if s.Publication != "" {
 			pub = s.Publication
 		}
-		tables := s.Tables
-		if tables == nil {
-			tables = []string{}
-		}
+		tables := tableNames(s.Tables)
 		rows[i] = []any{s.Slot, pub, s.Active, confirmed, replicator.FormatLSN(s.CurrentLSN), lag, s.WALStatus, last, tables}
 	}
 	return rows, nil

@@ -2,6 +2,7 @@ package replicator
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -15,6 +16,9 @@ type Destination interface {
 	State(ctx context.Context, slot string) (st State, ok bool, err error)
 	// States returns the state of every slot.
 	States(ctx context.Context) ([]State, error)
+	// CheckSchemaName refuses a destination schema the replica must not
+	// write to: the destination's own schemas and names it reserves.
+	CheckSchemaName(name string) error
 	// Close releases the destination.
 	Close() error
 }
@@ -28,6 +32,11 @@ type Tx interface {
 	// whose values in existing rows it could not derive: those the source
 	// rewrote (a type change, a volatile default), which must be backfilled.
 	EnsureTable(ctx context.Context, t *Table) (stale []string, err error)
+	// TableExists reports whether the destination has the table.
+	TableExists(ctx context.Context, schema, name string) (bool, error)
+	// RenameTable moves a table to another name or schema, data and column
+	// attnums included. The target must not exist.
+	RenameTable(ctx context.Context, from, to TableName) error
 	// Backfill sets columns cols of the rows whose keys rows hold; each row
 	// has the key columns' values followed by the cols' values.
 	Backfill(ctx context.Context, t *Table, cols []int, rows []Row) error
@@ -37,15 +46,42 @@ type Tx interface {
 	Apply(ctx context.Context, t *Table, b *Batch) error
 	// Truncate removes every row of t.
 	Truncate(ctx context.Context, t *Table) error
-	// DropTable drops t if it exists.
-	DropTable(ctx context.Context, schema, name string) error
+	// DropTable drops the table and reports whether it existed.
+	DropTable(ctx context.Context, schema, name string) (bool, error)
 	// SaveState stores st, replacing the slot's previous state.
 	SaveState(ctx context.Context, st State) error
+	// SavePosition records that the slot's changes are applied up to lsn,
+	// leaving the rest of its state as it is.
+	SavePosition(ctx context.Context, slot string, lsn uint64, at time.Time) error
 	// DeleteState removes the slot's state.
 	DeleteState(ctx context.Context, slot string) error
 	Commit(ctx context.Context) error
 	Rollback(ctx context.Context) error
 }
+
+// ErrReservedSchema is wrapped by CheckSchemaName's errors.
+var ErrReservedSchema = errors.New("reserved schema")
+
+// TableName is a schema-qualified table name, kept as two parts: names may
+// hold dots.
+type TableName struct {
+	Schema, Name string
+}
+
+// String is schema.name, unquoted, for messages.
+func (n TableName) String() string { return n.Schema + "." + n.Name }
+
+// SourceIdentity names the source a stored position belongs to. LSNs are only
+// comparable within one system, timeline and database.
+type SourceIdentity struct {
+	SystemID string // pg_control's system identifier, as IDENTIFY_SYSTEM prints it
+	Timeline int32
+	Database string
+}
+
+// Known reports whether the identity was recorded (states written before
+// identities were recorded have none).
+func (id SourceIdentity) Known() bool { return id.SystemID != "" }
 
 // State is what the destination remembers of a slot, committed in the same
 // transaction as the data it describes.
@@ -56,11 +92,61 @@ type State struct {
 	// destination: the end of the last applied transaction, or the end
 	// position an idle replicate() reached.
 	LSN uint64
+	// Source is the server the slot lives on.
+	Source SourceIdentity
+	// SlotLSN is where the slot became consistent when it was created.
+	SlotLSN uint64
+	// OwnsSlot and OwnsPublication say pgcdc created (or was told to adopt)
+	// them, and so may consume and drop them.
+	OwnsSlot, OwnsPublication bool
+	// Ready is false from the moment init_replication records that it is
+	// creating the slot until its snapshot commits.
+	Ready bool
+	// Publish is what the publication publishes, as init_replication set it.
+	Publish string
 	// Dataset is the destination schema chosen at init_replication, empty
 	// when each table lands in a schema named after its source schema.
-	Dataset        string
-	Tables         []string // destination tables, schema-qualified
+	Dataset string
+	// Schemas are the source schemas published whole (TABLES IN SCHEMA):
+	// tables that appear in them later join the replica on their own.
+	Schemas        []string
+	Tables         []TableState
 	LastReplicated time.Time
+}
+
+// TableState is one replicated table: which source relation feeds which
+// destination table, and the options init_replication fixed for it.
+type TableState struct {
+	// OID is the source relation's OID, which survives RENAME and SET
+	// SCHEMA; 0 for tables recorded before OIDs were.
+	OID    uint32
+	Source TableName
+	Dest   TableName
+	// IncludeColumns keeps only these columns (the key is always kept); nil
+	// keeps all.
+	IncludeColumns []string
+	// Hints override the destination type of columns, by column name.
+	Hints map[string]TypeHint
+}
+
+// Table returns the slot's table fed by the relation with OID oid.
+func (st *State) Table(oid uint32) *TableState {
+	for i := range st.Tables {
+		if st.Tables[i].OID == oid {
+			return &st.Tables[i]
+		}
+	}
+	return nil
+}
+
+// TableByDest returns the slot's table stored as dest.
+func (st *State) TableByDest(dest TableName) *TableState {
+	for i := range st.Tables {
+		if st.Tables[i].Dest == dest {
+			return &st.Tables[i]
+		}
+	}
+	return nil
 }
 
 // Passthrough runs client SQL on the destination, so the session that calls

@@ -24,6 +24,8 @@ const (
 	CodeInvalidName       = "42602"
 	CodeFeatureNotSupp    = "0A000"
 	CodeQueryCanceled     = "57014"
+	CodeInsufficientPriv  = "42501"
+	CodeDuplicateTable    = "42P07"
 )
 
 // Errorf builds a Postgres-style error with a SQLSTATE.

@@ -91,8 +91,9 @@ func validateName(what, name string) error {
 	return nil
 }
 
-// TableOptions are the per-table options shared by init_replication and
-// replicate, keyed by source table name ("orders" or "shop.orders").
+// TableOptions are the per-table options of init_replication and
+// replicate, keyed by source table name as the caller wrote it ("orders" or
+// "shop.orders").
 type TableOptions struct {
 	// IncludeColumns keeps only these columns (the key is always kept).
 	IncludeColumns map[string][]string
@@ -100,70 +101,134 @@ type TableOptions struct {
 	Hints map[string]map[string]TypeHint
 }
 
-func lookupTable[V any](m map[string]V, schema, name string) (V, bool) {
-	if v, ok := m[schema+"."+name]; ok {
-		return v, true
-	}
-	v, ok := m[name]
-	return v, ok
+// given reports whether any option was passed.
+func (o TableOptions) given() bool { return o.IncludeColumns != nil || o.Hints != nil }
+
+// tableOptions are the options of one table.
+type tableOptions struct {
+	include      []string // nil: every column
+	hints        map[string]TypeHint
+	givenInclude bool
+	givenHints   bool
 }
 
-// validate checks that every table and column the options name exists.
-func (o TableOptions) validate(tables []*sourceTable) error {
-	find := func(key string) *sourceTable {
-		for _, t := range tables {
-			if key == t.Name || key == t.Schema+"."+t.Name {
-				return t
+// resolve matches the options to tables and checks that every table and
+// column they name exists. It returns the options of each table, by index.
+func (o TableOptions) resolve(tables []*sourceTable, scope string) ([]tableOptions, error) {
+	out := make([]tableOptions, len(tables))
+	find := func(key string) int {
+		for i, t := range tables {
+			if key == t.Schema+"."+t.Name {
+				return i
 			}
 		}
-		return nil
-	}
-	check := func(arg, key string, cols []string) error {
-		t := find(key)
-		if t == nil {
-			return Errorf(CodeUndefinedTable, "%s names table %q, which is not replicated by this call", arg, key)
+		for i, t := range tables {
+			if key == t.Name {
+				return i
+			}
 		}
+		return -1
+	}
+	check := func(arg, key string, cols []string) (int, error) {
+		i := find(key)
+		if i < 0 {
+			return -1, Errorf(CodeUndefinedTable, "%s names table %q, which is not replicated by %s", arg, key, scope)
+		}
+		t := tables[i]
 		for _, c := range cols {
 			found := false
 			for _, tc := range t.Columns {
 				found = found || tc.Name == c
 			}
 			if !found {
-				return Errorf(CodeUndefinedColumn, "%s: column %q does not exist in table %s.%s", arg, c, t.Schema, t.Name)
+				return -1, Errorf(CodeUndefinedColumn, "%s: column %q does not exist in table %s.%s", arg, c, t.Schema, t.Name)
 			}
 		}
-		return nil
+		return i, nil
 	}
 	for _, k := range slices.Sorted(maps.Keys(o.IncludeColumns)) {
-		if err := check("include_columns", k, o.IncludeColumns[k]); err != nil {
-			return err
+		i, err := check("include_columns", k, o.IncludeColumns[k])
+		if err != nil {
+			return nil, err
 		}
+		if out[i].givenInclude {
+			return nil, Errorf(CodeInvalidParameter, "include_columns names table %s.%s twice", tables[i].Schema, tables[i].Name)
+		}
+		out[i].include = append([]string{}, o.IncludeColumns[k]...)
+		out[i].givenInclude = true
 	}
 	for _, k := range slices.Sorted(maps.Keys(o.Hints)) {
-		if err := check("columns", k, slices.Sorted(maps.Keys(o.Hints[k]))); err != nil {
-			return err
+		i, err := check("columns", k, slices.Sorted(maps.Keys(o.Hints[k])))
+		if err != nil {
+			return nil, err
 		}
 		for _, c := range slices.Sorted(maps.Keys(o.Hints[k])) {
 			if err := o.Hints[k][c].Validate(); err != nil {
-				return err
+				return nil, err
 			}
 		}
+		if out[i].givenHints {
+			return nil, Errorf(CodeInvalidParameter, "columns names table %s.%s twice", tables[i].Schema, tables[i].Name)
+		}
+		out[i].hints = maps.Clone(o.Hints[k])
+		out[i].givenHints = true
 	}
-	return nil
+	return out, nil
 }
 
-// shape applies the options to a table's columns: drops excluded columns
-// and attaches hints. A hint for one table never reaches another.
-func (o TableOptions) shape(schema, name string, cols []Column) []Column {
-	include, hasInclude := lookupTable(o.IncludeColumns, schema, name)
-	hints, _ := lookupTable(o.Hints, schema, name)
+// conflict compares options given in a call with the ones a slot stored for
+// table t, and says how they differ; "" when they agree or none were given.
+func (g tableOptions) conflict(t *TableState) string {
+	if g.givenInclude && !sameSet(g.include, t.IncludeColumns) {
+		return fmt.Sprintf("include_columns for %s is %s, but the slot was set up with %s", t.Source, columnList(g.include), columnList(t.IncludeColumns))
+	}
+	if g.givenHints && !maps.Equal(nilIfEmpty(g.hints), nilIfEmpty(t.Hints)) {
+		return fmt.Sprintf("columns (type hints) for %s differ from the ones the slot was set up with (%s)", t.Source, hintList(t.Hints))
+	}
+	return ""
+}
+
+func sameSet(a, b []string) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+func nilIfEmpty(m map[string]TypeHint) map[string]TypeHint {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func columnList(cols []string) string {
+	if cols == nil {
+		return "all columns"
+	}
+	return "[" + strings.Join(cols, ", ") + "]"
+}
+
+func hintList(h map[string]TypeHint) string {
+	if len(h) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, c := range slices.Sorted(maps.Keys(h)) {
+		parts = append(parts, c+": "+h[c].DataType)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// shapeColumns applies a table's options to its columns: drops excluded
+// columns and attaches hints. The key is always kept.
+func shapeColumns(cols []Column, include []string, hints map[string]TypeHint) []Column {
 	var out []Column
 	for _, c := range cols {
-		if hasInclude && !c.Key && !contains(include, c.Name) {
+		if include != nil && !c.Key && !contains(include, c.Name) {
 			continue
 		}
 		if h, ok := hints[c.Name]; ok {
-			h := h
 			c.Hint = &h
 		}
 		out = append(out, c)

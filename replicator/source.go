@@ -291,6 +291,25 @@ func readPublication(ctx context.Context, conn *pgx.Conn, name string) (publicat
 
 func (p publication) insertOnly() bool { return p.Insert && !p.Update && !p.Delete }
 
+// sameOps reports whether two publications publish the same operations.
+func (p publication) sameOps(o publication) bool {
+	return p.Insert == o.Insert && p.Update == o.Update && p.Delete == o.Delete && p.Truncate == o.Truncate
+}
+
+// ops is the publish list, as CREATE PUBLICATION takes it.
+func (p publication) ops() string {
+	var ops []string
+	for _, op := range []struct {
+		on   bool
+		name string
+	}{{p.Insert, "insert"}, {p.Update, "update"}, {p.Delete, "delete"}, {p.Truncate, "truncate"}} {
+		if op.on {
+			ops = append(ops, op.name)
+		}
+	}
+	return strings.Join(ops, ", ")
+}
+
 // publicationTables lists schema.table names of a publication's tables.
 func publicationTables(ctx context.Context, conn *pgx.Conn, pub string) ([][2]string, error) {
 	rows, err := conn.Query(ctx, `SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2`, pub)
@@ -330,4 +349,20 @@ func parsePublish(s string) (string, publication, error) {
 		ops = append(ops, op)
 	}
 	return strings.Join(ops, ", "), p, nil
+}
+
+// describeOID describes the table with OID oid as the catalog has it now;
+// ok is false when it no longer exists.
+func describeOID(ctx context.Context, conn *pgx.Conn, oid uint32) (*sourceTable, bool, error) {
+	var schema, name string
+	err := conn.QueryRow(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid = $1 AND c.relkind IN ('r', 'p')`, oid).Scan(&schema, &name)
+	if err == pgx.ErrNoRows {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, sourceError("describing table", err)
+	}
+	t, err := describeTable(ctx, conn, schema, name)
+	return t, err == nil, err
 }

@@ -18,7 +18,9 @@ type SlotStatus struct {
 	LagBytes       *int64
 	WALStatus      string
 	LastReplicated *time.Time
-	Tables         []string
+	// Tables are the destination tables, nil when pgcdc has no state for
+	// the slot.
+	Tables []TableName
 }
 
 // Status reports every pgoutput slot of the source database, or only slot
@@ -77,7 +79,10 @@ func (r *Replicator) Status(ctx context.Context, slot string) ([]SlotStatus, err
 		}
 		if ok {
 			out[i].Publication = st.Publication
-			out[i].Tables = st.Tables
+			out[i].Tables = make([]TableName, len(st.Tables))
+			for j, t := range st.Tables {
+				out[i].Tables[j] = t.Dest
+			}
 			if !st.LastReplicated.IsZero() {
 				t := st.LastReplicated
 				out[i].LastReplicated = &t
@@ -87,42 +92,125 @@ func (r *Replicator) Status(ctx context.Context, slot string) ([]SlotStatus, err
 	return out, nil
 }
 
+// DropOptions are drop_replication's arguments.
+type DropOptions struct {
+	Slot        string
+	Publication string
+	// DropTables drops the destination tables too.
+	DropTables bool
+	Progress   func(string)
+}
+
 // Drop removes a slot, its publication and its destination state, and
-// with dropTables the destination tables too. It returns the tables dropped.
-func (r *Replicator) Drop(ctx context.Context, slot, pub string, dropTables bool) ([]string, error) {
-	if err := validateSlot(slot); err != nil {
+// with DropTables the destination tables too. It returns the tables it
+// dropped. It touches only what pgcdc created: a slot or publication it has
+// no state for is refused, and a publication it only read is left alone.
+func (r *Replicator) Drop(ctx context.Context, o DropOptions) ([]TableName, error) {
+	if err := validateSlot(o.Slot); err != nil {
 		return nil, err
 	}
-	if err := validateName("pub_name", pub); err != nil {
+	if err := validateName("pub_name", o.Publication); err != nil {
 		return nil, err
 	}
-	conn, done, err := r.open(ctx, slot, false)
+	conn, done, err := r.open(ctx, o.Slot, false)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	_, slotOK, err := readSlot(ctx, conn, slot)
+	slot, slotOK, err := readSlot(ctx, conn, o.Slot)
 	if err != nil {
 		return nil, err
 	}
-	_, pubOK, err := readPublication(ctx, conn, pub)
+	_, pubOK, err := readPublication(ctx, conn, o.Publication)
 	if err != nil {
 		return nil, err
 	}
-	st, stateOK, err := r.dest.State(ctx, slot)
+	st, stateOK, err := r.dest.State(ctx, o.Slot)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
-	if !slotOK && !pubOK && !stateOK {
+	if !stateOK {
+		switch {
+		case slotOK:
+			return nil, notCreated("replication slot", o.Slot)
+		case pubOK:
+			return nil, notCreated("publication", o.Publication)
+		}
 		return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeUndefinedObject,
-			Message: fmt.Sprintf("neither replication slot %q nor publication %q exists", slot, pub)}
+			Message: fmt.Sprintf("neither replication slot %q nor publication %q exists", o.Slot, o.Publication)}
 	}
-	if err := r.drop(ctx, conn, slot, pub, dropTables); err != nil {
-		return nil, err
+	if st.Publication != o.Publication {
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeInsufficientPriv,
+			Message: fmt.Sprintf("replication slot %q replicates publication %q, not %q; pgcdc will not drop a publication it did not create", o.Slot, st.Publication, o.Publication),
+			Hint:    fmt.Sprintf("Call drop_replication('%s', '%s').", o.Slot, st.Publication)}
 	}
-	var dropped []string
-	if dropTables && stateOK {
-		dropped = st.Tables
+	sameSource := true
+	if st.Source.Known() {
+		repl, err := r.connectReplication(ctx)
+		if err != nil {
+			return nil, err
+		}
+		src, err := identify(ctx, repl)
+		if err == nil {
+			_, _, err = checkIdentity(ctx, repl, st, src)
+			sameSource = err == nil
+			err = nil
+		}
+		repl.Close(context.Background())
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !sameSource {
+		r.notify(o.Progress, fmt.Sprintf("the replication state of slot %s was made from another source: its slot and publication on this source are not pgcdc's and are left alone", o.Slot))
+	} else {
+		if slotOK && st.OwnsSlot {
+			if slot.Active {
+				return nil, Errorf(CodeObjectInUse, "replication slot %q is active for PID %d; stop its consumer first", o.Slot, slot.pid())
+			}
+			if err := dropSlot(ctx, conn, o.Slot); err != nil {
+				return nil, err
+			}
+		}
+		if pubOK {
+			if st.OwnsPublication {
+				if _, err := conn.Exec(ctx, "DROP PUBLICATION "+ident(o.Publication)); err != nil {
+					return nil, sourceError("dropping publication", err)
+				}
+			} else {
+				r.notify(o.Progress, fmt.Sprintf("publication %s was not created by pgcdc and is left alone", o.Publication))
+			}
+		}
+	}
+	tx, err := r.dest.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	var dropped []TableName
+	if o.DropTables {
+		for _, t := range st.Tables {
+			ok, err := tx.DropTable(ctx, t.Dest.Schema, t.Dest.Name)
+			if err != nil {
+				return nil, fmt.Errorf("destination: dropping %s: %w", t.Dest, err)
+			}
+			if ok {
+				dropped = append(dropped, t.Dest)
+			}
+		}
+	}
+	if err := tx.DeleteState(ctx, o.Slot); err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("destination: commit: %w", err)
 	}
 	return dropped, nil
+}
+
+func notCreated(kind, name string) error {
+	return &pgconn.PgError{Severity: "ERROR", Code: CodeInsufficientPriv,
+		Message: fmt.Sprintf("%s %q was not created by pgcdc", kind, name),
+		Detail:  "pgcdc has no replication state for it, and drops only what it created.",
+		Hint:    "Drop it on the source yourself if it is really unused."}
 }

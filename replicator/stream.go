@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -46,9 +47,13 @@ const MaxBatchSize = 1_000_000
 // which is how an idle stream learns that it has reached its end.
 const statusInterval = 100 * time.Millisecond
 
-// Replicate consumes the slot from its confirmed position up to the source's
-// WAL position when the call starts, merges every change into the
+// Replicate consumes the slot from the replica's position up to the
+// source's WAL position when the call starts, merges every change into the
 // destination, and confirms the slot up to what the destination committed.
+//
+// Before it reads a change it checks that the stored state belongs to this
+// source and slot, and that the options of the call agree with the ones the
+// slot was set up with.
 func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
 	if err := validateSlot(o.Slot); err != nil {
 		return nil, err
@@ -69,45 +74,10 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 		return nil, err
 	}
 	defer done()
-	slot, ok, err := readSlot(ctx, conn, o.Slot)
+	state, slot, pub, err := r.checkReplicate(ctx, conn, o)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeUndefinedObject,
-			Message: fmt.Sprintf("replication slot %q does not exist", o.Slot),
-			Hint:    "Create it with init_replication()."}
-	}
-	if err := checkSlotUsable(ctx, conn, o.Slot, slot); err != nil {
-		return nil, err
-	}
-	pub, ok, err := readPublication(ctx, conn, o.Publication)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, Errorf(CodeUndefinedObject, "publication %q does not exist", o.Publication)
-	}
-	end, err := walEnd(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
-	state, hasState, err := r.dest.State(ctx, o.Slot)
-	if err != nil {
-		return nil, fmt.Errorf("destination: reading state: %w", err)
-	}
-	if !hasState {
-		state = State{Slot: o.Slot, Publication: o.Publication}
-	}
-	dataset := o.Dataset
-	if dataset == "" {
-		dataset = state.Dataset
-	}
-	start := slot.ConfirmedLSN
-	if state.LSN > start {
-		start = state.LSN
-	}
-
 	repl, err := r.connectReplication(ctx)
 	if err != nil {
 		return nil, err
@@ -116,6 +86,26 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 		repl.Close(context.Background())
 		r.awaitSlotReleased(conn, o.Slot)
 	}()
+	src, err := identify(ctx, repl)
+	if err != nil {
+		return nil, err
+	}
+	id, newID, err := checkIdentity(ctx, repl, state, src)
+	if err != nil {
+		return nil, err
+	}
+	end, err := walEnd(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPosition(state, slot, end); err != nil {
+		return nil, err
+	}
+	if err := r.checkReplicaTables(ctx, conn, &state); err != nil {
+		return nil, err
+	}
+	start := state.LSN
+
 	err = pglogrepl.StartReplication(ctx, repl, o.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
 		Mode: pglogrepl.LogicalReplication,
 		PluginArgs: []string{
@@ -129,9 +119,12 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	}
 
 	s := &stream{
-		r: r, o: o, ctx: ctx, conn: conn, repl: repl, pub: pub, dataset: dataset,
-		end: end, state: state, committed: start, confirmed: slot.ConfirmedLSN, heartbeat: heartbeat(ctx, conn),
+		r: r, o: o, ctx: ctx, conn: conn, repl: repl, pub: pub, dataset: state.Dataset,
+		end: end, ceiling: end, state: state, committed: start, confirmed: slot.ConfirmedLSN, heartbeat: heartbeat(ctx, conn),
 		relations: map[uint32]*relation{}, ensured: map[*Table]bool{}, stats: map[string]*TableStats{}, batches: map[*Table]*Batch{},
+	}
+	if newID {
+		s.state.Source, s.stateDirty = id, true
 	}
 	if err := s.run(); err != nil {
 		if s.tx != nil {
@@ -145,6 +138,144 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 		return nil, err
 	}
 	return s.results(), nil
+}
+
+// checkReplicate finds the slot's state, slot and publication, and refuses
+// a call that does not match them.
+func (r *Replicator) checkReplicate(ctx context.Context, conn *pgx.Conn, o ReplicateOptions) (State, slotInfo, publication, error) {
+	var none publication
+	state, ok, err := r.dest.State(ctx, o.Slot)
+	if err != nil {
+		return state, slotInfo{}, none, fmt.Errorf("destination: reading state: %w", err)
+	}
+	slot, slotOK, err := readSlot(ctx, conn, o.Slot)
+	if err != nil {
+		return state, slot, none, err
+	}
+	if slotOK && slot.Active {
+		return state, slot, none, Errorf(CodeObjectInUse, "replication slot %q is active for PID %d: another consumer is reading it", o.Slot, slot.pid())
+	}
+	if !ok {
+		if slotOK {
+			return state, slot, none, &pgconn.PgError{Severity: "ERROR", Code: CodeInsufficientPriv,
+				Message: fmt.Sprintf("replication slot %q was not set up by pgcdc", o.Slot),
+				Detail:  "Consuming it would take changes that its own consumer is waiting for.",
+				Hint:    "If it is meant for pgcdc, take it over with init_replication(..., adopt => true)."}
+		}
+		return state, slot, none, &pgconn.PgError{Severity: "ERROR", Code: CodeUndefinedObject,
+			Message: fmt.Sprintf("replication slot %q does not exist", o.Slot),
+			Hint:    "Create it with init_replication()."}
+	}
+	if !state.Ready {
+		return state, slot, none, &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
+			Message: fmt.Sprintf("init_replication for slot %q did not complete", o.Slot),
+			Hint:    "Run init_replication again."}
+	}
+	if state.Publication != o.Publication {
+		return state, slot, none, &pgconn.PgError{Severity: "ERROR", Code: CodeInvalidParameter,
+			Message: fmt.Sprintf("replication slot %q replicates publication %q, not %q", o.Slot, state.Publication, o.Publication)}
+	}
+	if o.Dataset != "" && o.Dataset != state.Dataset {
+		was := "each table in a schema named after its source schema"
+		if state.Dataset != "" {
+			was = fmt.Sprintf("dataset_name %q", state.Dataset)
+		}
+		return state, slot, none, &pgconn.PgError{Severity: "ERROR", Code: CodeInvalidParameter,
+			Message: fmt.Sprintf("dataset_name %q conflicts with slot %q, which was set up with %s", o.Dataset, o.Slot, was),
+			Hint:    "Omit dataset_name: replicate() uses the one set by init_replication. To change it, re-create the slot with init_replication(..., reset => true)."}
+	}
+	if !slotOK {
+		return state, slot, none, &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
+			Message: fmt.Sprintf("replication slot %q no longer exists on the source, so its replica cannot be continued exactly", o.Slot),
+			Hint:    "Something dropped the slot outside pgcdc. Run init_replication(..., reset => true) to start over with a new snapshot."}
+	}
+	if err := checkSlotUsable(ctx, conn, o.Slot, slot); err != nil {
+		return state, slot, none, err
+	}
+	pub, ok, err := readPublication(ctx, conn, o.Publication)
+	if err != nil {
+		return state, slot, none, err
+	}
+	if !ok {
+		return state, slot, none, &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
+			Message: fmt.Sprintf("publication %q does not exist", o.Publication),
+			Hint:    "Something dropped it outside pgcdc. Run init_replication(..., reset => true) to start over."}
+	}
+	if o.TableOptions.given() {
+		if err := checkStoredOptions(ctx, conn, state, o.TableOptions); err != nil {
+			return state, slot, none, err
+		}
+	}
+	return state, slot, pub, nil
+}
+
+// checkStoredOptions validates replicate()'s include_columns and columns
+// exactly as init_replication does, then requires them to agree with the
+// ones stored with the slot: a different column set would silently drop
+// columns, and a later call would bring them back empty.
+func checkStoredOptions(ctx context.Context, conn *pgx.Conn, st State, o TableOptions) error {
+	var tables []*sourceTable
+	var states []*TableState
+	for i := range st.Tables {
+		ts := &st.Tables[i]
+		t, ok, err := describeOID(ctx, conn, ts.OID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			tables, states = append(tables, t), append(states, ts)
+		}
+	}
+	given, err := o.resolve(tables, fmt.Sprintf("slot %q", st.Slot))
+	if err != nil {
+		return err
+	}
+	for i, g := range given {
+		if c := g.conflict(states[i]); c != "" {
+			return &pgconn.PgError{Severity: "ERROR", Code: CodeInvalidParameter, Message: c,
+				Hint: "replicate() uses the options stored by init_replication: omit them. To change them, re-create the slot with init_replication(..., reset => true)."}
+		}
+	}
+	return nil
+}
+
+// checkReplicaTables refuses to go on when a replica table of a source
+// table that still exists is missing: recreating it would hold only the rows
+// changed from now on. It also binds tables recorded without an OID.
+func (r *Replicator) checkReplicaTables(ctx context.Context, conn *pgx.Conn, st *State) error {
+	tx, err := r.dest.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	for _, ts := range st.Tables {
+		if ts.OID == 0 {
+			continue // bound by destination name when the stream names it
+		}
+		exists, err := tx.TableExists(ctx, ts.Dest.Schema, ts.Dest.Name)
+		if err != nil {
+			return fmt.Errorf("destination: %w", err)
+		}
+		if exists {
+			continue
+		}
+		t, ok, err := describeOID(ctx, conn, ts.OID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return missingReplica(st, ts.Dest, TableName{t.Schema, t.Name})
+		}
+	}
+	return nil
+}
+
+func missingReplica(st *State, dest, source TableName) error {
+	return &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
+		Message: fmt.Sprintf("replica table %s of source table %s is missing: it was dropped in the destination", dest, source),
+		Detail:  "Recreating it would hold only the rows changed from now on.",
+		Hint: fmt.Sprintf("Copy it again with init_replication(%s, %s, schema_name => %s, table_names => ARRAY[%s], persist_snapshots => true), then call replicate() again.",
+			quoteLiteral(st.Slot), quoteLiteral(st.Publication), quoteLiteral(source.Schema), quoteLiteral(source.Name))}
 }
 
 // relation is a source relation as the stream described it.
@@ -166,11 +297,17 @@ type stream struct {
 	dataset string
 	end     uint64
 
-	state     State  // as last committed
-	committed uint64 // LSN the destination holds everything up to
-	confirmed uint64 // LSN confirmed to the slot
+	// state is the slot's state as the open destination transaction will
+	// commit it; stateDirty says more than its position changed.
+	state      State
+	stateDirty bool
+	committed  uint64 // LSN the destination holds everything up to
+	confirmed  uint64 // LSN confirmed to the slot
+	// ceiling is the highest WAL position the source has shown us: the
+	// slot is never confirmed past it.
+	ceiling uint64
 
-	statusMu   sync.Mutex // guards sends on repl, committed, confirmed, lastStatus
+	statusMu   sync.Mutex // guards sends on repl, committed, confirmed, ceiling, lastStatus
 	lastStatus time.Time
 	heartbeat  time.Duration
 
@@ -284,6 +421,7 @@ func (s *stream) handleCopyData(data []byte) error {
 			return fmt.Errorf("source: %w", err)
 		}
 		s.r.log.Debug().Str("wal_end", FormatLSN(uint64(ka.ServerWALEnd))).Str("end", FormatLSN(s.end)).Bool("in_tx", s.inTx).Msg("keepalive")
+		s.raiseCeiling(uint64(ka.ServerWALEnd))
 		// The keepalive's position is how far the source has decoded: every
 		// transaction that committed before it has been sent to us.
 		if !s.inTx && uint64(ka.ServerWALEnd) >= s.end {
@@ -298,6 +436,7 @@ func (s *stream) handleCopyData(data []byte) error {
 		if err != nil {
 			return fmt.Errorf("source: %w", err)
 		}
+		s.raiseCeiling(uint64(xld.ServerWALEnd))
 		return s.handleLogical(uint64(xld.WALStart), xld.WALData)
 	default:
 		return fmt.Errorf("source: unknown replication message %q", data[0])
@@ -421,6 +560,9 @@ func (s *stream) rel(id uint32) (*relation, error) {
 		if err := s.openTx(); err != nil {
 			return nil, err
 		}
+		if err := s.place(rel.table); err != nil {
+			return nil, err
+		}
 		stale, err := s.tx.EnsureTable(s.ctx, rel.table)
 		if err != nil {
 			return nil, fmt.Errorf("destination: %s: %w", rel.table.Qualified(), err)
@@ -431,6 +573,94 @@ func (s *stream) rel(id uint32) (*relation, error) {
 		}
 	}
 	return rel, nil
+}
+
+// place makes sure the destination table a relation's changes go to is the
+// slot's own, in the transaction that applies them: it follows a source
+// table renamed or moved to another schema (the relation OID stays), admits
+// a table that joined a schema the slot publishes whole, and refuses to
+// write where the replica lost a table or another table holds the name.
+func (s *stream) place(t *Table) error {
+	name, source := t.TableName(), TableName{t.SourceSchema, t.SourceName}
+	ts := s.state.Table(t.OID)
+	if ts == nil {
+		return s.admit(t)
+	}
+	if ts.Dest == name {
+		exists, err := s.tx.TableExists(s.ctx, name.Schema, name.Name)
+		if err != nil {
+			return fmt.Errorf("destination: %w", err)
+		}
+		if !exists {
+			return missingReplica(&s.state, name, source)
+		}
+		if ts.Source != source {
+			ts.Source, s.stateDirty = source, true
+		}
+		return nil
+	}
+	// Renamed or moved at the source.
+	from := ts.Dest
+	if holder := s.state.TableByDest(name); holder != nil {
+		return &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
+			Message: fmt.Sprintf("source table %s (was %s) cannot follow its rename: replica table %s still holds source table %s (OID %d)", source, ts.Source, name, holder.Source, holder.OID),
+			Hint:    fmt.Sprintf("Rename or drop replica table %s, then call replicate() again.", name)}
+	}
+	exists, err := s.tx.TableExists(s.ctx, from.Schema, from.Name)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	if !exists {
+		return missingReplica(&s.state, from, source)
+	}
+	if s.dataset == "" && from.Schema != name.Schema {
+		if err := s.r.checkSchemaName(name.Schema, "destination schema"); err != nil {
+			return err
+		}
+	}
+	if err := s.tx.RenameTable(s.ctx, from, name); err != nil {
+		return fmt.Errorf("destination: following the rename of %s to %s: %w", ts.Source, source, err)
+	}
+	s.r.notify(s.o.Progress, fmt.Sprintf("source table %s is now %s: replica table %s renamed to %s", ts.Source, source, from, name))
+	ts.Source, ts.Dest, s.stateDirty = source, name, true
+	return nil
+}
+
+// admit records a table that the slot's state does not hold yet. Only a
+// table in a schema the slot publishes whole may join on its own: its
+// every row reaches the stream. Any other table was added to the
+// publication without a snapshot.
+func (s *stream) admit(t *Table) error {
+	name, source := t.TableName(), TableName{t.SourceSchema, t.SourceName}
+	if !slices.Contains(s.state.Schemas, t.SourceSchema) {
+		return &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
+			Message: fmt.Sprintf("publication %q publishes table %s, which slot %q's replica does not hold", s.o.Publication, source, s.o.Slot),
+			Detail:  "It was added to the publication outside init_replication, or by an init_replication that did not complete, so its rows were never copied.",
+			Hint: fmt.Sprintf("Copy it with init_replication(%s, %s, schema_name => %s, table_names => ARRAY[%s], persist_snapshots => true).",
+				quoteLiteral(s.o.Slot), quoteLiteral(s.o.Publication), quoteLiteral(source.Schema), quoteLiteral(source.Name))}
+	}
+	if holder := s.state.TableByDest(name); holder != nil {
+		return &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
+			Message: fmt.Sprintf("new source table %s cannot be replicated: replica table %s holds source table %s (OID %d)", source, name, holder.Source, holder.OID),
+			Hint:    fmt.Sprintf("If %s was dropped or renamed at the source, rename or drop replica table %s, then call replicate() again.", holder.Source, name)}
+	}
+	exists, err := s.tx.TableExists(s.ctx, name.Schema, name.Name)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	if exists {
+		return &pgconn.PgError{Severity: "ERROR", Code: CodeDuplicateTable,
+			Message: fmt.Sprintf("new source table %s cannot be replicated: destination table %s exists but was not created by pgcdc for slot %q", source, name, s.o.Slot),
+			Hint:    "Rename or drop the destination table, then call replicate() again."}
+	}
+	if s.dataset == "" {
+		if err := s.r.checkSchemaName(name.Schema, "destination schema"); err != nil {
+			return err
+		}
+	}
+	s.state.Tables = append(s.state.Tables, TableState{OID: t.OID, Source: source, Dest: name})
+	s.stateDirty = true
+	return nil
 }
 
 // relation handles a Relation message: the first sight of a table in this
@@ -476,30 +706,47 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 			cols[i].Dims = max(cc.Dims, 1)
 		}
 	}
-	shaped := s.o.TableOptions.shape(m.Namespace, m.RelationName, cols)
+	// Tables recorded without an OID are bound by destination name.
+	dest := TableName{m.Namespace, m.RelationName}
+	if s.dataset != "" {
+		dest.Schema = s.dataset
+	}
+	if s.state.Table(m.RelationID) == nil {
+		if ts := s.state.TableByDest(dest); ts != nil && ts.OID == 0 {
+			ts.OID, ts.Source, s.stateDirty = m.RelationID, TableName{m.Namespace, m.RelationName}, true
+		}
+	}
+	// Options are the table's, by OID: a renamed table keeps them.
+	var include []string
+	var hints map[string]TypeHint
+	if ts := s.state.Table(m.RelationID); ts != nil {
+		include, hints = ts.IncludeColumns, ts.Hints
+	}
+	shaped := shapeColumns(cols, include, hints)
 	// Without a catalog key, REPLICA IDENTITY FULL marks every column.
 	fullRow := !useCatalog && m.ReplicaIdentity == 'f'
-	t := s.r.destTable(m.Namespace, m.RelationName, shaped, s.dataset, s.pub, fullRow)
+	t := s.r.destTable(m.RelationID, m.Namespace, m.RelationName, shaped, s.dataset, s.pub, fullRow)
 	rel := &relation{table: t, cols: make([]int, len(m.Columns))}
 	for i, c := range m.Columns {
 		rel.cols[i] = t.ColumnIndex(c.Name)
 	}
-	if prev := s.tableFor(t); prev != nil && prev.sameShape(t) {
-		rel.table = prev
+	prev := s.relations[m.RelationID]
+	if prev != nil && prev.table.TableName() == t.TableName() && prev.table.sameShape(t) {
+		rel.table = prev.table
 		s.relations[m.RelationID] = rel
 		return nil
 	}
-	// The shape changed: changes held for the old shape go out first, in
-	// stream order. The destination table itself is created or altered at
-	// the relation's first change, because pgoutput also describes
-	// relations it never sends changes for (a partition published through
-	// its root).
-	if prev := s.tableFor(t); prev != nil {
-		if b, ok := s.batches[prev]; ok {
+	// The shape or name changed: changes held for the old one go out
+	// first, in stream order. The destination table itself is created,
+	// renamed or altered at the relation's first change, because pgoutput
+	// also describes relations it never sends changes for (a partition
+	// published through its root).
+	if prev != nil {
+		if b, ok := s.batches[prev.table]; ok {
 			if err := s.openTx(); err != nil {
 				return err
 			}
-			if err := s.apply(prev, b); err != nil {
+			if err := s.apply(prev.table, b); err != nil {
 				return err
 			}
 		}
@@ -524,16 +771,6 @@ func (s *stream) resolveType(oid uint32, typmod int32) (typeInfo, error) {
 	}
 	s.typeCache[key] = ti
 	return ti, nil
-}
-
-// tableFor finds the table the stream already knows under t's destination name.
-func (s *stream) tableFor(t *Table) *Table {
-	for _, rel := range s.relations {
-		if rel.table.Schema == t.Schema && rel.table.Name == t.Name {
-			return rel.table
-		}
-	}
-	return nil
 }
 
 // row converts a pgoutput tuple to a destination row.
@@ -655,9 +892,14 @@ func (s *stream) commit(lsn uint64) error {
 	}
 	st := s.state
 	st.LSN = lsn
-	st.Publication = s.o.Publication
 	st.LastReplicated = time.Now().UTC()
-	if err := s.tx.SaveState(s.ctx, st); err != nil {
+	var err error
+	if s.stateDirty {
+		err = s.tx.SaveState(s.ctx, st)
+	} else {
+		err = s.tx.SavePosition(s.ctx, st.Slot, lsn, st.LastReplicated)
+	}
+	if err != nil {
 		return fmt.Errorf("destination: saving state: %w", err)
 	}
 	if err := s.tx.Commit(s.ctx); err != nil {
@@ -665,7 +907,7 @@ func (s *stream) commit(lsn uint64) error {
 		return fmt.Errorf("destination: commit: %w", err)
 	}
 	s.tx = nil
-	s.state = st
+	s.state, s.stateDirty = st, false
 	s.statusMu.Lock()
 	s.committed = lsn
 	s.statusMu.Unlock()
@@ -746,11 +988,24 @@ func (s *stream) sendStatus(reply bool) error {
 	if s.o.FlushSlot && s.committed > pos {
 		pos = s.committed
 	}
+	if pos > s.ceiling {
+		// Checked before the stream starts (checkPosition); reaching this
+		// means a bug, and confirming would tell the source to drop WAL it
+		// has not even written.
+		return fmt.Errorf("internal error: refusing to confirm slot %q at %s, past the source's WAL end %s", s.o.Slot, FormatLSN(pos), FormatLSN(s.ceiling))
+	}
 	s.confirmed = pos
 	err := pglogrepl.SendStandbyStatusUpdate(s.ctx, s.repl, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: pglogrepl.LSN(pos), WALFlushPosition: pglogrepl.LSN(pos), WALApplyPosition: pglogrepl.LSN(pos),
 		ReplyRequested: reply})
 	return sourceError("sending status", err)
+}
+
+// raiseCeiling notes a WAL position the source reported.
+func (s *stream) raiseCeiling(lsn uint64) {
+	s.statusMu.Lock()
+	s.ceiling = max(s.ceiling, lsn)
+	s.statusMu.Unlock()
 }
 
 func (s *stream) results() []TableStats {

@@ -36,9 +36,9 @@ type Column struct {
 // TypeHint is a dlt-style column hint: {"data_type": "double"}, with
 // precision and scale for decimals.
 type TypeHint struct {
-	DataType  string
-	Precision int
-	Scale     int
+	DataType  string `json:"data_type"`
+	Precision int    `json:"precision,omitempty"`
+	Scale     int    `json:"scale,omitempty"`
 }
 
 // HintTypes are the data types a column hint may name (dlt's names).
@@ -57,6 +57,8 @@ func (h TypeHint) Validate() error {
 
 // Table is a destination table and the source table it mirrors.
 type Table struct {
+	// OID is the source relation's OID.
+	OID          uint32
 	SourceSchema string
 	SourceName   string
 	// Schema and Name are where the rows land in the destination.
@@ -85,6 +87,9 @@ func (t *Table) QualifiedSource() string { return t.SourceSchema + "." + t.Sourc
 
 // Qualified is schema.table of the destination, unquoted, for messages.
 func (t *Table) Qualified() string { return t.Schema + "." + t.Name }
+
+// TableName is the destination table's name.
+func (t *Table) TableName() TableName { return TableName{t.Schema, t.Name} }
 
 // KeyIndexes returns the positions of the key columns.
 func (t *Table) KeyIndexes() []int {

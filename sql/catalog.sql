@@ -17,12 +17,13 @@ CREATE FUNCTION pgcdc.init_replication(
     pub_name          text,
     schema_name       text    DEFAULT 'public',
     table_names       text[]  DEFAULT NULL,
-    publish           text    DEFAULT 'insert, update, delete',
+    publish           text    DEFAULT NULL,
     persist_snapshots boolean DEFAULT false,
     include_columns   jsonb   DEFAULT NULL,
     columns           jsonb   DEFAULT NULL,
     reset             boolean DEFAULT false,
-    dataset_name      text    DEFAULT NULL
+    dataset_name      text    DEFAULT NULL,
+    adopt             boolean DEFAULT false
 ) RETURNS TABLE (
     table_name     text,
     snapshot_rows  bigint,
@@ -40,18 +41,36 @@ the tables'' current contents into the destination.
 The publication is created empty `WITH (publish = ...)` and the tables are
 added to it: the tables in `table_names` (a single name is accepted as a
 one-element list), or the whole schema `schema_name` as `TABLES IN SCHEMA`
-when `table_names` is NULL. Running it again with new tables adds them;
-`reset => true` drops and recreates the slot and the publication.
+when `table_names` is NULL. Running it again with new tables adds them (and
+copies them, with `persist_snapshots`), and copies again a table whose
+replica was dropped; `reset => true` drops and recreates the slot and the
+publication.
+
+Every argument is checked, and every conflict with what exists is found,
+before anything is created. If a later step fails, whatever the call created
+(slot, publication, tables added to a publication, state) is removed again.
 
 - `publish`: the operations published, as in `CREATE PUBLICATION ... WITH (publish = ...)`.
-  An insert-only publication makes the destination tables append-only.
+  NULL keeps what an existing publication publishes, and gives a new one
+  Postgres''s default, `insert, update, delete, truncate` (dlt leaves truncate
+  out, which lets a TRUNCATE silently diverge the replica). An insert-only
+  publication makes the destination tables append-only.
 - `persist_snapshots`: copy each table into the destination, reading inside the
   snapshot exported when the slot was created, so the change stream starts
   exactly where the copy ends. Nothing is created in the source.
-- `include_columns`: per-table column subsets, `{"orders": ["id", "total"]}`.
+- `include_columns`: per-table column subsets, `{"orders": ["id", "total"]}`. On
+  Postgres 15 and later, tables named in `table_names` are published with a
+  column list, so the source does not even send the other columns.
 - `columns`: per-table column type hints in dlt''s shape,
   `{"orders": {"total": {"data_type": "decimal"}}}`.
-- `dataset_name`: the destination schema the tables are written to.
+- `dataset_name`: the destination schema the tables are written to. It cannot
+  be pgcdc''s own schema or a name the destination reserves.
+- `adopt`: take over a slot, publication or destination table that exists but
+  that pgcdc did not create. Without it such objects are refused (42501):
+  pgcdc consumes, alters and drops only what it created.
+
+`dataset_name`, `include_columns` and `columns` are stored with the slot and
+fixed for each table once it is replicated; `replicate()` uses them.
 
 Returns one row per table with the rows copied and the LSN at which the slot
 became consistent.';
@@ -89,13 +108,23 @@ they reach, so a call that fails or is cancelled loses nothing and applies
 nothing twice: the next call resumes after the last committed batch. Progress
 is reported as NOTICEs.
 
-- `include_columns`, `columns`: as for `init_replication`.
+- `include_columns`, `columns`, `dataset_name`: default to what
+  `init_replication` stored with the slot. Given here, they must agree with
+  it: a different column set would silently drop columns, so it is an error
+  that says how to change the setup.
 - `target_batch_size`: changes per destination batch; bounds memory.
 - `flush_slot`: confirm the slot up to what the destination has committed, which
   lets the source recycle WAL. With `false` the same changes are read again
   next time (and skipped, as they are already applied).
 - `delete_mode`: `hard` removes deleted rows; `soft` keeps them with
   `_pg_deleted_ts` set to the commit time of the delete.
+
+Before reading a change it checks that the stored state belongs to this
+source (system identifier, timeline and database), that the slot was not
+consumed by anyone else, and that no replica table was dropped; each is an
+error, never a reason to skip changes. A source table renamed or moved to
+another schema is followed by its OID: its replica table is renamed in the
+same transaction as the change.
 
 Returns one row per table that had changes, with the LSN range consumed.';
 
@@ -138,4 +167,6 @@ COMMENT ON FUNCTION pgcdc.drop_replication IS
 'Drops the slot `slot_name` and the publication `pub_name` on the source, which
 releases the WAL the slot retained, and forgets their replication state.
 With `drop_tables => true` the destination tables fed by them are dropped too;
-by default the data stays queryable.';
+by default the data stays queryable. It drops only what pgcdc created: a slot
+or publication it has no state for is refused (42501), and a publication it
+only read is left alone.';

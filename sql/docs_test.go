@@ -21,7 +21,7 @@ func TestDocs(t *testing.T) {
 		"| `schema_name` | `text` | `'public'` |\n",
 		"| `table_names` | `text[]` | `NULL` |\n",
 		"| `persist_snapshots` | `boolean` | `false` |\n",
-		"| `publish` | `text` | `'insert, update, delete'` |\n",
+		"| `publish` | `text` | `NULL` |\n",
 		"| `end_lsn` | `pg_lsn` |\n",
 		"| `last_replicated_at` | `timestamptz` |\n",
 		"| `tables` | `text[]` |\n",

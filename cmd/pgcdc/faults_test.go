@@ -117,7 +117,7 @@ func assertEqual(ctx context.Context, t *testing.T, src, rep *pgx.Conn) {
 func slotWithinState(ctx context.Context, t *testing.T, src, rep *pgx.Conn, slot string) {
 	t.Helper()
 	var state *int64
-	if err := rep.QueryRow(ctx, "SELECT CAST(lsn AS BIGINT) FROM _pgcdc.state WHERE slot_name = $1", slot).Scan(&state); err != nil && err != pgx.ErrNoRows {
+	if err := rep.QueryRow(ctx, "SELECT CAST(lsn AS BIGINT) FROM _pgcdc.slots WHERE slot_name = $1 AND ready", slot).Scan(&state); err != nil && err != pgx.ErrNoRows {
 		t.Fatal(err)
 	}
 	var confirmed int64

@@ -114,10 +114,6 @@ func (t *tx) Rollback(ctx context.Context) error {
 	return err
 }
 
-func (t *tx) DropTable(ctx context.Context, schema, name string) error {
-	return t.exec(ctx, "DROP TABLE IF EXISTS "+ident(schema, name))
-}
-
 func (t *tx) Truncate(ctx context.Context, tbl *replicator.Table) error {
 	t.modified[ident(tbl.Schema, tbl.Name)] = true
 	return t.exec(ctx, "DELETE FROM "+ident(tbl.Schema, tbl.Name))
@@ -278,7 +274,7 @@ func missingExpr(tbl *replicator.Table, i int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return castExpr(col, "'"+strings.ReplaceAll(v.(string), "'", "''")+"'"), nil
+	return castExpr(col, literal(v.(string))), nil
 }
 
 // rebuild reshapes a table by copying it. DuckDB cannot commit a

@@ -2,7 +2,9 @@ package duckdb_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -145,20 +147,42 @@ func TestRollbackLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestStateRoundTrip stores every field of a slot's state, with schema and
+// table names holding the separators an older layout split on.
 func TestStateRoundTrip(t *testing.T) {
 	d := open(t)
 	ctx := context.Background()
 	when := time.Date(2026, 11, 24, 1, 2, 3, 0, time.UTC)
-	st := replicator.State{Slot: "s1", Publication: "p1", LSN: 0x16B374D848, Dataset: "raw", Tables: []string{"raw.a", "raw.b"}, LastReplicated: when}
+	st := replicator.State{Slot: "s1", Publication: "p1", LSN: 0x16B374D848, SlotLSN: 0x16B374D000,
+		Source:   replicator.SourceIdentity{SystemID: "7412345678901234567", Timeline: 3, Database: "shop db"},
+		OwnsSlot: true, OwnsPublication: false, Ready: true, Publish: "insert, update", Dataset: "raw",
+		Schemas: []string{"shop", "a.b"},
+		Tables: []replicator.TableState{
+			{OID: 16384, Source: replicator.TableName{Schema: "shop.x", Name: "a"}, Dest: replicator.TableName{Schema: "raw", Name: "a.b\x01c"}},
+			{OID: 16390, Source: replicator.TableName{Schema: "shop", Name: "b\x01"}, Dest: replicator.TableName{Schema: "raw", Name: "b"},
+				IncludeColumns: []string{"id", "x.y"}, Hints: map[string]replicator.TypeHint{"total": {DataType: "decimal", Precision: 12, Scale: 2}}},
+		},
+		LastReplicated: when}
 	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error { return tx.SaveState(ctx, st) })
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error { st.LSN++; return tx.SaveState(ctx, st) })
+	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error {
+		st.LSN++
+		st.LastReplicated = when.Add(time.Second)
+		return tx.SavePosition(ctx, st.Slot, st.LSN, st.LastReplicated)
+	})
 	got, ok, err := d.State(ctx, "s1")
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if got.LSN != st.LSN || got.Dataset != "raw" || strings.Join(got.Tables, ",") != "raw.a,raw.b" || !got.LastReplicated.Equal(when) || got.Publication != "p1" {
-		t.Fatalf("state = %+v", got)
+	got.LastReplicated = got.LastReplicated.UTC()
+	if !reflect.DeepEqual(got, st) {
+		t.Fatalf("state:\n got %+v\nwant %+v", got, st)
 	}
+	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error {
+		if err := tx.SavePosition(ctx, "nope", 1, when); err == nil {
+			return errors.New("SavePosition of a slot without state succeeded")
+		}
+		return nil
+	})
 	all, _ := d.States(ctx)
 	if len(all) != 1 {
 		t.Fatalf("states = %+v", all)

@@ -1,0 +1,431 @@
+package main_test
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcdc/pgcdc/internal/pgcdctest"
+	"github.com/pgcdc/pgcdc/internal/pgtest"
+)
+
+// These tests pin down how pgcdc refuses, instead of silently skipping or
+// duplicating changes, when what it finds does not match what it recorded:
+// another source, options that differ from the slot's, renamed or dropped
+// tables, objects it did not create, and a damaged state.
+
+// sourceObjects lists the source's slots and publications, for checks that
+// a refused call created or dropped nothing.
+func sourceObjects(ctx context.Context, t *testing.T, src *pgx.Conn) string {
+	t.Helper()
+	var s string
+	if err := src.QueryRow(ctx, `SELECT
+		COALESCE((SELECT string_agg(slot_name || ':' || COALESCE(confirmed_flush_lsn::text, restart_lsn::text, ''), ',' ORDER BY slot_name)
+			FROM pg_replication_slots WHERE database = current_database() OR database IS NULL), '') || ' | ' ||
+		COALESCE((SELECT string_agg(p.pubname || '(' || COALESCE((SELECT string_agg(schemaname || '.' || tablename, ',' ORDER BY 1)
+			FROM pg_publication_tables pt WHERE pt.pubname = p.pubname), '') || ')', ',' ORDER BY p.pubname) FROM pg_publication p), '')`).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestNewSourceIsRefused: a replica file pointed at another server must not
+// apply the first source's position to the second one.
+func TestNewSourceIsRefused(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	dsnA, srcA := newSourceDB(ctx, t)
+	mustExec(ctx, t, srcA, shopSchema)
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsnA})
+	rep := srv.Connect(ctx, t)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
+	mustExec(ctx, t, srcA, `INSERT INTO shop.orders (customer_id, amount) SELECT 1, g FROM generate_series(1, 2000) g`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	rep.Close(ctx)
+	srv.Kill()
+
+	// Another cluster with the same schema, behind its WAL: far fewer changes.
+	other, err := pgtest.Start(ctx, pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Stop() })
+	if err := other.CreateDatabase(ctx, "shop_b"); err != nil {
+		t.Fatal(err)
+	}
+	dsnB := other.DSN("shop_b")
+	srcB, err := pgx.Connect(ctx, dsnB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcB.Close(context.Background())
+	mustExec(ctx, t, srcB, shopSchema)
+
+	srvB := pgcdctest.Start(t, pgcdctest.Options{Source: dsnB, DuckDB: srv.DuckDB})
+	repB := srvB.Connect(ctx, t)
+	before := sourceObjects(ctx, t, srcB)
+	pe := expectError(ctx, t, repB, "55000", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
+	if !strings.Contains(pe.Message, "system identifier") || !strings.Contains(pe.Hint, "reset => true") {
+		t.Fatalf("error does not say why and what to do: %s / %s", pe.Message, pe.Hint)
+	}
+	if after := sourceObjects(ctx, t, srcB); after != before {
+		t.Fatalf("a refused init_replication changed the source: %q -> %q", before, after)
+	}
+
+	// A slot of the same name on the new source is not consumed either.
+	mustExec(ctx, t, srcB, `CREATE PUBLICATION p1 FOR TABLE shop.orders; SELECT pg_create_logical_replication_slot('s1', 'pgoutput')`)
+	mustExec(ctx, t, srcB, `INSERT INTO shop.orders (customer_id, amount) VALUES (9, 9)`)
+	before = sourceObjects(ctx, t, srcB)
+	pe = expectError(ctx, t, repB, "55000", `SELECT * FROM replicate('s1', 'p1')`)
+	if !strings.Contains(pe.Message, "not the one slot") {
+		t.Fatalf("replicate on a new source: %s", pe.Message)
+	}
+	if after := sourceObjects(ctx, t, srcB); after != before {
+		t.Fatalf("a refused replicate changed the source: %q -> %q", before, after)
+	}
+	// The way out is explicit: reset (and adopt, since the slot and the
+	// publication on the new source are not pgcdc's).
+	mustExec(ctx, t, srcB, `SELECT pg_drop_replication_slot('s1'); DROP PUBLICATION p1`)
+	mustExec(ctx, t, repB, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true, reset => true)`)
+	mustExec(ctx, t, srcB, `UPDATE shop.orders SET note = 'b' WHERE id = 1; INSERT INTO shop.customers VALUES (4, 'Barbara', NULL)`)
+	mustExec(ctx, t, repB, `SELECT * FROM replicate('s1', 'p1')`)
+	sameRows(ctx, t, srcB, repB, srcOrders, repOrders)
+	sameRows(ctx, t, srcB, repB, srcCustomers, repCustomers)
+}
+
+// TestTableNamesWithDots: names holding a dot or chr(1) stay two parts, so
+// dropping one slot's tables cannot reach another slot's.
+func TestTableNamesWithDots(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	src, rep := replicaSetup(ctx, t, `CREATE SCHEMA shop; CREATE SCHEMA "shop.x";
+		CREATE TABLE shop."x.y" (id int PRIMARY KEY); INSERT INTO shop."x.y" VALUES (1), (2);
+		CREATE TABLE "shop.x".y (id int PRIMARY KEY); INSERT INTO "shop.x".y VALUES (3);
+		CREATE TABLE "shop.x"."z`+"\x01"+`w" (id int PRIMARY KEY); INSERT INTO "shop.x"."z`+"\x01"+`w" VALUES (4)`)
+	_ = src
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['x.y'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s2', 'p2', schema_name => 'shop.x', persist_snapshots => true)`)
+	var dropped []string
+	if err := rep.QueryRow(ctx, `SELECT dropped_tables FROM drop_replication('s2', 'p2', drop_tables => true)`).Scan(&dropped); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(dropped)
+	if want := []string{`"shop.x".y`, `"shop.x"."z` + "\x01" + `w"`}; !slices.Equal(dropped, want) {
+		t.Fatalf("dropped_tables = %q, want %q", dropped, want)
+	}
+	if got := rowsOf(ctx, t, rep, `SELECT id FROM shop."x.y" ORDER BY id`); strings.Join(got, ",") != "1,2" {
+		t.Fatalf("slot s1's table after dropping s2's: %v", got)
+	}
+	var left int
+	if err := rep.QueryRow(ctx, `SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'shop.x'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("s2's tables left: %d (%v)", left, err)
+	}
+	var tables []string
+	if err := rep.QueryRow(ctx, `SELECT tables FROM replication_status('s1')`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tables, []string{`shop."x.y"`}) {
+		t.Fatalf("replication_status tables = %q", tables)
+	}
+}
+
+// TestReplicateUsesStoredOptions: include_columns, columns and dataset_name
+// are fixed at init_replication; replicate() uses them, validates what it is
+// given exactly as init does, and refuses a conflicting value.
+func TestReplicateUsesStoredOptions(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	src, rep := replicaSetup(ctx, t, shopSchema)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true,
+		include_columns => '{"orders": ["customer_id", "amount"]}', columns => '{"orders": {"amount": {"data_type": "double"}}}', dataset_name => 'raw')`)
+	// Postgres 15+ publishes only those columns (and the key).
+	var attnames []string
+	if err := src.QueryRow(ctx, `SELECT attnames FROM pg_publication_tables WHERE pubname = 'p1'`).Scan(&attnames); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(attnames, ",") != "id,customer_id,amount" {
+		t.Fatalf("publication column list = %v", attnames)
+	}
+	mustExec(ctx, t, src, `UPDATE shop.orders SET amount = 1.25, note = 'changed' WHERE id = 1; INSERT INTO shop.orders (customer_id, amount, note) VALUES (7, 2.5, 'x')`)
+	lsn := confirmedLSN(ctx, t, src, "s1")
+
+	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('s1', 'p1', include_columns => '{"orders": ["customer_id", "amount", "note"]}')`)
+	expectError(ctx, t, rep, "42P01", `SELECT * FROM replicate('s1', 'p1', include_columns => '{"ordres": ["amount"]}')`)
+	expectError(ctx, t, rep, "42703", `SELECT * FROM replicate('s1', 'p1', include_columns => '{"orders": ["amuont"]}')`)
+	expectError(ctx, t, rep, "42P01", `SELECT * FROM replicate('s1', 'p1', columns => '{"customers": {"name": {"data_type": "text"}}}')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('s1', 'p1', columns => '{"orders": {"amount": {"data_type": "text"}}}')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('s1', 'p1', dataset_name => 'shop')`)
+	// init_replication again with other options is refused just the same.
+	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], include_columns => '{"orders": ["note"]}')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], dataset_name => 'other')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], publish => 'insert')`)
+	if got := confirmedLSN(ctx, t, src, "s1"); got != lsn {
+		t.Fatalf("refused calls moved the slot from %s to %s", lsn, got)
+	}
+
+	// Without options, and with the same ones, the stored ones apply.
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, src, `UPDATE shop.orders SET amount = 3.75 WHERE id = 2`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1', include_columns => '{"shop.orders": ["amount", "customer_id"]}', dataset_name => 'raw')`)
+	sameRows(ctx, t, src, rep, `SELECT id, customer_id, amount::float8 FROM shop.orders ORDER BY id`, `SELECT id, customer_id, amount FROM raw.orders ORDER BY id`)
+	var cols string
+	if err := rep.QueryRow(ctx, `SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index) FROM duckdb_columns() WHERE schema_name = 'raw' AND table_name = 'orders'`).Scan(&cols); err != nil {
+		t.Fatal(err)
+	}
+	if cols != "id BIGINT, customer_id INTEGER, amount DOUBLE, _pg_lsn BIGINT, _pg_deleted_ts TIMESTAMP WITH TIME ZONE" {
+		t.Fatalf("replica columns: %s", cols)
+	}
+}
+
+// TestRenamedAndMovedTables: a source table renamed or moved to another
+// schema keeps feeding its replica table, which follows the new name.
+func TestRenamedAndMovedTables(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	src, rep := replicaSetup(ctx, t, shopSchema)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
+	mustExec(ctx, t, src, `UPDATE shop.orders SET note = 'before' WHERE id = 1;
+		ALTER TABLE shop.orders RENAME TO orders2;
+		INSERT INTO shop.orders2 (customer_id, amount) VALUES (5, 5);
+		UPDATE shop.orders2 SET note = 'after rename' WHERE id = 2`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	sameRows(ctx, t, src, rep, `SELECT id, note FROM shop.orders2 ORDER BY id`, `SELECT id, note FROM shop.orders2 ORDER BY id`)
+
+	mustExec(ctx, t, src, `CREATE SCHEMA archive;
+		BEGIN; ALTER TABLE shop.orders2 SET SCHEMA archive; INSERT INTO archive.orders2 (customer_id, amount) VALUES (6, 6); COMMIT;
+		DELETE FROM archive.orders2 WHERE id = 3;
+		UPDATE shop.customers SET name = 'Ada L.' WHERE id = 1`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	sameRows(ctx, t, src, rep, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`)
+	sameRows(ctx, t, src, rep, srcCustomers, repCustomers)
+	var stale int
+	if err := rep.QueryRow(ctx, `SELECT count(*) FROM duckdb_tables() WHERE (schema_name, table_name) IN (('shop', 'orders'), ('shop', 'orders2'))`).Scan(&stale); err != nil || stale != 0 {
+		t.Fatalf("old replica tables left: %d (%v)", stale, err)
+	}
+	// The attnums recorded with the columns moved along: a later ADD and
+	// DROP COLUMN still land on the right columns.
+	mustExec(ctx, t, src, `ALTER TABLE archive.orders2 DROP COLUMN note; ALTER TABLE archive.orders2 ADD COLUMN note int; UPDATE archive.orders2 SET note = id * 10`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	sameRows(ctx, t, src, rep, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`)
+	var tables []string
+	if err := rep.QueryRow(ctx, `SELECT tables FROM replication_status('s1')`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(tables)
+	if !slices.Equal(tables, []string{"archive.orders2", "shop.customers"}) {
+		t.Fatalf("replication_status tables = %q", tables)
+	}
+}
+
+// TestDroppedReplicaTableIsDetected: a replica table a client dropped is not
+// silently recreated with only the new rows; the error says how to copy it
+// again, and that works.
+func TestDroppedReplicaTableIsDetected(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	src, rep := replicaSetup(ctx, t, shopSchema)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `DROP TABLE shop.orders`)
+	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (4, 4); INSERT INTO shop.customers VALUES (4, 'Dana', NULL)`)
+	lsn := confirmedLSN(ctx, t, src, "s1")
+	pe := expectError(ctx, t, rep, "55000", `SELECT * FROM replicate('s1', 'p1')`)
+	if !strings.Contains(pe.Message, "shop.orders") || !strings.Contains(pe.Hint, "init_replication(") {
+		t.Fatalf("error: %s / hint: %s", pe.Message, pe.Hint)
+	}
+	if got := confirmedLSN(ctx, t, src, "s1"); got != lsn {
+		t.Fatalf("the refused call moved the slot from %s to %s", lsn, got)
+	}
+	// Without a snapshot the table cannot come back.
+	expectError(ctx, t, rep, "55000", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'])`)
+	// The hint's command copies it again.
+	mustExec(ctx, t, rep, "SELECT * FROM "+pe.Hint[strings.Index(pe.Hint, "init_replication("):strings.Index(pe.Hint, ", then")])
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	sameRows(ctx, t, src, rep, srcOrders, repOrders)
+	sameRows(ctx, t, src, rep, srcCustomers, repCustomers)
+}
+
+// TestTruncateIsPublishedByDefault: the default publication publishes
+// TRUNCATE, as Postgres's does, so the replica follows it.
+func TestTruncateIsPublishedByDefault(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	src, rep := replicaSetup(ctx, t, shopSchema)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
+	var pubtruncate bool
+	if err := src.QueryRow(ctx, `SELECT pubtruncate FROM pg_publication WHERE pubname = 'p1'`).Scan(&pubtruncate); err != nil || !pubtruncate {
+		t.Fatalf("pubtruncate = %v (%v)", pubtruncate, err)
+	}
+	mustExec(ctx, t, src, `TRUNCATE shop.orders; INSERT INTO shop.orders (customer_id, amount) VALUES (8, 8)`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	sameRows(ctx, t, src, rep, srcOrders, repOrders)
+}
+
+// TestFailedInitLeavesNothing: bad datasets are refused before anything is
+// created, and a failure after creation takes back what the call created.
+func TestFailedInitLeavesNothing(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	dsn, src := newSourceDB(ctx, t)
+	mustExec(ctx, t, src, shopSchema+`CREATE TABLE shop.bad (id int PRIMARY KEY, v numeric(10,2)); INSERT INTO shop.bad VALUES (1, 'NaN');
+		CREATE SCHEMA system; CREATE TABLE system.t (id int PRIMARY KEY)`)
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
+	rep := srv.Connect(ctx, t)
+	empty := sourceObjects(ctx, t, src)
+	for _, ds := range []string{"_pgcdc", "_PGCDC", "temp", "system", "memory", "pg_catalog", "information_schema", "pg_foo", "replica"} {
+		pe := expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true, dataset_name => $1)`, ds)
+		if !strings.Contains(pe.Message, "cannot hold replicated tables") {
+			t.Fatalf("dataset %q: %s", ds, pe.Message)
+		}
+	}
+	// A source schema whose name the destination reserves needs a dataset.
+	expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'system', persist_snapshots => true)`)
+	if got := sourceObjects(ctx, t, src); got != empty {
+		t.Fatalf("refused calls left %q", got)
+	}
+	// Fails in the snapshot, after the slot and the publication exist.
+	_, err := rep.Exec(ctx, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders', 'bad'], persist_snapshots => true)`)
+	if err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Fatalf("snapshot of NaN into numeric(10,2): %v", err)
+	}
+	if got := sourceObjects(ctx, t, src); got != empty {
+		t.Fatalf("failed init_replication left %q", got)
+	}
+	var states int
+	if err := rep.QueryRow(ctx, `SELECT count(*) FROM _pgcdc.slots`).Scan(&states); err != nil || states != 0 {
+		t.Fatalf("failed init_replication left %d states (%v)", states, err)
+	}
+	// Adding a table to an existing slot that fails takes back only the
+	// addition.
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
+	with := sourceObjects(ctx, t, src)
+	if _, err := rep.Exec(ctx, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['bad'], persist_snapshots => true)`); err == nil {
+		t.Fatal("snapshot of NaN into numeric(10,2) succeeded")
+	}
+	if got := sourceObjects(ctx, t, src); got != with {
+		t.Fatalf("failed addition changed the source: %q -> %q", with, got)
+	}
+	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (3, 3)`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	sameRows(ctx, t, src, rep, srcOrders, repOrders)
+}
+
+// TestDamagedStateIsRefused edits the state in the replica file directly, as
+// a client could before clients were kept out of pgcdc's schema, and checks
+// that replicate() refuses it instead of skipping changes or confirming the
+// slot where the source has no WAL.
+func TestDamagedStateIsRefused(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	dsn, src := newSourceDB(ctx, t)
+	mustExec(ctx, t, src, shopSchema)
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
+	rep := srv.Connect(ctx, t)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
+	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (4, 4)`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (5, 5)`)
+
+	edit := func(t *testing.T, sql string) {
+		t.Helper()
+		srv.Kill()
+		db, err := sqlOpenDuckDB(srv.DuckDB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		db.Close()
+		srv.Restart(t)
+		rep = srv.Connect(ctx, t)
+	}
+	lsn := confirmedLSN(ctx, t, src, "s1")
+	cases := []struct{ name, sql, code, msg string }{
+		{"lsn past the source's WAL", `UPDATE _pgcdc.slots SET lsn = 4611686018427387904`, "55000", "beyond the source's WAL end"},
+		{"lsn behind the slot", `UPDATE _pgcdc.slots SET lsn = slot_lsn - 1, slot_lsn = 0`, "55000", "confirmed up to"},
+		{"lsn before the slot's start", `UPDATE _pgcdc.slots SET slot_lsn = lsn + 1`, "55000", "starting point"},
+		{"state row deleted", `DELETE FROM _pgcdc.slots`, "42501", "not set up by pgcdc"},
+	}
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			edit(t, `CREATE OR REPLACE TABLE _pgcdc.saved AS SELECT * FROM _pgcdc.slots; `+c.sql)
+			pe := expectError(ctx, t, rep, c.code, `SELECT * FROM replicate('s1', 'p1')`)
+			if !strings.Contains(pe.Message, c.msg) {
+				t.Fatalf("error %q does not say %q", pe.Message, c.msg)
+			}
+			if got := confirmedLSN(ctx, t, src, "s1"); got != lsn {
+				t.Fatalf("refused call moved the slot from %s to %s", lsn, got)
+			}
+			edit(t, `DELETE FROM _pgcdc.slots; INSERT INTO _pgcdc.slots SELECT * FROM _pgcdc.saved; DROP TABLE _pgcdc.saved`)
+		})
+	}
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	sameRows(ctx, t, src, rep, srcOrders, repOrders)
+}
+
+func sqlOpenDuckDB(path string) (*sql.DB, error) { return sql.Open("duckdb", path) }
+
+// TestOnlyWhatPgcdcCreated: slots and publications pgcdc did not create are
+// never dropped, consumed or altered, unless adopt => true says so.
+func TestOnlyWhatPgcdcCreated(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	dsn, src := newSourceDB(ctx, t)
+	mustExec(ctx, t, src, shopSchema)
+	otherDB := strings.TrimPrefix(t.Name(), "Test") + "_other"
+	otherDB = strings.ToLower(otherDB)
+	if err := source.CreateDatabase(ctx, otherDB); err != nil {
+		t.Fatal(err)
+	}
+	if err := source.Exec(ctx, otherDB, `SELECT pg_create_logical_replication_slot('only_otherdb', 'pgoutput')`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		source.Exec(context.Background(), "postgres", `SELECT pg_drop_replication_slot('only_otherdb')`)
+	})
+	mustExec(ctx, t, src, `SELECT pg_create_physical_replication_slot('only_phys');
+		SELECT pg_create_logical_replication_slot('only_td', 'test_decoding');
+		CREATE PUBLICATION native_pub FOR TABLE shop.customers;
+		SELECT pg_create_logical_replication_slot('only_native', 'pgoutput');
+		CREATE PUBLICATION other_pub FOR TABLE shop.customers`)
+	t.Cleanup(func() {
+		source.Exec(context.Background(), "postgres", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('only_phys', 'only_td', 'only_native')`)
+	})
+	mustExec(ctx, t, src, `INSERT INTO shop.customers VALUES (10, 'pending', NULL)`)
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
+	rep := srv.Connect(ctx, t)
+	before := sourceObjects(ctx, t, src)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM drop_replication('only_phys', 'x')`)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM drop_replication('only_td', 'x')`)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM drop_replication('only_native', 'native_pub')`)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM drop_replication('only_otherdb', 'x')`)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM drop_replication('nope', 'other_pub')`)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM replicate('only_native', 'native_pub')`)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM init_replication('owc_s1', 'other_pub', schema_name => 'shop', table_names => ARRAY['orders'])`)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM init_replication('only_native', 'native_pub', schema_name => 'shop', table_names => ARRAY['customers'])`)
+	expectError(ctx, t, rep, "42501", `SELECT * FROM init_replication('only_native', 'native_pub', schema_name => 'shop', table_names => ARRAY['customers'], reset => true)`)
+	if after := sourceObjects(ctx, t, src); after != before {
+		t.Fatalf("refused calls changed the source:\nbefore %s\nafter  %s", before, after)
+	}
+	var otherdb int
+	if err := src.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'only_otherdb'`).Scan(&otherdb); err != nil || otherdb != 1 {
+		t.Fatalf("the other database's slot: %d (%v)", otherdb, err)
+	}
+	var pending int
+	if err := src.QueryRow(ctx, `SELECT count(*) FROM pg_logical_slot_peek_binary_changes('only_native', NULL, NULL, 'proto_version', '1', 'publication_names', 'native_pub')`).Scan(&pending); err != nil || pending == 0 {
+		t.Fatalf("native slot's pending changes: %d (%v)", pending, err)
+	}
+	// A destination table pgcdc did not create is not written either.
+	mustExec(ctx, t, rep, `CREATE SCHEMA shop; CREATE TABLE shop.customers (mine int)`)
+	expectError(ctx, t, rep, "42P07", `SELECT * FROM init_replication('owc_s1', 'owc_p1', schema_name => 'shop', table_names => ARRAY['customers'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `DROP TABLE shop.customers`)
+
+	// adopt => true takes the native slot and its publication over on
+	// purpose: the snapshot is merged, the pending change applied.
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('only_native', 'native_pub', schema_name => 'shop', table_names => ARRAY['customers'], persist_snapshots => true, adopt => true)`)
+	mustExec(ctx, t, src, `UPDATE shop.customers SET name = 'adopted' WHERE id = 10`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('only_native', 'native_pub')`)
+	sameRows(ctx, t, src, rep, srcCustomers, repCustomers)
+	mustExec(ctx, t, rep, `SELECT * FROM drop_replication('only_native', 'native_pub')`)
+	var left int
+	if err := src.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'only_native') + (SELECT count(*) FROM pg_publication WHERE pubname = 'native_pub')`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("adopted slot and publication left: %d (%v)", left, err)
+	}
+}

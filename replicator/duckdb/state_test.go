@@ -1,0 +1,49 @@
+package duckdb_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/pgcdc/pgcdc/replicator"
+	"github.com/pgcdc/pgcdc/replicator/duckdb"
+)
+
+// TestStateMigratesFromVersion1 opens a file written with the first state
+// layout: one row per slot with tables as "schema.name" strings.
+func TestStateMigratesFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.duckdb")
+	raw, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`CREATE SCHEMA _pgcdc;
+		CREATE TABLE _pgcdc.state (slot_name VARCHAR NOT NULL, publication VARCHAR NOT NULL, lsn UBIGINT NOT NULL,
+			dataset VARCHAR, tables VARCHAR[], last_replicated_at TIMESTAMPTZ);
+		INSERT INTO _pgcdc.state VALUES ('s1', 'p1', 4096, NULL, ['shop.orders', 'shop.order.lines'], NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	for range 2 { // the second open finds the current version
+		d, err := duckdb.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, ok, err := d.State(context.Background(), "s1")
+		d.Close()
+		if err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+		want := replicator.State{Slot: "s1", Publication: "p1", LSN: 4096, OwnsSlot: true, OwnsPublication: true, Ready: true,
+			Schemas: []string{}, Tables: []replicator.TableState{
+				{Dest: replicator.TableName{Schema: "shop", Name: "orders"}},
+				{Dest: replicator.TableName{Schema: "shop", Name: "order.lines"}},
+			}}
+		if !reflect.DeepEqual(st, want) {
+			t.Fatalf("migrated state:\n got %+v\nwant %+v", st, want)
+		}
+	}
+}

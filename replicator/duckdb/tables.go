@@ -1,0 +1,83 @@
+package duckdb
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/pgcdc/pgcdc/replicator"
+)
+
+func (t *tx) TableExists(ctx context.Context, schema, name string) (bool, error) {
+	ok, err := tableExists(ctx, t.conn, schema, name)
+	if err != nil {
+		return false, fmt.Errorf("duckdb: %w", err)
+	}
+	return ok, nil
+}
+
+func (t *tx) DropTable(ctx context.Context, schema, name string) (bool, error) {
+	ok, err := t.TableExists(ctx, schema, name)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, t.exec(ctx, "DROP TABLE "+ident(schema, name))
+}
+
+// RenameTable implements replicator.Tx. DuckDB renames a table in place but
+// cannot move one to another schema (ALTER TABLE ... SET SCHEMA is not
+// implemented), so a move copies the rows and the column comments that
+// record source attnums.
+func (t *tx) RenameTable(ctx context.Context, from, to replicator.TableName) error {
+	if exists, err := t.TableExists(ctx, to.Schema, to.Name); err != nil {
+		return err
+	} else if exists {
+		return fmt.Errorf("duckdb: cannot rename %s to %s: %s already exists", from, to, to)
+	}
+	src, dst := ident(from.Schema, from.Name), ident(to.Schema, to.Name)
+	defer func() {
+		if t.modified[src] {
+			delete(t.modified, src)
+			t.modified[dst] = true
+		}
+	}()
+	if from.Schema == to.Schema {
+		return t.exec(ctx, fmt.Sprintf("ALTER TABLE %s RENAME TO %s", src, ident(to.Name)))
+	}
+	rows, err := t.conn.QueryContext(ctx, `SELECT column_name, comment FROM duckdb_columns()
+		WHERE database_name = current_database() AND schema_name = ? AND table_name = ? AND comment IS NOT NULL`, from.Schema, from.Name)
+	if err != nil {
+		return fmt.Errorf("duckdb: read columns: %w", err)
+	}
+	comments := map[string]string{}
+	for rows.Next() {
+		var c, comment string
+		if err := rows.Scan(&c, &comment); err != nil {
+			rows.Close()
+			return err
+		}
+		comments[c] = comment
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, q := range []string{
+		"CREATE SCHEMA IF NOT EXISTS " + ident(to.Schema),
+		fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM %s", dst, src),
+		"DROP TABLE " + src,
+	} {
+		if err := t.exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	for c, comment := range comments {
+		if err := t.exec(ctx, fmt.Sprintf("COMMENT ON COLUMN %s IS %s", ident(to.Schema, to.Name, c), literal(comment))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// literal quotes s as a SQL string literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
