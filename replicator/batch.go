@@ -50,6 +50,9 @@ type Batch struct {
 	keys    []int
 
 	Inserts, Updates, Deletes int64
+	// Bytes is the memory the changes added to the batch hold, as the
+	// stream counted it.
+	Bytes int64
 	// MinLSN and MaxLSN span the changes in the batch.
 	MinLSN, MaxLSN uint64
 	raw            int

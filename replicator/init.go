@@ -655,6 +655,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 		}
 	}
 	counts := map[*Table]int64{}
+	heap := newHeapWatch()
 	if slices.Contains(p.snap, true) {
 		sconn, err := r.connect(ctx)
 		if err != nil {
@@ -678,7 +679,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 			if err := tx.Truncate(ctx, t); err != nil {
 				return nil, fmt.Errorf("destination: %w", err)
 			}
-			n, err := copyTable(ctx, sconn, tx, t, p.tables[i].Kind, p.tables[i].Rows, consistent, o.Progress)
+			n, err := copyTable(ctx, sconn, tx, t, p.tables[i].Kind, p.tables[i].Rows, consistent, r.BatchBytes, heap, o.Progress)
 			if err != nil {
 				return nil, err
 			}
@@ -687,6 +688,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 		if _, err := sconn.Exec(ctx, "COMMIT"); err != nil {
 			return nil, sourceError("ending snapshot transaction", err)
 		}
+		r.log.Debug().Str("slot", o.Slot).Uint64("go_heap_peak_bytes", heap.max()).Int64("batch_bytes", r.BatchBytes).Msg("snapshot memory")
 	}
 
 	for i, t := range p.dest {

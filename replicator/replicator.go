@@ -20,14 +20,21 @@ type Replicator struct {
 	source string // connection string; holds a password, never logged
 	dest   Destination
 	log    zerolog.Logger
+	// BatchBytes bounds the row data held in memory at once, in snapshot
+	// chunks and in change batches, whatever the row size; target_batch_size
+	// bounds the number of rows. Set it before the first call.
+	BatchBytes int64
 
 	mu   sync.Mutex
 	busy map[string]bool
 }
 
+// DefaultBatchBytes is the default of Replicator.BatchBytes.
+const DefaultBatchBytes = 64 << 20
+
 // New returns a Replicator. source is a libpq connection string or URL.
 func New(source string, dest Destination, log zerolog.Logger) *Replicator {
-	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}}
+	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}, BatchBytes: DefaultBatchBytes}
 }
 
 // acquire claims a slot for one call. A second call on the same slot fails

@@ -11,14 +11,18 @@ import (
 )
 
 // snapshotChunk is how many rows are handed to the destination at a time
-// during a snapshot; it bounds the snapshot's memory.
+// during a snapshot; with the byte bound, it bounds the snapshot's memory.
 const snapshotChunk = 10000
+
+// rowOverhead is what a row costs in memory besides its values: the Row
+// and its slice headers, counted so that many tiny rows are bounded too.
+const rowOverhead = 64
 
 // copyTable copies one table's rows, as seen by the transaction open on
 // conn, into the destination. It reads with COPY ... TO STDOUT in text
 // format: the same output functions pgoutput uses, so snapshot and stream
 // values agree byte for byte.
-func copyTable(ctx context.Context, conn *pgx.Conn, tx Tx, t *Table, kind byte, estimate float64, lsn uint64, progress func(string)) (int64, error) {
+func copyTable(ctx context.Context, conn *pgx.Conn, tx Tx, t *Table, kind byte, estimate float64, lsn uint64, maxBytes int64, heap *heapWatch, progress func(string)) (int64, error) {
 	report := func(n int64) {
 		if progress == nil {
 			return
@@ -33,15 +37,20 @@ func copyTable(ctx context.Context, conn *pgx.Conn, tx Tx, t *Table, kind byte, 
 		}
 		progress(fmt.Sprintf("snapshot %s: %d rows copied%s", t.QualifiedSource(), n, pct))
 	}
-	return copyRowsWith(ctx, conn, t, kind, func(rows []Row) error { return tx.Load(ctx, t, rows, lsn) }, report)
+	return copyRowsWith(ctx, conn, t, kind, maxBytes, func(rows []Row) error {
+		err := tx.Load(ctx, t, rows, lsn)
+		heap.observe()
+		return err
+	}, report)
 }
 
-// copyRows reads t's columns from the source table in chunks.
-func copyRows(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, flush func([]Row) error) (int64, error) {
-	return copyRowsWith(ctx, conn, t, kind, flush, nil)
+// copyRows reads t's columns from the source table in chunks of at most
+// snapshotChunk rows and maxBytes of values.
+func copyRows(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, maxBytes int64, flush func([]Row) error) (int64, error) {
+	return copyRowsWith(ctx, conn, t, kind, maxBytes, flush, nil)
 }
 
-func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, flush func([]Row) error, progress func(int64)) (int64, error) {
+func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, maxBytes int64, flush func([]Row) error, progress func(int64)) (int64, error) {
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		cols[i] = ident(c.Name)
@@ -51,7 +60,7 @@ func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, flus
 		only = "" // a partitioned table's rows live in its partitions
 	}
 	q := fmt.Sprintf("COPY (SELECT %s FROM %s%s) TO STDOUT", strings.Join(cols, ", "), only, ident(t.SourceSchema, t.SourceName))
-	w := &copyReader{ncols: len(t.Columns), flush: flush, progress: progress}
+	w := &copyReader{ncols: len(t.Columns), maxBytes: maxBytes, flush: flush, progress: progress}
 	if _, err := conn.PgConn().CopyTo(ctx, w, q); err != nil {
 		if w.err != nil {
 			return w.rows, w.err
@@ -70,8 +79,10 @@ func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, flus
 // copyReader decodes COPY text format as pgconn hands it over.
 type copyReader struct {
 	ncols    int
+	maxBytes int64
 	partial  []byte
 	pending  []Row
+	bytes    int64 // held in pending
 	rows     int64
 	flush    func([]Row) error
 	progress func(int64)
@@ -100,9 +111,10 @@ func (c *copyReader) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		c.pending = append(c.pending, row)
+		c.bytes += int64(nl) + rowOverhead
 		c.rows++
 		data = data[nl+1:]
-		if len(c.pending) >= snapshotChunk {
+		if len(c.pending) >= snapshotChunk || c.bytes >= c.maxBytes {
 			if err := c.emit(); err != nil {
 				c.err = err
 				return 0, err
@@ -120,7 +132,9 @@ func (c *copyReader) emit() error {
 	if err := c.flush(c.pending); err != nil {
 		return err
 	}
-	c.pending = c.pending[:0]
+	// A new slice, not pending[:0]: the old one pins every row it held
+	// until it is overwritten.
+	c.pending, c.bytes = nil, 0
 	if c.progress != nil && time.Since(c.lastNote) > time.Second {
 		c.lastNote = time.Now()
 		c.noted = c.rows

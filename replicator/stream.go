@@ -122,6 +122,7 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 		r: r, o: o, ctx: ctx, conn: conn, repl: repl, pub: pub, dataset: state.Dataset,
 		end: end, ceiling: end, state: state, committed: start, confirmed: slot.ConfirmedLSN, heartbeat: heartbeat(ctx, conn),
 		relations: map[uint32]*relation{}, ensured: map[*Table]bool{}, stats: map[string]*TableStats{}, batches: map[*Table]*Batch{},
+		heap: newHeapWatch(),
 	}
 	if newID {
 		s.state.Source, s.stateDirty = id, true
@@ -320,7 +321,8 @@ type stream struct {
 	begin      pglogrepl.BeginMessage
 	batches    map[*Table]*Batch
 	order      []*Table
-	pending    int // changes held in batches
+	pending    int   // changes held in batches
+	pendingMem int64 // bytes held in batches
 	uncommited int // changes written to tx but not committed
 	tx         Tx
 	lastCommit uint64 // end LSN of the last source transaction seen
@@ -330,6 +332,7 @@ type stream struct {
 	lastNote   time.Time
 
 	stats map[string]*TableStats
+	heap  *heapWatch
 }
 
 var errDone = errors.New("stream reached its end")
@@ -493,13 +496,17 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 	if s.skipTx {
 		return nil
 	}
+	// A change's message is about the size of the values it holds.
+	size := int64(len(data)) + rowOverhead
+	var b *Batch
 	switch m := msg.(type) {
 	case *pglogrepl.InsertMessage:
 		rel, err := s.rel(m.RelationID)
 		if err != nil {
 			return err
 		}
-		s.batch(rel.table).Insert(rel.row(m.Tuple), lsn, s.begin.CommitTime)
+		b = s.batch(rel.table)
+		b.Insert(rel.row(m.Tuple), lsn, s.begin.CommitTime)
 	case *pglogrepl.UpdateMessage:
 		rel, err := s.rel(m.RelationID)
 		if err != nil {
@@ -510,7 +517,8 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 			o := rel.row(m.OldTuple)
 			old = &o
 		}
-		s.batch(rel.table).Update(old, rel.row(m.NewTuple), lsn, s.begin.CommitTime)
+		b = s.batch(rel.table)
+		b.Update(old, rel.row(m.NewTuple), lsn, s.begin.CommitTime)
 	case *pglogrepl.DeleteMessage:
 		rel, err := s.rel(m.RelationID)
 		if err != nil {
@@ -519,7 +527,8 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 		if rel.table.AppendOnly {
 			return Errorf(CodePrerequisite, "a delete on %s cannot be replicated: the table has no key", rel.table.QualifiedSource())
 		}
-		s.batch(rel.table).Delete(rel.row(m.OldTuple), lsn, s.begin.CommitTime, s.o.SoftDelete)
+		b = s.batch(rel.table)
+		b.Delete(rel.row(m.OldTuple), lsn, s.begin.CommitTime, s.o.SoftDelete)
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
 			rel, err := s.rel(id)
@@ -529,6 +538,7 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 			// Changes before the truncate are gone with it.
 			if b, ok := s.batches[rel.table]; ok {
 				s.pending -= b.Len()
+				s.pendingMem -= b.Bytes
 				s.count(b)
 				delete(s.batches, rel.table)
 			}
@@ -545,7 +555,9 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 		return fmt.Errorf("source: unexpected pgoutput message %T", msg)
 	}
 	s.pending++
-	if s.pending >= s.o.BatchSize {
+	b.Bytes += size
+	s.pendingMem += size
+	if s.pending >= s.o.BatchSize || s.pendingMem >= s.r.BatchBytes {
 		return s.spill()
 	}
 	return nil
@@ -856,6 +868,7 @@ func (s *stream) apply(t *Table, b *Batch) error {
 	}
 	s.count(b)
 	s.pending -= b.Len()
+	s.pendingMem -= b.Bytes
 	s.uncommited += b.Len()
 	s.applied += int64(b.Len())
 	delete(s.batches, t)
@@ -877,6 +890,7 @@ func (s *stream) spill() error {
 		}
 	}
 	s.order = s.order[:0]
+	s.heap.observe()
 	if s.o.Progress != nil && !s.finishing && s.applied > s.noted && time.Since(s.lastNote) > time.Second {
 		s.lastNote, s.noted = time.Now(), s.applied
 		s.o.Progress(fmt.Sprintf("replicate %s: %d changes applied so far", s.o.Slot, s.applied))
@@ -931,6 +945,7 @@ func (s *stream) finish() error {
 	if s.o.Progress != nil && s.applied > 0 {
 		s.o.Progress(fmt.Sprintf("replicate %s: %d changes applied, at %s", s.o.Slot, s.applied, FormatLSN(final)))
 	}
+	s.r.log.Debug().Str("slot", s.o.Slot).Uint64("go_heap_peak_bytes", s.heap.max()).Int64("batch_bytes", s.r.BatchBytes).Msg("replicate memory")
 	if !s.o.FlushSlot {
 		return nil
 	}
@@ -1083,7 +1098,7 @@ func (s *stream) backfill(t *Table, stale []string) {
 		return
 	}
 	flush := func(rows []Row) error { return s.tx.Backfill(s.ctx, t, cols, rows) }
-	if _, err := copyRows(s.ctx, s.conn, view, kind, flush); err != nil {
+	if _, err := copyRows(s.ctx, s.conn, view, kind, s.r.BatchBytes, flush); err != nil {
 		warn(err)
 		return
 	}

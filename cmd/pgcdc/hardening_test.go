@@ -43,9 +43,9 @@ func TestNewSourceIsRefused(t *testing.T) {
 	mustExec(ctx, t, srcA, shopSchema)
 	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsnA})
 	rep := srv.Connect(ctx, t)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('ns_s1', 'ns_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
 	mustExec(ctx, t, srcA, `INSERT INTO shop.orders (customer_id, amount) SELECT 1, g FROM generate_series(1, 2000) g`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('ns_s1', 'ns_p1')`)
 	rep.Close(ctx)
 	srv.Kill()
 
@@ -69,7 +69,7 @@ func TestNewSourceIsRefused(t *testing.T) {
 	srvB := pgcdctest.Start(t, pgcdctest.Options{Source: dsnB, DuckDB: srv.DuckDB})
 	repB := srvB.Connect(ctx, t)
 	before := sourceObjects(ctx, t, srcB)
-	pe := expectError(ctx, t, repB, "55000", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
+	pe := expectError(ctx, t, repB, "55000", `SELECT * FROM init_replication('ns_s1', 'ns_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
 	if !strings.Contains(pe.Message, "system identifier") || !strings.Contains(pe.Hint, "reset => true") {
 		t.Fatalf("error does not say why and what to do: %s / %s", pe.Message, pe.Hint)
 	}
@@ -78,10 +78,11 @@ func TestNewSourceIsRefused(t *testing.T) {
 	}
 
 	// A slot of the same name on the new source is not consumed either.
-	mustExec(ctx, t, srcB, `CREATE PUBLICATION p1 FOR TABLE shop.orders; SELECT pg_create_logical_replication_slot('s1', 'pgoutput')`)
+	mustExec(ctx, t, srcB, `CREATE PUBLICATION ns_p1 FOR TABLE shop.orders`)
+	mustExec(ctx, t, srcB, `SELECT pg_create_logical_replication_slot('ns_s1', 'pgoutput')`)
 	mustExec(ctx, t, srcB, `INSERT INTO shop.orders (customer_id, amount) VALUES (9, 9)`)
 	before = sourceObjects(ctx, t, srcB)
-	pe = expectError(ctx, t, repB, "55000", `SELECT * FROM replicate('s1', 'p1')`)
+	pe = expectError(ctx, t, repB, "55000", `SELECT * FROM replicate('ns_s1', 'ns_p1')`)
 	if !strings.Contains(pe.Message, "not the one slot") {
 		t.Fatalf("replicate on a new source: %s", pe.Message)
 	}
@@ -90,10 +91,11 @@ func TestNewSourceIsRefused(t *testing.T) {
 	}
 	// The way out is explicit: reset (and adopt, since the slot and the
 	// publication on the new source are not pgcdc's).
-	mustExec(ctx, t, srcB, `SELECT pg_drop_replication_slot('s1'); DROP PUBLICATION p1`)
-	mustExec(ctx, t, repB, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true, reset => true)`)
+	mustExec(ctx, t, srcB, `SELECT pg_drop_replication_slot('ns_s1')`)
+	mustExec(ctx, t, srcB, `DROP PUBLICATION ns_p1`)
+	mustExec(ctx, t, repB, `SELECT * FROM init_replication('ns_s1', 'ns_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true, reset => true)`)
 	mustExec(ctx, t, srcB, `UPDATE shop.orders SET note = 'b' WHERE id = 1; INSERT INTO shop.customers VALUES (4, 'Barbara', NULL)`)
-	mustExec(ctx, t, repB, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, repB, `SELECT * FROM replicate('ns_s1', 'ns_p1')`)
 	sameRows(ctx, t, srcB, repB, srcOrders, repOrders)
 	sameRows(ctx, t, srcB, repB, srcCustomers, repCustomers)
 }
@@ -107,14 +109,16 @@ func TestTableNamesWithDots(t *testing.T) {
 		CREATE TABLE "shop.x".y (id int PRIMARY KEY); INSERT INTO "shop.x".y VALUES (3);
 		CREATE TABLE "shop.x"."z`+"\x01"+`w" (id int PRIMARY KEY); INSERT INTO "shop.x"."z`+"\x01"+`w" VALUES (4)`)
 	_ = src
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['x.y'], persist_snapshots => true)`)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s2', 'p2', schema_name => 'shop.x', persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('dots_s1', 'dots_p1', schema_name => 'shop', table_names => ARRAY['x.y'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('dots_s2', 'dots_p2', schema_name => 'shop.x', persist_snapshots => true)`)
 	var dropped []string
-	if err := rep.QueryRow(ctx, `SELECT dropped_tables FROM drop_replication('s2', 'p2', drop_tables => true)`).Scan(&dropped); err != nil {
+	if err := rep.QueryRow(ctx, `SELECT dropped_tables FROM drop_replication('dots_s2', 'dots_p2', drop_tables => true)`).Scan(&dropped); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(dropped)
-	if want := []string{`"shop.x".y`, `"shop.x"."z` + "\x01" + `w"`}; !slices.Equal(dropped, want) {
+	want := []string{`"shop.x".y`, `"shop.x"."z` + "\x01" + `w"`}
+	slices.Sort(want)
+	if !slices.Equal(dropped, want) {
 		t.Fatalf("dropped_tables = %q, want %q", dropped, want)
 	}
 	if got := rowsOf(ctx, t, rep, `SELECT id FROM shop."x.y" ORDER BY id`); strings.Join(got, ",") != "1,2" {
@@ -125,7 +129,7 @@ func TestTableNamesWithDots(t *testing.T) {
 		t.Fatalf("s2's tables left: %d (%v)", left, err)
 	}
 	var tables []string
-	if err := rep.QueryRow(ctx, `SELECT tables FROM replication_status('s1')`).Scan(&tables); err != nil {
+	if err := rep.QueryRow(ctx, `SELECT tables FROM replication_status('dots_s1')`).Scan(&tables); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(tables, []string{`shop."x.y"`}) {
@@ -139,37 +143,37 @@ func TestTableNamesWithDots(t *testing.T) {
 func TestReplicateUsesStoredOptions(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	src, rep := replicaSetup(ctx, t, shopSchema)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true,
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('opts_s1', 'opts_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true,
 		include_columns => '{"orders": ["customer_id", "amount"]}', columns => '{"orders": {"amount": {"data_type": "double"}}}', dataset_name => 'raw')`)
 	// Postgres 15+ publishes only those columns (and the key).
 	var attnames []string
-	if err := src.QueryRow(ctx, `SELECT attnames FROM pg_publication_tables WHERE pubname = 'p1'`).Scan(&attnames); err != nil {
+	if err := src.QueryRow(ctx, `SELECT attnames FROM pg_publication_tables WHERE pubname = 'opts_p1'`).Scan(&attnames); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(attnames, ",") != "id,customer_id,amount" {
 		t.Fatalf("publication column list = %v", attnames)
 	}
 	mustExec(ctx, t, src, `UPDATE shop.orders SET amount = 1.25, note = 'changed' WHERE id = 1; INSERT INTO shop.orders (customer_id, amount, note) VALUES (7, 2.5, 'x')`)
-	lsn := confirmedLSN(ctx, t, src, "s1")
+	lsn := confirmedLSN(ctx, t, src, "opts_s1")
 
-	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('s1', 'p1', include_columns => '{"orders": ["customer_id", "amount", "note"]}')`)
-	expectError(ctx, t, rep, "42P01", `SELECT * FROM replicate('s1', 'p1', include_columns => '{"ordres": ["amount"]}')`)
-	expectError(ctx, t, rep, "42703", `SELECT * FROM replicate('s1', 'p1', include_columns => '{"orders": ["amuont"]}')`)
-	expectError(ctx, t, rep, "42P01", `SELECT * FROM replicate('s1', 'p1', columns => '{"customers": {"name": {"data_type": "text"}}}')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('s1', 'p1', columns => '{"orders": {"amount": {"data_type": "text"}}}')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('s1', 'p1', dataset_name => 'shop')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('opts_s1', 'opts_p1', include_columns => '{"orders": ["customer_id", "amount", "note"]}')`)
+	expectError(ctx, t, rep, "42P01", `SELECT * FROM replicate('opts_s1', 'opts_p1', include_columns => '{"ordres": ["amount"]}')`)
+	expectError(ctx, t, rep, "42703", `SELECT * FROM replicate('opts_s1', 'opts_p1', include_columns => '{"orders": ["amuont"]}')`)
+	expectError(ctx, t, rep, "42P01", `SELECT * FROM replicate('opts_s1', 'opts_p1', columns => '{"customers": {"name": {"data_type": "text"}}}')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('opts_s1', 'opts_p1', columns => '{"orders": {"amount": {"data_type": "text"}}}')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('opts_s1', 'opts_p1', dataset_name => 'shop')`)
 	// init_replication again with other options is refused just the same.
-	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], include_columns => '{"orders": ["note"]}')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], dataset_name => 'other')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], publish => 'insert')`)
-	if got := confirmedLSN(ctx, t, src, "s1"); got != lsn {
+	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('opts_s1', 'opts_p1', schema_name => 'shop', table_names => ARRAY['orders'], include_columns => '{"orders": ["note"]}')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('opts_s1', 'opts_p1', schema_name => 'shop', table_names => ARRAY['orders'], dataset_name => 'other')`)
+	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('opts_s1', 'opts_p1', schema_name => 'shop', table_names => ARRAY['orders'], publish => 'insert')`)
+	if got := confirmedLSN(ctx, t, src, "opts_s1"); got != lsn {
 		t.Fatalf("refused calls moved the slot from %s to %s", lsn, got)
 	}
 
 	// Without options, and with the same ones, the stored ones apply.
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('opts_s1', 'opts_p1')`)
 	mustExec(ctx, t, src, `UPDATE shop.orders SET amount = 3.75 WHERE id = 2`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1', include_columns => '{"shop.orders": ["amount", "customer_id"]}', dataset_name => 'raw')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('opts_s1', 'opts_p1', include_columns => '{"shop.orders": ["amount", "customer_id"]}', dataset_name => 'raw')`)
 	sameRows(ctx, t, src, rep, `SELECT id, customer_id, amount::float8 FROM shop.orders ORDER BY id`, `SELECT id, customer_id, amount FROM raw.orders ORDER BY id`)
 	var cols string
 	if err := rep.QueryRow(ctx, `SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index) FROM duckdb_columns() WHERE schema_name = 'raw' AND table_name = 'orders'`).Scan(&cols); err != nil {
@@ -185,19 +189,19 @@ func TestReplicateUsesStoredOptions(t *testing.T) {
 func TestRenamedAndMovedTables(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	src, rep := replicaSetup(ctx, t, shopSchema)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('ren_s1', 'ren_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
 	mustExec(ctx, t, src, `UPDATE shop.orders SET note = 'before' WHERE id = 1;
 		ALTER TABLE shop.orders RENAME TO orders2;
 		INSERT INTO shop.orders2 (customer_id, amount) VALUES (5, 5);
 		UPDATE shop.orders2 SET note = 'after rename' WHERE id = 2`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('ren_s1', 'ren_p1')`)
 	sameRows(ctx, t, src, rep, `SELECT id, note FROM shop.orders2 ORDER BY id`, `SELECT id, note FROM shop.orders2 ORDER BY id`)
 
 	mustExec(ctx, t, src, `CREATE SCHEMA archive;
 		BEGIN; ALTER TABLE shop.orders2 SET SCHEMA archive; INSERT INTO archive.orders2 (customer_id, amount) VALUES (6, 6); COMMIT;
 		DELETE FROM archive.orders2 WHERE id = 3;
 		UPDATE shop.customers SET name = 'Ada L.' WHERE id = 1`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('ren_s1', 'ren_p1')`)
 	sameRows(ctx, t, src, rep, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`)
 	sameRows(ctx, t, src, rep, srcCustomers, repCustomers)
 	var stale int
@@ -207,10 +211,10 @@ func TestRenamedAndMovedTables(t *testing.T) {
 	// The attnums recorded with the columns moved along: a later ADD and
 	// DROP COLUMN still land on the right columns.
 	mustExec(ctx, t, src, `ALTER TABLE archive.orders2 DROP COLUMN note; ALTER TABLE archive.orders2 ADD COLUMN note int; UPDATE archive.orders2 SET note = id * 10`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
-	sameRows(ctx, t, src, rep, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('ren_s1', 'ren_p1')`)
+	sameRows(ctx, t, src, rep, `SELECT id, customer_id, note AS new_note FROM archive.orders2 ORDER BY id`, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`)
 	var tables []string
-	if err := rep.QueryRow(ctx, `SELECT tables FROM replication_status('s1')`).Scan(&tables); err != nil {
+	if err := rep.QueryRow(ctx, `SELECT tables FROM replication_status('ren_s1')`).Scan(&tables); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(tables)
@@ -225,22 +229,22 @@ func TestRenamedAndMovedTables(t *testing.T) {
 func TestDroppedReplicaTableIsDetected(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	src, rep := replicaSetup(ctx, t, shopSchema)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('drop_s1', 'drop_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
 	mustExec(ctx, t, rep, `DROP TABLE shop.orders`)
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (4, 4); INSERT INTO shop.customers VALUES (4, 'Dana', NULL)`)
-	lsn := confirmedLSN(ctx, t, src, "s1")
-	pe := expectError(ctx, t, rep, "55000", `SELECT * FROM replicate('s1', 'p1')`)
+	lsn := confirmedLSN(ctx, t, src, "drop_s1")
+	pe := expectError(ctx, t, rep, "55000", `SELECT * FROM replicate('drop_s1', 'drop_p1')`)
 	if !strings.Contains(pe.Message, "shop.orders") || !strings.Contains(pe.Hint, "init_replication(") {
 		t.Fatalf("error: %s / hint: %s", pe.Message, pe.Hint)
 	}
-	if got := confirmedLSN(ctx, t, src, "s1"); got != lsn {
+	if got := confirmedLSN(ctx, t, src, "drop_s1"); got != lsn {
 		t.Fatalf("the refused call moved the slot from %s to %s", lsn, got)
 	}
 	// Without a snapshot the table cannot come back.
-	expectError(ctx, t, rep, "55000", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'])`)
+	expectError(ctx, t, rep, "55000", `SELECT * FROM init_replication('drop_s1', 'drop_p1', schema_name => 'shop', table_names => ARRAY['orders'])`)
 	// The hint's command copies it again.
 	mustExec(ctx, t, rep, "SELECT * FROM "+pe.Hint[strings.Index(pe.Hint, "init_replication("):strings.Index(pe.Hint, ", then")])
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('drop_s1', 'drop_p1')`)
 	sameRows(ctx, t, src, rep, srcOrders, repOrders)
 	sameRows(ctx, t, src, rep, srcCustomers, repCustomers)
 }
@@ -250,13 +254,13 @@ func TestDroppedReplicaTableIsDetected(t *testing.T) {
 func TestTruncateIsPublishedByDefault(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	src, rep := replicaSetup(ctx, t, shopSchema)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('trunc_s1', 'trunc_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
 	var pubtruncate bool
-	if err := src.QueryRow(ctx, `SELECT pubtruncate FROM pg_publication WHERE pubname = 'p1'`).Scan(&pubtruncate); err != nil || !pubtruncate {
+	if err := src.QueryRow(ctx, `SELECT pubtruncate FROM pg_publication WHERE pubname = 'trunc_p1'`).Scan(&pubtruncate); err != nil || !pubtruncate {
 		t.Fatalf("pubtruncate = %v (%v)", pubtruncate, err)
 	}
 	mustExec(ctx, t, src, `TRUNCATE shop.orders; INSERT INTO shop.orders (customer_id, amount) VALUES (8, 8)`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('trunc_s1', 'trunc_p1')`)
 	sameRows(ctx, t, src, rep, srcOrders, repOrders)
 }
 
@@ -271,18 +275,18 @@ func TestFailedInitLeavesNothing(t *testing.T) {
 	rep := srv.Connect(ctx, t)
 	empty := sourceObjects(ctx, t, src)
 	for _, ds := range []string{"_pgcdc", "_PGCDC", "temp", "system", "memory", "pg_catalog", "information_schema", "pg_foo", "replica"} {
-		pe := expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true, dataset_name => $1)`, ds)
+		pe := expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true, dataset_name => $1)`, ds)
 		if !strings.Contains(pe.Message, "cannot hold replicated tables") {
 			t.Fatalf("dataset %q: %s", ds, pe.Message)
 		}
 	}
 	// A source schema whose name the destination reserves needs a dataset.
-	expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'system', persist_snapshots => true)`)
+	expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'system', persist_snapshots => true)`)
 	if got := sourceObjects(ctx, t, src); got != empty {
 		t.Fatalf("refused calls left %q", got)
 	}
 	// Fails in the snapshot, after the slot and the publication exist.
-	_, err := rep.Exec(ctx, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders', 'bad'], persist_snapshots => true)`)
+	_, err := rep.Exec(ctx, `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'shop', table_names => ARRAY['orders', 'bad'], persist_snapshots => true)`)
 	if err == nil || !strings.Contains(err.Error(), "NaN") {
 		t.Fatalf("snapshot of NaN into numeric(10,2): %v", err)
 	}
@@ -295,16 +299,16 @@ func TestFailedInitLeavesNothing(t *testing.T) {
 	}
 	// Adding a table to an existing slot that fails takes back only the
 	// addition.
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
 	with := sourceObjects(ctx, t, src)
-	if _, err := rep.Exec(ctx, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['bad'], persist_snapshots => true)`); err == nil {
+	if _, err := rep.Exec(ctx, `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'shop', table_names => ARRAY['bad'], persist_snapshots => true)`); err == nil {
 		t.Fatal("snapshot of NaN into numeric(10,2) succeeded")
 	}
 	if got := sourceObjects(ctx, t, src); got != with {
 		t.Fatalf("failed addition changed the source: %q -> %q", with, got)
 	}
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (3, 3)`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('fail_s1', 'fail_p1')`)
 	sameRows(ctx, t, src, rep, srcOrders, repOrders)
 }
 
@@ -318,11 +322,17 @@ func TestDamagedStateIsRefused(t *testing.T) {
 	mustExec(ctx, t, src, shopSchema)
 	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
 	rep := srv.Connect(ctx, t)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
+	mustExec(ctx, t, rep, `SELECT * FROM init_replication('dmg_s1', 'dmg_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (4, 4)`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (5, 5)`)
 
+	var conns []*pgx.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}()
 	edit := func(t *testing.T, sql string) {
 		t.Helper()
 		srv.Kill()
@@ -335,9 +345,14 @@ func TestDamagedStateIsRefused(t *testing.T) {
 		}
 		db.Close()
 		srv.Restart(t)
-		rep = srv.Connect(ctx, t)
+		// The connection outlives the subtest that reconnects.
+		if rep, err = pgx.Connect(ctx, srv.DSN()); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, rep)
 	}
-	lsn := confirmedLSN(ctx, t, src, "s1")
+
+	lsn := confirmedLSN(ctx, t, src, "dmg_s1")
 	cases := []struct{ name, sql, code, msg string }{
 		{"lsn past the source's WAL", `UPDATE _pgcdc.slots SET lsn = 4611686018427387904`, "55000", "beyond the source's WAL end"},
 		{"lsn behind the slot", `UPDATE _pgcdc.slots SET lsn = slot_lsn - 1, slot_lsn = 0`, "55000", "confirmed up to"},
@@ -347,17 +362,17 @@ func TestDamagedStateIsRefused(t *testing.T) {
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
 			edit(t, `CREATE OR REPLACE TABLE _pgcdc.saved AS SELECT * FROM _pgcdc.slots; `+c.sql)
-			pe := expectError(ctx, t, rep, c.code, `SELECT * FROM replicate('s1', 'p1')`)
+			pe := expectError(ctx, t, rep, c.code, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
 			if !strings.Contains(pe.Message, c.msg) {
 				t.Fatalf("error %q does not say %q", pe.Message, c.msg)
 			}
-			if got := confirmedLSN(ctx, t, src, "s1"); got != lsn {
+			if got := confirmedLSN(ctx, t, src, "dmg_s1"); got != lsn {
 				t.Fatalf("refused call moved the slot from %s to %s", lsn, got)
 			}
 			edit(t, `DELETE FROM _pgcdc.slots; INSERT INTO _pgcdc.slots SELECT * FROM _pgcdc.saved; DROP TABLE _pgcdc.saved`)
 		})
 	}
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('s1', 'p1')`)
+	mustExec(ctx, t, rep, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
 	sameRows(ctx, t, src, rep, srcOrders, repOrders)
 }
 
@@ -380,15 +395,18 @@ func TestOnlyWhatPgcdcCreated(t *testing.T) {
 	t.Cleanup(func() {
 		source.Exec(context.Background(), "postgres", `SELECT pg_drop_replication_slot('only_otherdb')`)
 	})
-	mustExec(ctx, t, src, `SELECT pg_create_physical_replication_slot('only_phys');
-		SELECT pg_create_logical_replication_slot('only_td', 'test_decoding');
-		CREATE PUBLICATION native_pub FOR TABLE shop.customers;
-		SELECT pg_create_logical_replication_slot('only_native', 'pgoutput');
-		CREATE PUBLICATION other_pub FOR TABLE shop.customers`)
+	for _, q := range []string{`SELECT pg_create_physical_replication_slot('only_phys')`,
+		`SELECT pg_create_logical_replication_slot('only_td', 'test_decoding')`,
+		`CREATE PUBLICATION native_pub FOR TABLE shop.customers`,
+		`SELECT pg_create_logical_replication_slot('only_native', 'pgoutput')`,
+		`CREATE PUBLICATION other_pub FOR TABLE shop.customers`} {
+		mustExec(ctx, t, src, q)
+	}
 	t.Cleanup(func() {
 		source.Exec(context.Background(), "postgres", `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('only_phys', 'only_td', 'only_native')`)
 	})
-	mustExec(ctx, t, src, `INSERT INTO shop.customers VALUES (10, 'pending', NULL)`)
+	// Flushed, so that decoding (which stops at the flush position) sees it.
+	mustExec(ctx, t, src, `SET synchronous_commit = on; INSERT INTO shop.customers VALUES (10, 'pending', NULL)`)
 	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
 	rep := srv.Connect(ctx, t)
 	before := sourceObjects(ctx, t, src)

@@ -37,6 +37,7 @@ type ServeCommand struct {
 	MaxMessageSize     int
 	IdleSessionTimeout time.Duration
 	ShutdownGrace      time.Duration
+	BatchMemory        byteSize
 }
 
 // flagSpec ties a flag to its environment variable, so --help can list both.
@@ -84,7 +85,15 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	integer(&c.MaxConnections, "max-connections", "PGCDC_MAX_CONNECTIONS", 100, "maximum concurrent client connections")
 	integer(&c.MaxMessageSize, "max-message-size", "PGCDC_MAX_MESSAGE_SIZE", 64<<20, "maximum size of one client message in bytes")
 	duration(&c.IdleSessionTimeout, "idle-session-timeout", "PGCDC_IDLE_SESSION_TIMEOUT", 0, "close sessions idle this long outside a transaction (0 disables)")
-	duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
+	c.BatchMemory = replicator.DefaultBatchBytes
+	if v, ok := os.LookupEnv("PGCDC_BATCH_MEMORY"); ok {
+		if err := c.BatchMemory.Set(v); err != nil {
+			return fmt.Errorf("PGCDC_BATCH_MEMORY: %w", err)
+		}
+	}
+	fs.Var(&c.BatchMemory, "batch-memory", "row data held in memory at once by a snapshot chunk or a batch of changes (with target_batch_size, which counts rows); e.g. 64MB")
+	specs = append(specs, flagSpec{"batch-memory", "PGCDC_BATCH_MEMORY", fs.Lookup("batch-memory").Usage})
+		duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: pgcdc serve [flags]\n\nEvery flag can also be set by its environment variable; a flag wins over the variable.\n\nFlags:")
 		for _, s := range specs {
@@ -143,6 +152,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return err
 	}
 	repl := replicator.New(c.Source, dest, log.With().Str("component", "replicator").Logger())
+	repl.BatchBytes = int64(c.BatchMemory)
 	router, err := functions.NewRouter(&functions.Env{Repl: repl, Catalog: catalog, Log: log}, dest)
 	if err != nil {
 		return err
