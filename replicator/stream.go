@@ -323,7 +323,7 @@ type stream struct {
 	order      []*Table
 	pending    int   // changes held in batches
 	pendingMem int64 // bytes held in batches
-	uncommited int // changes written to tx but not committed
+	uncommited int   // changes written to tx but not committed
 	tx         Tx
 	lastCommit uint64 // end LSN of the last source transaction seen
 	applied    int64

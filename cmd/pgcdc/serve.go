@@ -93,7 +93,7 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	}
 	fs.Var(&c.BatchMemory, "batch-memory", "row data held in memory at once by a snapshot chunk or a batch of changes (with target_batch_size, which counts rows); e.g. 64MB")
 	specs = append(specs, flagSpec{"batch-memory", "PGCDC_BATCH_MEMORY", fs.Lookup("batch-memory").Usage})
-		duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
+	duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: pgcdc serve [flags]\n\nEvery flag can also be set by its environment variable; a flag wins over the variable.\n\nFlags:")
 		for _, s := range specs {
