@@ -99,8 +99,19 @@ type Config struct {
 	TLS *tls.Config
 	// MaxMessageSize bounds one client message (default 64 MiB).
 	MaxMessageSize int
-	// MaxConnections bounds concurrent sessions (default 100).
+	// MaxConnections bounds concurrent authenticated sessions (default
+	// 100). Connections still authenticating do not count against it, so
+	// they cannot lock clients that know the password out.
 	MaxConnections int
+	// MaxUnauthenticatedConnections bounds the connections that are
+	// accepted but not yet authenticated (default 32), counted from
+	// accept. Past it a new connection gets FATAL 53300 at once and is
+	// closed.
+	MaxUnauthenticatedConnections int
+	// AuthenticationTimeout bounds everything before the session starts:
+	// TLS handshake, startup packet and authentication exchange (default
+	// 10s), like Postgres' authentication_timeout.
+	AuthenticationTimeout time.Duration
 	// IdleSessionTimeout closes a session idle outside a transaction this long
 	// (0 disables it).
 	IdleSessionTimeout time.Duration

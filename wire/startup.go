@@ -40,6 +40,8 @@ type startup struct {
 	backend *pgproto3.Backend
 	out     *messageWriter
 	info    SessionInfo
+
+	serverFinal string // SCRAM server-final-message, sent by authenticationOk
 }
 
 // reject sends a FATAL error; the caller then closes the connection.
@@ -234,10 +236,11 @@ func writeFatal(w io.Writer, code, msg string) {
 	}
 }
 
-// authenticate runs trust or SCRAM-SHA-256 and ends with AuthenticationOk.
+// authenticate runs trust or SCRAM-SHA-256 up to the client's proof. The
+// rest (server-final-message and AuthenticationOk) is sent by
+// authenticationOk once the connection has a slot.
 func (s *Server) authenticate(st *startup, log zerolog.Logger) error {
 	if s.verifier == nil {
-		st.out.send(&pgproto3.AuthenticationOk{})
 		return nil
 	}
 	fail := func(e *pgconn.PgError) error {
@@ -287,10 +290,17 @@ func (s *Server) authenticate(st *startup, log zerolog.Logger) error {
 		return fail(toPgError(context.Background(), err))
 	}
 	st.backend.SetAuthType(pgproto3.AuthTypeOk)
-	st.out.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})
-	st.out.send(&pgproto3.AuthenticationOk{})
+	st.serverFinal = serverFinal
 	log.Debug().Msg("wire: authenticated")
 	return nil
+}
+
+// authenticationOk ends a successful authentication exchange.
+func (st *startup) authenticationOk() {
+	if st.serverFinal != "" {
+		st.out.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(st.serverFinal)})
+	}
+	st.out.send(&pgproto3.AuthenticationOk{})
 }
 
 func authReadError(st *startup, err error) error {

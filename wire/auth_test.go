@@ -1,0 +1,130 @@
+package wire_test
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgcdc/pgcdc/internal/testcert"
+	"github.com/pgcdc/pgcdc/wire"
+)
+
+// beginSCRAM sends a StartupMessage and reads the AuthenticationSASL that
+// answers it: the connection is then in the middle of authenticating.
+func (c *rawClient) beginSCRAM() {
+	c.t.Helper()
+	c.send(startupMessage(pgproto3.ProtocolVersion30))
+	msg, err := c.fe.Receive()
+	if err != nil {
+		c.t.Fatalf("after StartupMessage: %v", err)
+	}
+	if _, ok := msg.(*pgproto3.AuthenticationSASL); !ok {
+		c.t.Fatalf("after StartupMessage: got %s, want AuthenticationSASL", describe(msg))
+	}
+}
+
+// Sockets that have not authenticated, whether they sent a startup packet
+// or nothing at all, must not take the slots of clients that know the
+// password.
+func TestUnauthenticatedConnectionsTakeNoSessionSlots(t *testing.T) {
+	ctx := testContext(t)
+	ts := startServer(t, wire.Config{Password: "pw", MaxConnections: 1, MaxUnauthenticatedConnections: 8})
+	for range 3 {
+		dialRaw(t, ts).beginSCRAM()
+	}
+	dialRaw(t, ts) // says nothing
+
+	conn := connect(t, ctx, ts.connString("pw", ""))
+	selectOne(t, ctx, conn)
+
+	// MaxConnections still bounds the authenticated sessions.
+	_, err := pgx.Connect(ctx, ts.connString("pw", ""))
+	if pe := wantPgError(t, err, "53300"); pe.Message != "sorry, too many clients already" {
+		t.Errorf("message %q", pe.Message)
+	}
+}
+
+func TestUnauthenticatedConnectionLimit(t *testing.T) {
+	ctx := testContext(t)
+	ts := startServer(t, wire.Config{Password: "pw", MaxUnauthenticatedConnections: 2})
+	silent := dialRaw(t, ts) // counts from accept, before any startup packet
+	dialRaw(t, ts).beginSCRAM()
+
+	t.Run("raw client", func(t *testing.T) {
+		c := dialRaw(t, ts)
+		c.conn.SetDeadline(time.Now().Add(3 * time.Second))
+		if got := c.untilEOF(); len(got) != 1 || got[0] != "ErrorResponse FATAL 53300 sorry, too many clients already" {
+			t.Errorf("got %q", got)
+		}
+	})
+	t.Run("pgx", func(t *testing.T) {
+		_, err := pgx.Connect(ctx, ts.connString("pw", ""))
+		if pe := wantPgError(t, err, "53300"); pe.Severity != "FATAL" || pe.Message != "sorry, too many clients already" {
+			t.Errorf("got %s %q", pe.Severity, pe.Message)
+		}
+	})
+
+	// A slot comes back when its connection ends.
+	silent.conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := pgx.Connect(ctx, ts.connString("pw", ""))
+		if err == nil {
+			c.Close(ctx)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot not released: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Authenticated sessions do not count against the limit.
+	for range 3 {
+		selectOne(t, ctx, connect(t, ctx, ts.connString("pw", "")))
+	}
+}
+
+// The authentication timeout covers the TLS handshake, the startup packet
+// and the authentication exchange, and gives the slot back: the limit of
+// one unauthenticated connection would refuse each next case otherwise.
+func TestAuthenticationTimeout(t *testing.T) {
+	ctx := testContext(t)
+	const timeout = 300 * time.Millisecond
+	ts := startServer(t, wire.Config{
+		Password: "pw", TLS: testcert.Config(t), AuthenticationTimeout: timeout, MaxUnauthenticatedConnections: 1,
+	})
+	for _, tc := range []struct {
+		name  string
+		stall func(*rawClient)
+	}{
+		{"no startup packet", func(*rawClient) {}},
+		{"half a startup packet", func(c *rawClient) { c.conn.Write([]byte{0, 0, 0, 40, 0, 3}) }},
+		{"TLS handshake never starts", func(c *rawClient) {
+			b, _ := (&pgproto3.SSLRequest{}).Encode(nil)
+			c.conn.Write(b)
+			var answer [1]byte
+			if _, err := io.ReadFull(c.conn, answer[:]); err != nil || answer[0] != 'S' {
+				t.Fatalf("SSLRequest answered %q, %v", answer[0], err)
+			}
+		}},
+		{"authentication exchange", (*rawClient).beginSCRAM},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, ts)
+			c.conn.SetDeadline(time.Now().Add(3 * time.Second))
+			start := time.Now()
+			tc.stall(c)
+			if _, err := io.Copy(io.Discard, c.conn); err != nil && !isReset(err) {
+				t.Fatalf("connection not closed after %v: %v", time.Since(start), err)
+			}
+			if d := time.Since(start); d < timeout-50*time.Millisecond {
+				t.Errorf("closed after %v, before the timeout", d)
+			}
+		})
+	}
+	selectOne(t, ctx, connect(t, ctx, ts.connString("pw", "")))
+}
