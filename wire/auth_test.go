@@ -1,11 +1,15 @@
 package wire_test
 
 import (
+	"errors"
 	"io"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcdc/pgcdc/internal/testcert"
@@ -24,6 +28,24 @@ func (c *rawClient) beginSCRAM() {
 	if _, ok := msg.(*pgproto3.AuthenticationSASL); !ok {
 		c.t.Fatalf("after StartupMessage: got %s, want AuthenticationSASL", describe(msg))
 	}
+}
+
+// sendWrongProof runs a SCRAM exchange to its end with a proof that cannot
+// match any password.
+func (c *rawClient) sendWrongProof() {
+	c.t.Helper()
+	c.beginSCRAM()
+	c.send(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte("n,,n=,r=clientnonce")})
+	msg, err := c.fe.Receive()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cont, ok := msg.(*pgproto3.AuthenticationSASLContinue)
+	if !ok {
+		c.t.Fatalf("got %s, want AuthenticationSASLContinue", describe(msg))
+	}
+	nonce, _, _ := strings.Cut(strings.TrimPrefix(string(cont.Data), "r="), ",")
+	c.send(&pgproto3.SASLResponse{Data: []byte("c=biws,r=" + nonce + ",p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")})
 }
 
 // Sockets that have not authenticated, whether they sent a startup packet
@@ -127,4 +149,66 @@ func TestAuthenticationTimeout(t *testing.T) {
 		})
 	}
 	selectOne(t, ctx, connect(t, ctx, ts.connString("pw", "")))
+}
+
+// A wrong password is answered only after AuthFailureDelay, and the wait
+// holds up no one else.
+func TestAuthFailureDelay(t *testing.T) {
+	t.Parallel() // it mostly sleeps
+	ctx := testContext(t)
+	const delay = time.Second
+	ts := startServer(t, wire.Config{Password: "pw", AuthFailureDelay: delay})
+
+	c := dialRaw(t, ts)
+	c.sendWrongProof()
+	start := time.Now()
+
+	conn := connect(t, ctx, ts.connString("pw", ""))
+	selectOne(t, ctx, conn)
+	if d := time.Since(start); d >= delay {
+		t.Errorf("a right password took %v while a wrong one waited", d)
+	}
+
+	got := c.untilEOF()
+	if d := time.Since(start); d < delay-50*time.Millisecond {
+		t.Errorf("wrong password answered after %v, want at least %v", d, delay)
+	}
+	if len(got) != 1 || got[0] != `ErrorResponse FATAL 28P01 password authentication failed for user "alice"` {
+		t.Errorf("got %q", got)
+	}
+}
+
+// With the unauthenticated limit, the delay bounds how fast passwords can be
+// guessed: MaxUnauthenticatedConnections per AuthFailureDelay. The others
+// are refused at once instead of getting an answer about their password.
+func TestAuthFailureDelayBoundsGuessRate(t *testing.T) {
+	t.Parallel() // it mostly sleeps
+	ctx := testContext(t)
+	const limit, attempts = 2, 6
+	ts := startServer(t, wire.Config{Password: "pw", AuthFailureDelay: time.Second, MaxUnauthenticatedConnections: limit})
+
+	codes := make(chan string, attempts)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range attempts {
+		wg.Go(func() {
+			_, err := pgx.Connect(ctx, ts.connString("guess", ""))
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) {
+				codes <- "no PgError: " + err.Error()
+				return
+			}
+			codes <- pe.Code
+		})
+	}
+	wg.Wait()
+	close(codes)
+	count := map[string]int{}
+	for code := range codes {
+		count[code]++
+	}
+	if count["28P01"] > limit || count["28P01"]+count["53300"] != attempts {
+		t.Errorf("%d guesses within %v were answered %v; want at most %d 28P01, the rest 53300",
+			attempts, time.Since(start), count, limit)
+	}
 }

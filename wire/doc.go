@@ -18,8 +18,8 @@
 //
 //	Server            listener, connection limits, process-ID table for
 //	                  CancelRequest, Shutdown (server.go)
-//	startup           encryption negotiation, StartupMessage, SCRAM
-//	                  (startup.go, scram.go)
+//	startup           encryption negotiation, StartupMessage, SCRAM,
+//	                  the auth failure delay (startup.go, scram.go)
 //	session           one per authenticated connection: the message loop,
 //	                  transaction status, prepared statements and portals
 //	                  (session.go, query.go, extended.go)
@@ -61,7 +61,8 @@
 //	  │── protocol 3.x StartupMessage (3.1+ or _pq_.* options get
 //	  │   NegotiateProtocolVersion and continue as 3.0; other majors: FATAL)
 //	  ▼
-//	auth: trust, or SCRAM-SHA-256 (28P01 on failure)
+//	auth: trust, or SCRAM-SHA-256 (a wrong proof waits AuthFailureDelay,
+//	  │   then FATAL 28P01)
 //	  ▼
 //	admit: shutting down (57P03), MaxConnections reached (53300); else
 //	  │    the connection moves from the unauthenticated count to a
@@ -102,7 +103,10 @@
 // FATAL 53300 written straight away, as Postgres does when it cannot fork,
 // without a goroutine or a read: whatever it sent first (a StartupMessage,
 // SSLRequest or a TLS ClientHello) is never looked at. AuthenticationTimeout
-// bounds how long an unauthenticated connection can keep its slot.
+// bounds how long an unauthenticated connection can keep its slot. A wrong
+// password keeps the slot for AuthFailureDelay more before its 28P01, even
+// if the client hangs up, so password guesses come at most
+// MaxUnauthenticatedConnections per AuthFailureDelay.
 //
 // Every failure that is not the client's connection stays on its
 // connection: a panic in a handler is recovered and logged and closes that

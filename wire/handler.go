@@ -112,6 +112,12 @@ type Config struct {
 	// TLS handshake, startup packet and authentication exchange (default
 	// 10s), like Postgres' authentication_timeout.
 	AuthenticationTimeout time.Duration
+	// AuthFailureDelay is how long a connection that gave a wrong password
+	// waits before it gets its 28P01 (0: none), like Postgres' auth_delay.
+	// The connection keeps its unauthenticated slot meanwhile, so password
+	// guesses are bounded by MaxUnauthenticatedConnections per
+	// AuthFailureDelay.
+	AuthFailureDelay time.Duration
 	// IdleSessionTimeout closes a session idle outside a transaction this long
 	// (0 disables it).
 	IdleSessionTimeout time.Duration

@@ -33,6 +33,10 @@ const (
 	// that a flood of connections does not become a flood of log lines.
 	refusedLogInterval = 10 * time.Second
 
+	// authFailureWriteTimeout bounds sending 28P01 after the auth failure
+	// delay, which may have outlasted the authentication timeout.
+	authFailureWriteTimeout = time.Second
+
 	// forceCloseGrace is how long Shutdown lets cancelled sessions send their
 	// FATAL message before it closes their sockets.
 	forceCloseGrace = time.Second
@@ -317,7 +321,7 @@ func (s *Server) serveConn(ctx context.Context, c *serverConn) {
 
 	// One deadline for everything before the session, whatever the client
 	// spends it on, so an unauthenticated connection gives its slot back
-	// within AuthenticationTimeout.
+	// within AuthenticationTimeout (plus AuthFailureDelay).
 	c.raw.SetDeadline(time.Now().Add(s.cfg.AuthenticationTimeout))
 	st, err := s.startup(c.raw, log)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -284,6 +285,7 @@ func (s *Server) authenticate(st *startup, log zerolog.Logger) error {
 	}
 	serverFinal, err := x.handleClientFinal(string(final.Data))
 	if errors.Is(err, errPasswordMismatch) {
+		s.delayAuthFailure(st.conn)
 		return fail(fatalf(codeInvalidPassword, "password authentication failed for user \"%s\"", st.info.User))
 	}
 	if err != nil {
@@ -301,6 +303,24 @@ func (st *startup) authenticationOk() {
 		st.out.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(st.serverFinal)})
 	}
 	st.out.send(&pgproto3.AuthenticationOk{})
+}
+
+// delayAuthFailure holds back the answer to a wrong password, as Postgres'
+// auth_delay does. The connection keeps its unauthenticated slot while it
+// waits, even if the client hangs up, so guesses cannot come faster than
+// MaxUnauthenticatedConnections per AuthFailureDelay. Only this
+// connection's goroutine waits; Shutdown cuts the wait short.
+func (s *Server) delayAuthFailure(conn net.Conn) {
+	if s.cfg.AuthFailureDelay <= 0 {
+		return
+	}
+	t := time.NewTimer(s.cfg.AuthFailureDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.shutdown:
+	}
+	conn.SetWriteDeadline(time.Now().Add(authFailureWriteTimeout))
 }
 
 func authReadError(st *startup, err error) error {
