@@ -1,8 +1,11 @@
 package wire_test
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -210,5 +213,61 @@ func TestAuthFailureDelayBoundsGuessRate(t *testing.T) {
 	if count["28P01"] > limit || count["28P01"]+count["53300"] != attempts {
 		t.Errorf("%d guesses within %v were answered %v; want at most %d 28P01, the rest 53300",
 			attempts, time.Since(start), count, limit)
+	}
+}
+
+func TestTLSRequired(t *testing.T) {
+	ctx := testContext(t)
+	ts := startServer(t, wire.Config{Password: "pw", TLS: testcert.Config(t), TLSRequired: true})
+
+	t.Run("refused before authentication", func(t *testing.T) {
+		c := dialRaw(t, ts)
+		c.send(startupMessage(pgproto3.ProtocolVersion30))
+		got := c.untilEOF()
+		if len(got) != 1 || got[0] != "ErrorResponse FATAL 28000 pgcdc requires SSL: connect with sslmode=require" {
+			t.Errorf("got %q, want only the 28000 FATAL (no authentication request)", got)
+		}
+	})
+	t.Run("after GSSENCRequest", func(t *testing.T) {
+		c := dialRaw(t, ts)
+		b, _ := (&pgproto3.GSSEncRequest{}).Encode(nil)
+		c.conn.Write(b)
+		var answer [1]byte
+		if _, err := io.ReadFull(c.conn, answer[:]); err != nil || answer[0] != 'N' {
+			t.Fatalf("GSSENCRequest answered %q, %v", answer[0], err)
+		}
+		c.send(startupMessage(pgproto3.ProtocolVersion30))
+		if got := c.untilEOF(); len(got) != 1 || !strings.HasPrefix(got[0], "ErrorResponse FATAL 28000 ") {
+			t.Errorf("got %q", got)
+		}
+	})
+	t.Run("pgx sslmode=disable", func(t *testing.T) {
+		_, err := pgx.Connect(ctx, ts.connString("pw", "sslmode=disable"))
+		pe := wantPgError(t, err, "28000")
+		if pe.Severity != "FATAL" || pe.Detail != `no encryption for host "127.0.0.1", user "alice", database "appdb"` {
+			t.Errorf("got %s %q detail %q", pe.Severity, pe.Message, pe.Detail)
+		}
+	})
+	for _, params := range []string{"sslmode=require", "sslmode=prefer", "sslmode=require&sslnegotiation=direct"} {
+		t.Run(params, func(t *testing.T) {
+			conn := connect(t, ctx, ts.connString("pw", params))
+			if _, ok := conn.PgConn().Conn().(*tls.Conn); !ok {
+				t.Fatalf("connection is %T, not TLS", conn.PgConn().Conn())
+			}
+			selectOne(t, ctx, conn)
+		})
+	}
+}
+
+func TestServeRefusesTLSRequiredWithoutTLS(t *testing.T) {
+	srv := wire.NewServer(wire.Config{Password: "pw", TLSRequired: true}, newFakeHandler(), testLogger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(ctx, ln); !errors.Is(err, wire.ErrTLSNotConfigured) {
+		t.Fatalf("Serve = %v, want ErrTLSNotConfigured", err)
 	}
 }

@@ -61,6 +61,9 @@
 //	  │── protocol 3.x StartupMessage (3.1+ or _pq_.* options get
 //	  │   NegotiateProtocolVersion and continue as 3.0; other majors: FATAL)
 //	  ▼
+//	TLSRequired and not encrypted: FATAL 28000, before any auth message
+//	  │
+//	  ▼
 //	auth: trust, or SCRAM-SHA-256 (a wrong proof waits AuthFailureDelay,
 //	  │   then FATAL 28P01)
 //	  ▼

@@ -97,6 +97,9 @@ type Config struct {
 	// TLS, when set, lets clients upgrade with SSLRequest or connect with
 	// direct TLS (sslnegotiation=direct).
 	TLS *tls.Config
+	// TLSRequired refuses clients that did not negotiate TLS with FATAL
+	// 28000, before any authentication exchange. It needs TLS.
+	TLSRequired bool
 	// MaxMessageSize bounds one client message (default 64 MiB).
 	MaxMessageSize int
 	// MaxConnections bounds concurrent authenticated sessions (default

@@ -121,13 +121,17 @@ func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
 	if cfg.Password != "" {
 		s.verifier, s.initErr = newSCRAMVerifier(cfg.Password)
 	}
+	if cfg.TLSRequired && cfg.TLS == nil {
+		s.initErr = ErrTLSNotConfigured
+	}
 	return s
 }
 
 // Serve accepts connections on ln until ctx is cancelled or Shutdown is
 // called, and then returns nil. Cancelling ctx only stops accepting: open
 // sessions keep running until they end or Shutdown ends them. Serve closes
-// ln. It refuses trust authentication on a listener other hosts can reach.
+// ln. It refuses trust authentication on a listener other hosts can reach,
+// and TLSRequired without TLS.
 // Serve may be called for several listeners at once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.initErr != nil {
@@ -157,7 +161,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	// Sessions outlive ctx (see above) but keep its values.
 	base := context.WithoutCancel(ctx)
-	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.tls != nil).Bool("scram", s.verifier != nil).Msg("wire: listening")
+	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.tls != nil).Bool("tls_required", s.cfg.TLSRequired).
+		Bool("scram", s.verifier != nil).Msg("wire: listening")
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -333,6 +338,11 @@ func (s *Server) serveConn(ctx context.Context, c *serverConn) {
 	}
 	log = log.With().Str("user", st.info.User).Str("database", st.info.Database).Logger()
 
+	if s.cfg.TLSRequired && !st.encrypted {
+		log.Info().Msg("wire: refused a connection without TLS")
+		st.reject(noEncryptionError(st.info))
+		return
+	}
 	if err := s.authenticate(st, log); err != nil {
 		var pe interface{ SQLState() string }
 		if errors.As(err, &pe) && pe.SQLState() == codeInvalidPassword {

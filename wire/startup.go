@@ -37,10 +37,11 @@ const (
 
 // startup is a connection that has sent its StartupMessage.
 type startup struct {
-	conn    net.Conn // TLS-wrapped when negotiated
-	backend *pgproto3.Backend
-	out     *messageWriter
-	info    SessionInfo
+	conn      net.Conn // TLS-wrapped when negotiated
+	encrypted bool
+	backend   *pgproto3.Backend
+	out       *messageWriter
+	info      SessionInfo
 
 	serverFinal string // SCRAM server-final-message, sent by authenticationOk
 }
@@ -126,7 +127,7 @@ func (s *Server) startup(conn net.Conn, log zerolog.Logger) (*startup, error) {
 			s.cancelRequest(binary.BigEndian.Uint32(body[:4]), body[4:], log)
 			return nil, nil
 		default:
-			return s.startupMessage(conn, code, body)
+			return s.startupMessage(conn, encrypted, code, body)
 		}
 	}
 }
@@ -135,7 +136,7 @@ func (s *Server) startup(conn net.Conn, log zerolog.Logger) (*startup, error) {
 // asking for a newer minor version, or sending protocol options (_pq_.*),
 // is told what we speak through NegotiateProtocolVersion and continues in
 // 3.0, as Postgres does.
-func (s *Server) startupMessage(conn net.Conn, code uint32, body []byte) (*startup, error) {
+func (s *Server) startupMessage(conn net.Conn, encrypted bool, code uint32, body []byte) (*startup, error) {
 	major, minor := code>>16, code&0xffff
 	if major != protocolMajor {
 		msg := fmt.Sprintf("unsupported frontend protocol %d.%d: server supports %d.0 to %d.%d", major, minor, protocolMajor, protocolMajor, protocolMinor)
@@ -147,7 +148,7 @@ func (s *Server) startupMessage(conn net.Conn, code uint32, body []byte) (*start
 		writeFatal(conn, codeProtocolViolation, err.Error())
 		return nil, err
 	}
-	st := &startup{conn: conn}
+	st := &startup{conn: conn, encrypted: encrypted}
 	st.backend = pgproto3.NewBackend(conn, conn)
 	st.backend.SetMaxBodyLen(s.cfg.MaxMessageSize)
 	st.out = newMessageWriter(conn, zerolog.Nop())
@@ -235,6 +236,19 @@ func writeFatal(w io.Writer, code, msg string) {
 	if err == nil {
 		w.Write(buf)
 	}
+}
+
+// noEncryptionError is what a client that did not negotiate TLS gets when
+// TLS is required: Postgres' hostssl refusal, 28000, with the fix in the
+// message since the client is most likely just missing sslmode.
+func noEncryptionError(info SessionInfo) *pgconn.PgError {
+	host, _, err := net.SplitHostPort(info.RemoteAddr)
+	if err != nil {
+		host = info.RemoteAddr
+	}
+	e := fatalf(codeInvalidAuthorization, "pgcdc requires SSL: connect with sslmode=require")
+	e.Detail = fmt.Sprintf("no encryption for host \"%s\", user \"%s\", database \"%s\"", host, info.User, info.Database)
+	return e
 }
 
 // authenticate runs trust or SCRAM-SHA-256 up to the client's proof. The
