@@ -44,34 +44,40 @@ type flagSpec struct {
 	name, env, usage string
 }
 
-// ParseFlags reads flags, falling back to PGCDC_* environment variables.
+// ParseFlags reads flags, falling back to PGCDC_* environment variables. An
+// environment value that does not parse is an error, as a bad flag is: a
+// typo must not quietly leave a limit at its default.
 func (c *ServeCommand) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("pgcdc serve", flag.ContinueOnError)
 	specs := []flagSpec{}
-	str := func(p *string, name, env, def, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			def = v
+	var envErrs []error
+	env := func(name, want string, parse func(string) error) {
+		if v, ok := os.LookupEnv(name); ok {
+			if err := parse(v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("invalid %s=%q: want %s", name, v, want))
+			}
 		}
+	}
+	str := func(p *string, name, envName, def, usage string) {
+		env(envName, "", func(v string) error { def = v; return nil })
 		fs.StringVar(p, name, def, usage)
-		specs = append(specs, flagSpec{name, env, usage})
+		specs = append(specs, flagSpec{name, envName, usage})
 	}
-	integer := func(p *int, name, env string, def int, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			if n, err := strconv.Atoi(v); err == nil {
-				def = n
-			}
-		}
+	integer := func(p *int, name, envName string, def int, usage string) {
+		env(envName, "an integer", func(v string) (err error) {
+			def, err = strconv.Atoi(v)
+			return err
+		})
 		fs.IntVar(p, name, def, usage)
-		specs = append(specs, flagSpec{name, env, usage})
+		specs = append(specs, flagSpec{name, envName, usage})
 	}
-	duration := func(p *time.Duration, name, env string, def time.Duration, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			if d, err := time.ParseDuration(v); err == nil {
-				def = d
-			}
-		}
+	duration := func(p *time.Duration, name, envName string, def time.Duration, usage string) {
+		env(envName, "a duration such as 500ms, 10s or 1m", func(v string) (err error) {
+			def, err = time.ParseDuration(v)
+			return err
+		})
 		fs.DurationVar(p, name, def, usage)
-		specs = append(specs, flagSpec{name, env, usage})
+		specs = append(specs, flagSpec{name, envName, usage})
 	}
 	str(&c.Source, "source", "PGCDC_SOURCE", "", "source Postgres connection string (URL or key=value); needs wal_level=logical and a user with REPLICATION")
 	str(&c.Destination, "destination", "PGCDC_DESTINATION", "duckdb:pgcdc.duckdb", "destination: duckdb:<file> (created if missing) or duckdb::memory:")
@@ -100,7 +106,49 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 			fmt.Fprintf(fs.Output(), "\n      %s\n", s.usage)
 		}
 	}
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(envErrs) > 0 {
+		return errors.Join(envErrs...)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c.validate()
+}
+
+// validate rejects limits that cannot be meant, instead of letting the
+// server replace them with a default.
+func (c *ServeCommand) validate() error {
+	for _, n := range []struct {
+		flag, env string
+		v, min    int
+	}{
+		{"max-connections", "PGCDC_MAX_CONNECTIONS", c.MaxConnections, 1},
+		{"max-message-size", "PGCDC_MAX_MESSAGE_SIZE", c.MaxMessageSize, 1},
+	} {
+		if n.v < n.min {
+			return fmt.Errorf("invalid --%s (%s) %d: must be at least %d", n.flag, n.env, n.v, n.min)
+		}
+	}
+	for _, d := range []struct {
+		flag, env string
+		v         time.Duration
+		positive  bool
+	}{
+		{"idle-session-timeout", "PGCDC_IDLE_SESSION_TIMEOUT", c.IdleSessionTimeout, false},
+		{"shutdown-grace", "PGCDC_SHUTDOWN_GRACE", c.ShutdownGrace, false},
+	} {
+		if d.v < 0 || (d.positive && d.v == 0) {
+			want := "must not be negative"
+			if d.positive {
+				want = "must be more than 0"
+			}
+			return fmt.Errorf("invalid --%s (%s) %v: %s", d.flag, d.env, d.v, want)
+		}
+	}
+	return nil
 }
 
 // Run serves until SIGINT or SIGTERM.
