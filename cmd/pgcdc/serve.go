@@ -26,17 +26,20 @@ import (
 
 // ServeCommand runs the server.
 type ServeCommand struct {
-	Source             string
-	Destination        string
-	Listen             string
-	Password           string
-	TLSCert, TLSKey    string
-	LogLevel           string
-	LogFormat          string
-	MaxConnections     int
-	MaxMessageSize     int
-	IdleSessionTimeout time.Duration
-	ShutdownGrace      time.Duration
+	Source                        string
+	Destination                   string
+	Listen                        string
+	Password                      string
+	TLSCert, TLSKey               string
+	LogLevel                      string
+	LogFormat                     string
+	MaxConnections                int
+	MaxUnauthenticatedConnections int
+	MaxMessageSize                int
+	AuthenticationTimeout         time.Duration
+	AuthFailureDelay              time.Duration
+	IdleSessionTimeout            time.Duration
+	ShutdownGrace                 time.Duration
 }
 
 // flagSpec ties a flag to its environment variable, so --help can list both.
@@ -87,8 +90,17 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	str(&c.TLSKey, "tls-key", "PGCDC_TLS_KEY", "", "TLS private key file (PEM)")
 	str(&c.LogLevel, "log-level", "PGCDC_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	str(&c.LogFormat, "log-format", "PGCDC_LOG_FORMAT", "console", "log format: console or json")
-	integer(&c.MaxConnections, "max-connections", "PGCDC_MAX_CONNECTIONS", 100, "maximum concurrent client connections")
+	integer(&c.MaxConnections, "max-connections", "PGCDC_MAX_CONNECTIONS", 100, "maximum concurrent authenticated client sessions; "+
+		"connections still authenticating do not count (see --max-unauthenticated-connections)")
+	integer(&c.MaxUnauthenticatedConnections, "max-unauthenticated-connections", "PGCDC_MAX_UNAUTHENTICATED_CONNECTIONS", 32,
+		"maximum connections still authenticating, counted from accept and apart from --max-connections; past it a new connection "+
+			"gets FATAL 53300 (sorry, too many clients already) and is closed at once, and authenticated sessions are unaffected")
 	integer(&c.MaxMessageSize, "max-message-size", "PGCDC_MAX_MESSAGE_SIZE", 64<<20, "maximum size of one client message in bytes")
+	duration(&c.AuthenticationTimeout, "authentication-timeout", "PGCDC_AUTHENTICATION_TIMEOUT", 10*time.Second,
+		"how long a client has from connecting to being authenticated (TLS handshake, startup packet, password exchange) before it is disconnected")
+	duration(&c.AuthFailureDelay, "auth-failure-delay", "PGCDC_AUTH_FAILURE_DELAY", time.Second,
+		"how long a client that gave a wrong password waits for its error (0 disables); it keeps its unauthenticated slot meanwhile, "+
+			"so password guesses are bounded by --max-unauthenticated-connections per delay (32 a second by default)")
 	duration(&c.IdleSessionTimeout, "idle-session-timeout", "PGCDC_IDLE_SESSION_TIMEOUT", 0, "close sessions idle this long outside a transaction (0 disables)")
 	duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
 	fs.Usage = func() {
@@ -126,6 +138,7 @@ func (c *ServeCommand) validate() error {
 		v, min    int
 	}{
 		{"max-connections", "PGCDC_MAX_CONNECTIONS", c.MaxConnections, 1},
+		{"max-unauthenticated-connections", "PGCDC_MAX_UNAUTHENTICATED_CONNECTIONS", c.MaxUnauthenticatedConnections, 1},
 		{"max-message-size", "PGCDC_MAX_MESSAGE_SIZE", c.MaxMessageSize, 1},
 	} {
 		if n.v < n.min {
@@ -137,6 +150,8 @@ func (c *ServeCommand) validate() error {
 		v         time.Duration
 		positive  bool
 	}{
+		{"authentication-timeout", "PGCDC_AUTHENTICATION_TIMEOUT", c.AuthenticationTimeout, true},
+		{"auth-failure-delay", "PGCDC_AUTH_FAILURE_DELAY", c.AuthFailureDelay, false},
 		{"idle-session-timeout", "PGCDC_IDLE_SESSION_TIMEOUT", c.IdleSessionTimeout, false},
 		{"shutdown-grace", "PGCDC_SHUTDOWN_GRACE", c.ShutdownGrace, false},
 	} {
@@ -196,12 +211,15 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return err
 	}
 	srv := wire.NewServer(wire.Config{
-		Password:           c.Password,
-		TLS:                tlsConfig,
-		MaxConnections:     c.MaxConnections,
-		MaxMessageSize:     c.MaxMessageSize,
-		IdleSessionTimeout: c.IdleSessionTimeout,
-		ServerVersion:      "16.0",
+		Password:                      c.Password,
+		TLS:                           tlsConfig,
+		MaxConnections:                c.MaxConnections,
+		MaxUnauthenticatedConnections: c.MaxUnauthenticatedConnections,
+		AuthenticationTimeout:         c.AuthenticationTimeout,
+		AuthFailureDelay:              c.AuthFailureDelay,
+		MaxMessageSize:                c.MaxMessageSize,
+		IdleSessionTimeout:            c.IdleSessionTimeout,
+		ServerVersion:                 "16.0",
 	}, router, log.With().Str("component", "wire").Logger())
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
