@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcdc/pgcdc/internal/pgcdctest"
+	"github.com/pgcdc/pgcdc/internal/pgtest"
+	"github.com/pgcdc/pgcdc/internal/testcert"
 )
 
 // rawConn is a client socket that stops wherever the test wants it to.
@@ -155,4 +158,84 @@ func TestServeAuthenticationLimits(t *testing.T) {
 	if logs := srv.Logs(); strings.Contains(logs, "right-pw") || strings.Contains(logs, "wrong-pw") {
 		t.Fatalf("a password is in the logs:\n%s", logs)
 	}
+}
+
+// TestServeTLSRequired: with a password on an address other hosts can
+// reach, TLS is required unless switched off, pgcdc will not start without
+// a certificate, and a client without TLS is refused before the password
+// exchange.
+func TestServeTLSRequired(t *testing.T) {
+	src := []string{"PGCDC_SOURCE=" + source.DSN(""), "PGCDC_PASSWORD=pw"}
+	everywhere := func(t *testing.T) (listen, local string) {
+		port, err := pgtest.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("0.0.0.0:%d", port), fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	t.Run("network without a certificate refuses to start", func(t *testing.T) {
+		listen, _ := everywhere(t)
+		out := runServe(t, src, "--listen", listen).wantStartFailure(t)
+		for _, want := range []string{"TLS is required", "--tls-cert", "--tls-key", "--tls-required=false"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the refusal does not mention %s:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("explicitly required without a certificate refuses to start", func(t *testing.T) {
+		out := runServe(t, src, "--listen", "127.0.0.1:0", "--tls-required").wantStartFailure(t)
+		if !strings.Contains(out, "--tls-required is set") || !strings.Contains(out, "--tls-cert") {
+			t.Errorf("unclear refusal:\n%s", out)
+		}
+	})
+	t.Run("network with a certificate refuses clients without TLS", func(t *testing.T) {
+		ctx := testContext(t, 30*time.Second)
+		listen, local := everywhere(t)
+		cert, key := testcert.Files(t)
+		p := runServe(t, src, "--listen", listen, "--tls-cert", cert, "--tls-key", key)
+		p.waitListening(t, local)
+		host, port, _ := net.SplitHostPort(local)
+		dsn := fmt.Sprintf("host=%s port=%s user=tester dbname=pgcdc password=pw connect_timeout=10 ", host, port)
+
+		// A raw client sees the refusal first: no authentication request.
+		c := dialRawConn(t, local)
+		c.fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "tester"}})
+		c.fe.Flush()
+		msg, err := c.fe.Receive()
+		if e, ok := msg.(*pgproto3.ErrorResponse); err != nil || !ok || e.Code != "28000" || e.Severity != "FATAL" ||
+			e.Message != "pgcdc requires SSL: connect with sslmode=require" {
+			t.Fatalf("plaintext StartupMessage answered %#v, %v; want FATAL 28000 before any authentication request", msg, err)
+		}
+
+		_, err = pgx.Connect(ctx, dsn+"sslmode=disable")
+		if code := pgCode(err); code != "28000" {
+			t.Fatalf("sslmode=disable: %v, want 28000", err)
+		}
+		conn, err := pgx.Connect(ctx, dsn+"sslmode=require")
+		if err != nil {
+			t.Fatalf("sslmode=require: %v", err)
+		}
+		defer conn.Close(context.Background())
+		if _, ok := conn.PgConn().Conn().(*tls.Conn); !ok {
+			t.Fatalf("connection is %T, not TLS", conn.PgConn().Conn())
+		}
+		if _, err := conn.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("--tls-required=false accepts clients without TLS on the network", func(t *testing.T) {
+		ctx := testContext(t, 30*time.Second)
+		listen, local := everywhere(t)
+		p := runServe(t, src, "--listen", listen, "--tls-required=false")
+		p.waitListening(t, local)
+		host, port, _ := net.SplitHostPort(local)
+		conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%s user=tester dbname=pgcdc password=pw sslmode=disable connect_timeout=10", host, port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close(ctx)
+		if !strings.Contains(p.out.String(), "TLS is not required on an address other hosts can reach") {
+			t.Errorf("no warning about unencrypted clients on the network:\n%s", p.out)
+		}
+	})
 }

@@ -22,6 +22,7 @@ func TestServeRejectsInvalidEnvironment(t *testing.T) {
 		"PGCDC_AUTHENTICATION_TIMEOUT=10",
 		"PGCDC_AUTHENTICATION_TIMEOUT=0s",
 		"PGCDC_AUTH_FAILURE_DELAY=-1s",
+		"PGCDC_TLS_REQUIRED=maybe",
 	} {
 		t.Run(env, func(t *testing.T) {
 			t.Parallel()
@@ -41,6 +42,7 @@ func TestServeHelpDocumentsAuthentication(t *testing.T) {
 	}
 	out, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
 	for _, want := range []string{
+		"--tls-required", "PGCDC_TLS_REQUIRED",
 		"--authentication-timeout", "PGCDC_AUTHENTICATION_TIMEOUT", `default "10s"`,
 		"--max-unauthenticated-connections", "PGCDC_MAX_UNAUTHENTICATED_CONNECTIONS", `default "32"`, "FATAL 53300",
 		"--auth-failure-delay", "PGCDC_AUTH_FAILURE_DELAY", `default "1s"`, "per delay",

@@ -31,6 +31,7 @@ type ServeCommand struct {
 	Listen                        string
 	Password                      string
 	TLSCert, TLSKey               string
+	TLSRequired                   *bool // nil: decided by the address and password, see Run
 	LogLevel                      string
 	LogFormat                     string
 	MaxConnections                int
@@ -82,12 +83,19 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 		fs.DurationVar(p, name, def, usage)
 		specs = append(specs, flagSpec{name, envName, usage})
 	}
+	optionalBool := func(p **bool, name, envName, usage string) {
+		env(envName, "true or false", func(v string) error { return setOptionalBool(p, v) })
+		fs.Var(optionalBoolFlag{p}, name, usage)
+		specs = append(specs, flagSpec{name, envName, usage})
+	}
 	str(&c.Source, "source", "PGCDC_SOURCE", "", "source Postgres connection string (URL or key=value); needs wal_level=logical and a user with REPLICATION")
 	str(&c.Destination, "destination", "PGCDC_DESTINATION", "duckdb:pgcdc.duckdb", "destination: duckdb:<file> (created if missing) or duckdb::memory:")
 	str(&c.Listen, "listen", "PGCDC_LISTEN", "127.0.0.1:6543", "address to accept Postgres clients on")
 	str(&c.Password, "password", "PGCDC_PASSWORD", "", "password clients must give (SCRAM-SHA-256); without one only loopback clients are trusted")
 	str(&c.TLSCert, "tls-cert", "PGCDC_TLS_CERT", "", "TLS certificate file (PEM); enables SSL for clients")
 	str(&c.TLSKey, "tls-key", "PGCDC_TLS_KEY", "", "TLS private key file (PEM)")
+	optionalBool(&c.TLSRequired, "tls-required", "PGCDC_TLS_REQUIRED", "refuse clients that do not use TLS (FATAL 28000, before any password exchange); "+
+		"default true when --listen is reachable from other hosts and --password is set, false otherwise. Needs --tls-cert and --tls-key")
 	str(&c.LogLevel, "log-level", "PGCDC_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	str(&c.LogFormat, "log-format", "PGCDC_LOG_FORMAT", "console", "log format: console or json")
 	integer(&c.MaxConnections, "max-connections", "PGCDC_MAX_CONNECTIONS", 100, "maximum concurrent authenticated client sessions; "+
@@ -125,7 +133,9 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 		return errors.Join(envErrs...)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		// Also what "--tls-required false" leaves behind: a boolean flag
+		// takes its value only as --tls-required=false.
+		return fmt.Errorf("unexpected argument %q (give a boolean flag's value as --flag=false)", fs.Arg(0))
 	}
 	return c.validate()
 }
@@ -166,6 +176,29 @@ func (c *ServeCommand) validate() error {
 	return nil
 }
 
+// optionalBoolFlag is a boolean flag whose absence is kept apart from
+// false, for a default that is only known once the address is.
+type optionalBoolFlag struct{ p **bool }
+
+func (b optionalBoolFlag) String() string {
+	if b.p == nil || *b.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(**b.p)
+}
+
+func (b optionalBoolFlag) Set(v string) error { return setOptionalBool(b.p, v) }
+func (b optionalBoolFlag) IsBoolFlag() bool   { return true }
+
+func setOptionalBool(p **bool, v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	*p = &x
+	return nil
+}
+
 // Run serves until SIGINT or SIGTERM.
 func (c *ServeCommand) Run(ctx context.Context) error {
 	log, err := c.logger()
@@ -195,6 +228,26 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// Over SCRAM the password itself never crosses the wire, but an
+	// eavesdropper still gets the exchange to attack offline, and every
+	// query and row: on an address other hosts can reach, TLS is the
+	// default.
+	networked := !isLoopback(ln.Addr())
+	tlsRequired := c.Password != "" && networked
+	if c.TLSRequired != nil {
+		tlsRequired = *c.TLSRequired
+	}
+	if tlsRequired && tlsConfig == nil {
+		why := "--tls-required is set"
+		if c.TLSRequired == nil {
+			why = fmt.Sprintf("TLS is required by default on %s, which other hosts can reach, with a password", c.Listen)
+		}
+		return fmt.Errorf("%s, but no --tls-cert and --tls-key are given: pass a certificate and key with --tls-cert and --tls-key "+
+			"(PGCDC_TLS_CERT, PGCDC_TLS_KEY), or --tls-required=false (PGCDC_TLS_REQUIRED=false) to accept clients without encryption", why)
+	}
+	if networked && !tlsRequired {
+		log.Warn().Str("listen", ln.Addr().String()).Msg("TLS is not required on an address other hosts can reach: clients may connect without encryption")
+	}
 
 	dest, err := openDestination(ctx, c.Destination)
 	if err != nil {
@@ -213,6 +266,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	srv := wire.NewServer(wire.Config{
 		Password:                      c.Password,
 		TLS:                           tlsConfig,
+		TLSRequired:                   tlsRequired,
 		MaxConnections:                c.MaxConnections,
 		MaxUnauthenticatedConnections: c.MaxUnauthenticatedConnections,
 		AuthenticationTimeout:         c.AuthenticationTimeout,
@@ -226,7 +280,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	defer stop()
 	log.Info().Str("listen", ln.Addr().String()).Str("destination", c.Destination).
 		Str("source", fmt.Sprintf("%s:%d/%s", srcCfg.Host, srcCfg.Port, srcCfg.Database)).
-		Bool("password", c.Password != "").Bool("tls", tlsConfig != nil).Msg("pgcdc serving")
+		Bool("password", c.Password != "").Bool("tls", tlsConfig != nil).Bool("tls_required", tlsRequired).Msg("pgcdc serving")
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(context.Background(), ln) }()
