@@ -41,12 +41,20 @@ type ServeCommand struct {
 	AuthFailureDelay              time.Duration
 	IdleSessionTimeout            time.Duration
 	ShutdownGrace                 time.Duration
+
+	// secretsInArgs are the flags holding secrets that were given on the
+	// command line, where other local users can read them.
+	secretsInArgs []flagSpec
 }
 
 // flagSpec ties a flag to its environment variable, so --help can list both.
 type flagSpec struct {
 	name, env, usage string
 }
+
+// secretFlags hold secrets: --help never shows their values, and Run warns
+// when they are given on the command line.
+var secretFlags = map[string]bool{"source": true, "password": true}
 
 // ParseFlags reads flags, falling back to PGCDC_* environment variables. An
 // environment value that does not parse is an error, as a bad flag is: a
@@ -88,10 +96,12 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 		fs.Var(optionalBoolFlag{p}, name, usage)
 		specs = append(specs, flagSpec{name, envName, usage})
 	}
-	str(&c.Source, "source", "PGCDC_SOURCE", "", "source Postgres connection string (URL or key=value); needs wal_level=logical and a user with REPLICATION")
+	str(&c.Source, "source", "PGCDC_SOURCE", "", "source Postgres connection string (URL or key=value); needs wal_level=logical and a user with REPLICATION. "+
+		"It usually holds a password: set PGCDC_SOURCE rather than the flag, which other local users can read with ps")
 	str(&c.Destination, "destination", "PGCDC_DESTINATION", "duckdb:pgcdc.duckdb", "destination: duckdb:<file> (created if missing) or duckdb::memory:")
 	str(&c.Listen, "listen", "PGCDC_LISTEN", "127.0.0.1:6543", "address to accept Postgres clients on")
-	str(&c.Password, "password", "PGCDC_PASSWORD", "", "password clients must give (SCRAM-SHA-256); without one only loopback clients are trusted")
+	str(&c.Password, "password", "PGCDC_PASSWORD", "", "password clients must give (SCRAM-SHA-256); without one only loopback clients are trusted. "+
+		"Set PGCDC_PASSWORD rather than the flag, which other local users can read with ps")
 	str(&c.TLSCert, "tls-cert", "PGCDC_TLS_CERT", "", "TLS certificate file (PEM); enables SSL for clients")
 	str(&c.TLSKey, "tls-key", "PGCDC_TLS_KEY", "", "TLS private key file (PEM)")
 	optionalBool(&c.TLSRequired, "tls-required", "PGCDC_TLS_REQUIRED", "refuse clients that do not use TLS (FATAL 28000, before any password exchange); "+
@@ -112,11 +122,18 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	duration(&c.IdleSessionTimeout, "idle-session-timeout", "PGCDC_IDLE_SESSION_TIMEOUT", 0, "close sessions idle this long outside a transaction (0 disables)")
 	duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: pgcdc serve [flags]\n\nEvery flag can also be set by its environment variable; a flag wins over the variable.\n\nFlags:")
+		fmt.Fprint(fs.Output(), `Usage: pgcdc serve [flags]
+
+Every flag can also be set by its environment variable; a flag wins over the variable.
+Pass secrets in the environment: other local users can read command-line flags with ps,
+so set PGCDC_SOURCE and PGCDC_PASSWORD rather than --source and --password.
+
+Flags:
+`)
 		for _, s := range specs {
 			f := fs.Lookup(s.name)
 			def := f.DefValue
-			if s.name == "password" || s.name == "source" {
+			if secretFlags[s.name] {
 				def = "" // never echo a secret from the environment
 			}
 			fmt.Fprintf(fs.Output(), "  --%s (env %s)", s.name, s.env)
@@ -137,6 +154,15 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 		// takes its value only as --tls-required=false.
 		return fmt.Errorf("unexpected argument %q (give a boolean flag's value as --flag=false)", fs.Arg(0))
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if secretFlags[f.Name] {
+			for _, s := range specs {
+				if s.name == f.Name {
+					c.secretsInArgs = append(c.secretsInArgs, s)
+				}
+			}
+		}
+	})
 	return c.validate()
 }
 
@@ -205,8 +231,12 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, s := range c.secretsInArgs {
+		log.Warn().Str("flag", "--"+s.name).Str("use_instead", s.env).
+			Msgf("--%s was given on the command line, where other local users can read it with ps; set %s instead", s.name, s.env)
+	}
 	if c.Source == "" {
-		return errors.New("no source: pass --source or set PGCDC_SOURCE")
+		return errors.New("no source: set PGCDC_SOURCE (or pass --source)")
 	}
 	srcCfg, err := pgconn.ParseConfig(c.Source)
 	if err != nil {
