@@ -16,10 +16,10 @@
 // and decodes individual messages; everything about order and state lives
 // here.
 //
-//	Server            listener, connection limit, process-ID table for
+//	Server            listener, connection limits, process-ID table for
 //	                  CancelRequest, Shutdown (server.go)
-//	startup           encryption negotiation, StartupMessage, SCRAM
-//	                  (startup.go, scram.go)
+//	startup           encryption negotiation, StartupMessage, SCRAM,
+//	                  the auth failure delay (startup.go, scram.go)
 //	session           one per authenticated connection: the message loop,
 //	                  transaction status, prepared statements and portals
 //	                  (session.go, query.go, extended.go)
@@ -49,8 +49,9 @@
 //
 // # Connection state machine
 //
-//	accept
-//	  │
+//	accept ── MaxUnauthenticatedConnections reached: FATAL 53300, close
+//	  │       (counted as unauthenticated from here, and the
+//	  │       AuthenticationTimeout runs from here to admit)
 //	  ▼
 //	startup ◀──────────────────────────────────────────────┐
 //	  │── SSLRequest ──▶ 'S' + TLS handshake, or 'N' ────────┤
@@ -60,8 +61,16 @@
 //	  │── protocol 3.x StartupMessage (3.1+ or _pq_.* options get
 //	  │   NegotiateProtocolVersion and continue as 3.0; other majors: FATAL)
 //	  ▼
-//	limit check (53300) ──▶ auth: trust, or SCRAM-SHA-256 (28P01 on failure)
+//	TLSRequired and not encrypted: FATAL 28000, before any auth message
 //	  │
+//	  ▼
+//	auth: trust, or SCRAM-SHA-256 (a wrong proof waits AuthFailureDelay,
+//	  │   then FATAL 28P01)
+//	  ▼
+//	admit: shutting down (57P03), MaxConnections reached (53300); else
+//	  │    the connection moves from the unauthenticated count to a
+//	  │    session slot, the timeout is lifted, and AuthenticationOk
+//	  │    (after SASLFinal) goes out
 //	  ▼
 //	Handler.NewSession ──▶ ParameterStatus…, BackendKeyData, ReadyForQuery
 //	  │
@@ -84,6 +93,23 @@
 // transaction block is open any more. Idle timeout and graceful shutdown
 // only end a session that sits at ReadyForQuery outside a transaction
 // block; Shutdown's deadline ends the rest.
+//
+// # Connection limits
+//
+// A connection counts against one of two limits at a time. From accept
+// until it has authenticated it counts against
+// MaxUnauthenticatedConnections; only then does it take one of the
+// MaxConnections session slots. So sockets that never authenticate (or
+// never send a startup packet) cannot lock out clients that know the
+// password, which is what happens to Postgres when authenticating backends
+// fill max_connections. A connection over the unauthenticated limit gets
+// FATAL 53300 written straight away, as Postgres does when it cannot fork,
+// without a goroutine or a read: whatever it sent first (a StartupMessage,
+// SSLRequest or a TLS ClientHello) is never looked at. AuthenticationTimeout
+// bounds how long an unauthenticated connection can keep its slot. A wrong
+// password keeps the slot for AuthFailureDelay more before its 28P01, even
+// if the client hangs up, so password guesses come at most
+// MaxUnauthenticatedConnections per AuthFailureDelay.
 //
 // Every failure that is not the client's connection stays on its
 // connection: a panic in a handler is recovered and logged and closes that

@@ -14,6 +14,10 @@ import (
 // anyone on the network in.
 var ErrTrustNotLoopback = errors.New("wire: trust authentication (empty password) is only allowed on loopback or unix socket listeners")
 
+// ErrTLSNotConfigured is returned by Serve when Config.TLSRequired is set
+// without Config.TLS: no client could ever connect.
+var ErrTLSNotConfigured = errors.New("wire: TLS is required but not configured")
+
 // ErrServerClosed is returned by Serve when it is called after Shutdown.
 var ErrServerClosed = errors.New("wire: server closed")
 

@@ -46,7 +46,7 @@ func FuzzMessageLoop(f *testing.F) {
 	}
 	panics := &panicLog{}
 	log := zerolog.New(panics).Level(zerolog.ErrorLevel)
-	cfg := wire.Config{MaxMessageSize: 1 << 20, MaxConnections: 1000}
+	cfg := wire.Config{MaxMessageSize: 1 << 20, MaxConnections: 1000, MaxUnauthenticatedConnections: 1000}
 	trust := startFuzzServer(f, cfg, log)
 	cfg.Password = "pw"
 	scram := startFuzzServer(f, cfg, log)

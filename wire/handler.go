@@ -97,10 +97,30 @@ type Config struct {
 	// TLS, when set, lets clients upgrade with SSLRequest or connect with
 	// direct TLS (sslnegotiation=direct).
 	TLS *tls.Config
+	// TLSRequired refuses clients that did not negotiate TLS with FATAL
+	// 28000, before any authentication exchange. It needs TLS.
+	TLSRequired bool
 	// MaxMessageSize bounds one client message (default 64 MiB).
 	MaxMessageSize int
-	// MaxConnections bounds concurrent sessions (default 100).
+	// MaxConnections bounds concurrent authenticated sessions (default
+	// 100). Connections still authenticating do not count against it, so
+	// they cannot lock clients that know the password out.
 	MaxConnections int
+	// MaxUnauthenticatedConnections bounds the connections that are
+	// accepted but not yet authenticated (default 32), counted from
+	// accept. Past it a new connection gets FATAL 53300 at once and is
+	// closed.
+	MaxUnauthenticatedConnections int
+	// AuthenticationTimeout bounds everything before the session starts:
+	// TLS handshake, startup packet and authentication exchange (default
+	// 10s), like Postgres' authentication_timeout.
+	AuthenticationTimeout time.Duration
+	// AuthFailureDelay is how long a connection that gave a wrong password
+	// waits before it gets its 28P01 (0: none), like Postgres' auth_delay.
+	// The connection keeps its unauthenticated slot meanwhile, so password
+	// guesses are bounded by MaxUnauthenticatedConnections per
+	// AuthFailureDelay.
+	AuthFailureDelay time.Duration
 	// IdleSessionTimeout closes a session idle outside a transaction this long
 	// (0 disables it).
 	IdleSessionTimeout time.Duration

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -17,14 +18,24 @@ import (
 )
 
 const (
-	defaultMaxMessageSize = 64 << 20
-	defaultMaxConnections = 100
-	defaultServerVersion  = "16.0"
+	defaultMaxMessageSize                = 64 << 20
+	defaultMaxConnections                = 100
+	defaultMaxUnauthenticatedConnections = 32
+	defaultAuthenticationTimeout         = 10 * time.Second
+	defaultServerVersion                 = "16.0"
 
-	// startupTimeout bounds the TLS handshake, startup packet and
-	// authentication, like Postgres' authentication_timeout, so that
-	// half-open connections cannot pin goroutines forever.
-	startupTimeout = time.Minute
+	// refuseWriteTimeout bounds writing FATAL 53300 to a connection over
+	// the unauthenticated limit: the accept loop writes it and must never
+	// wait on a client.
+	refuseWriteTimeout = 100 * time.Millisecond
+
+	// refusedLogInterval spaces the warnings about refused connections, so
+	// that a flood of connections does not become a flood of log lines.
+	refusedLogInterval = 10 * time.Second
+
+	// authFailureWriteTimeout bounds sending 28P01 after the auth failure
+	// delay, which may have outlasted the authentication timeout.
+	authFailureWriteTimeout = time.Second
 
 	// forceCloseGrace is how long Shutdown lets cancelled sessions send their
 	// FATAL message before it closes their sockets.
@@ -41,22 +52,37 @@ type Server struct {
 	verifier *scramVerifier // nil means trust
 	initErr  error
 
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[*serverConn]struct{}
-	sessions  map[uint32]*session // by process ID, for CancelRequest
-	backends  int                 // connections past the startup packet
-	wg        sync.WaitGroup
-	shutdown  chan struct{} // closed by Shutdown
+	mu              sync.Mutex
+	closed          bool
+	listeners       map[net.Listener]struct{}
+	conns           map[*serverConn]struct{}
+	sessions        map[uint32]*session // by process ID, for CancelRequest
+	unauthenticated int                 // connections in phaseUnauthenticated
+	backends        int                 // connections in phaseAdmitted
+	refused         int                 // over the unauthenticated limit since refusedLogged
+	refusedLogged   time.Time
+	wg              sync.WaitGroup
+	shutdown        chan struct{} // closed by Shutdown
 }
 
 // serverConn is one accepted connection, tracked so that Shutdown can reach
 // it whatever phase it is in.
 type serverConn struct {
-	raw  net.Conn
-	sess *session // set once the session is established; guarded by Server.mu
+	raw   net.Conn
+	phase connPhase // guarded by Server.mu
+	sess  *session  // set once the session is established; guarded by Server.mu
 }
+
+// connPhase says which limit a connection counts against. The two limits
+// are kept apart so that clients that have not proved they know the
+// password can never take the slots of those that have.
+type connPhase int
+
+const (
+	phaseUnauthenticated connPhase = iota // from accept: MaxUnauthenticatedConnections
+	phaseAdmitted                         // authenticated: MaxConnections
+	phaseUncounted                        // refused after authenticating
+)
 
 // NewServer returns a Server; zero Config fields take their defaults.
 func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
@@ -65,6 +91,12 @@ func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = defaultMaxConnections
+	}
+	if cfg.MaxUnauthenticatedConnections <= 0 {
+		cfg.MaxUnauthenticatedConnections = defaultMaxUnauthenticatedConnections
+	}
+	if cfg.AuthenticationTimeout <= 0 {
+		cfg.AuthenticationTimeout = defaultAuthenticationTimeout
 	}
 	if cfg.ServerVersion == "" {
 		cfg.ServerVersion = defaultServerVersion
@@ -89,13 +121,17 @@ func NewServer(cfg Config, h Handler, log zerolog.Logger) *Server {
 	if cfg.Password != "" {
 		s.verifier, s.initErr = newSCRAMVerifier(cfg.Password)
 	}
+	if cfg.TLSRequired && cfg.TLS == nil {
+		s.initErr = ErrTLSNotConfigured
+	}
 	return s
 }
 
 // Serve accepts connections on ln until ctx is cancelled or Shutdown is
 // called, and then returns nil. Cancelling ctx only stops accepting: open
 // sessions keep running until they end or Shutdown ends them. Serve closes
-// ln. It refuses trust authentication on a listener other hosts can reach.
+// ln. It refuses trust authentication on a listener other hosts can reach,
+// and TLSRequired without TLS.
 // Serve may be called for several listeners at once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.initErr != nil {
@@ -125,7 +161,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	// Sessions outlive ctx (see above) but keep its values.
 	base := context.WithoutCancel(ctx)
-	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.tls != nil).Bool("scram", s.verifier != nil).Msg("wire: listening")
+	s.log.Info().Str("addr", ln.Addr().String()).Bool("tls", s.tls != nil).Bool("tls_required", s.cfg.TLSRequired).
+		Bool("scram", s.verifier != nil).Msg("wire: listening")
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
@@ -149,18 +186,49 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		}
 		backoff = 0
-		c := &serverConn{raw: conn}
+		c := &serverConn{raw: conn, phase: phaseUnauthenticated}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			conn.Close()
 			return nil
 		}
+		if s.unauthenticated >= s.cfg.MaxUnauthenticatedConnections {
+			s.mu.Unlock()
+			s.refuse(conn)
+			continue
+		}
+		s.unauthenticated++
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serveConn(base, c)
 	}
+}
+
+// refuse answers a connection over the unauthenticated limit the way
+// Postgres answers one it cannot fork a backend for: an error written
+// before reading anything, then close. Reading the startup packet first
+// would need a goroutine per refused connection, which is what the limit
+// is there to bound. A client that sent SSLRequest or a TLS ClientHello
+// cannot read the message, but its connection fails all the same.
+func (s *Server) refuse(conn net.Conn) {
+	conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+	writeFatal(conn, codeTooManyConnections, "sorry, too many clients already")
+	conn.Close()
+
+	s.mu.Lock()
+	s.refused++
+	now := time.Now()
+	if now.Sub(s.refusedLogged) < refusedLogInterval {
+		s.mu.Unlock()
+		return
+	}
+	n := s.refused
+	s.refused, s.refusedLogged = 0, now
+	s.mu.Unlock()
+	s.log.Warn().Int("max_unauthenticated_connections", s.cfg.MaxUnauthenticatedConnections).Int("refused", n).
+		Msg("wire: too many connections still authenticating, refusing new ones")
 }
 
 // Shutdown stops accepting connections, ends idle sessions at once and lets
@@ -242,25 +310,27 @@ func isLocalAddr(addr net.Addr) bool {
 
 func (s *Server) serveConn(ctx context.Context, c *serverConn) {
 	log := s.log.With().Str("remote", c.raw.RemoteAddr().String()).Logger()
-	counted := false
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error().Interface("panic", r).Str("stack", string(debug.Stack())).Msg("wire: connection handler panicked")
 		}
-		c.raw.Close()
+		// The slot is free before the client sees the connection close,
+		// so a client that reconnects at once finds it free.
 		s.mu.Lock()
 		delete(s.conns, c)
-		if counted {
-			s.backends--
-		}
+		s.setPhase(c, phaseUncounted)
 		s.mu.Unlock()
+		c.raw.Close()
 		s.wg.Done()
 	}()
 
-	c.raw.SetDeadline(time.Now().Add(startupTimeout))
+	// One deadline for everything before the session, whatever the client
+	// spends it on, so an unauthenticated connection gives its slot back
+	// within AuthenticationTimeout (plus AuthFailureDelay).
+	c.raw.SetDeadline(time.Now().Add(s.cfg.AuthenticationTimeout))
 	st, err := s.startup(c.raw, log)
 	if err != nil {
-		log.Debug().Err(err).Msg("wire: startup failed")
+		s.logAuthError(log, err, "wire: startup failed")
 		return
 	}
 	if st == nil {
@@ -268,31 +338,24 @@ func (s *Server) serveConn(ctx context.Context, c *serverConn) {
 	}
 	log = log.With().Str("user", st.info.User).Str("database", st.info.Database).Logger()
 
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		st.reject(fatalf(codeCannotConnectNow, "the database system is shutting down"))
-		return
-	case s.backends >= s.cfg.MaxConnections:
-		s.mu.Unlock()
-		log.Warn().Int("max_connections", s.cfg.MaxConnections).Msg("wire: too many connections")
-		st.reject(fatalf(codeTooManyConnections, "sorry, too many clients already"))
+	if s.cfg.TLSRequired && !st.encrypted {
+		log.Info().Msg("wire: refused a connection without TLS")
+		st.reject(noEncryptionError(st.info))
 		return
 	}
-	s.backends++
-	counted = true
-	s.mu.Unlock()
-
 	if err := s.authenticate(st, log); err != nil {
 		var pe interface{ SQLState() string }
 		if errors.As(err, &pe) && pe.SQLState() == codeInvalidPassword {
 			log.Warn().Msg("wire: password authentication failed")
 		} else {
-			log.Debug().Err(err).Msg("wire: authentication failed")
+			s.logAuthError(log, err, "wire: authentication failed")
 		}
 		return
 	}
+	if !s.admit(c, st, log) {
+		return
+	}
+	st.authenticationOk()
 	c.raw.SetDeadline(time.Time{})
 
 	sess, err := s.newSession(ctx, st, log)
@@ -309,6 +372,56 @@ func (s *Server) serveConn(ctx context.Context, c *serverConn) {
 	c.sess = sess
 	s.mu.Unlock()
 	sess.serve()
+}
+
+// logAuthError logs why a connection ended before its session, at debug
+// level: a flood of half-open connections must not flood the log.
+func (s *Server) logAuthError(log zerolog.Logger, err error, msg string) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		log.Debug().Dur("authentication_timeout", s.cfg.AuthenticationTimeout).Msg("wire: authentication timed out")
+		return
+	}
+	log.Debug().Err(err).Msg(msg)
+}
+
+// admit moves an authenticated connection from the unauthenticated limit
+// to a MaxConnections slot, or refuses it. It runs before AuthenticationOk
+// is sent, so a refused client sees only the FATAL, as in Postgres.
+func (s *Server) admit(c *serverConn, st *startup, log zerolog.Logger) bool {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.setPhase(c, phaseUncounted)
+		s.mu.Unlock()
+		st.reject(fatalf(codeCannotConnectNow, "the database system is shutting down"))
+		return false
+	case s.backends >= s.cfg.MaxConnections:
+		s.setPhase(c, phaseUncounted)
+		s.mu.Unlock()
+		log.Warn().Int("max_connections", s.cfg.MaxConnections).Msg("wire: too many connections")
+		st.reject(fatalf(codeTooManyConnections, "sorry, too many clients already"))
+		return false
+	}
+	s.setPhase(c, phaseAdmitted)
+	s.mu.Unlock()
+	return true
+}
+
+// setPhase moves c between the counts of the two limits; s.mu is held.
+func (s *Server) setPhase(c *serverConn, p connPhase) {
+	switch c.phase {
+	case phaseUnauthenticated:
+		s.unauthenticated--
+	case phaseAdmitted:
+		s.backends--
+	}
+	switch p {
+	case phaseUnauthenticated:
+		s.unauthenticated++
+	case phaseAdmitted:
+		s.backends++
+	}
+	c.phase = p
 }
 
 // register assigns a fresh process ID to sess so CancelRequest can find it;

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -36,10 +37,13 @@ const (
 
 // startup is a connection that has sent its StartupMessage.
 type startup struct {
-	conn    net.Conn // TLS-wrapped when negotiated
-	backend *pgproto3.Backend
-	out     *messageWriter
-	info    SessionInfo
+	conn      net.Conn // TLS-wrapped when negotiated
+	encrypted bool
+	backend   *pgproto3.Backend
+	out       *messageWriter
+	info      SessionInfo
+
+	serverFinal string // SCRAM server-final-message, sent by authenticationOk
 }
 
 // reject sends a FATAL error; the caller then closes the connection.
@@ -123,7 +127,7 @@ func (s *Server) startup(conn net.Conn, log zerolog.Logger) (*startup, error) {
 			s.cancelRequest(binary.BigEndian.Uint32(body[:4]), body[4:], log)
 			return nil, nil
 		default:
-			return s.startupMessage(conn, code, body)
+			return s.startupMessage(conn, encrypted, code, body)
 		}
 	}
 }
@@ -132,7 +136,7 @@ func (s *Server) startup(conn net.Conn, log zerolog.Logger) (*startup, error) {
 // asking for a newer minor version, or sending protocol options (_pq_.*),
 // is told what we speak through NegotiateProtocolVersion and continues in
 // 3.0, as Postgres does.
-func (s *Server) startupMessage(conn net.Conn, code uint32, body []byte) (*startup, error) {
+func (s *Server) startupMessage(conn net.Conn, encrypted bool, code uint32, body []byte) (*startup, error) {
 	major, minor := code>>16, code&0xffff
 	if major != protocolMajor {
 		msg := fmt.Sprintf("unsupported frontend protocol %d.%d: server supports %d.0 to %d.%d", major, minor, protocolMajor, protocolMajor, protocolMinor)
@@ -144,7 +148,7 @@ func (s *Server) startupMessage(conn net.Conn, code uint32, body []byte) (*start
 		writeFatal(conn, codeProtocolViolation, err.Error())
 		return nil, err
 	}
-	st := &startup{conn: conn}
+	st := &startup{conn: conn, encrypted: encrypted}
 	st.backend = pgproto3.NewBackend(conn, conn)
 	st.backend.SetMaxBodyLen(s.cfg.MaxMessageSize)
 	st.out = newMessageWriter(conn, zerolog.Nop())
@@ -234,10 +238,24 @@ func writeFatal(w io.Writer, code, msg string) {
 	}
 }
 
-// authenticate runs trust or SCRAM-SHA-256 and ends with AuthenticationOk.
+// noEncryptionError is what a client that did not negotiate TLS gets when
+// TLS is required: Postgres' hostssl refusal, 28000, with the fix in the
+// message since the client is most likely just missing sslmode.
+func noEncryptionError(info SessionInfo) *pgconn.PgError {
+	host, _, err := net.SplitHostPort(info.RemoteAddr)
+	if err != nil {
+		host = info.RemoteAddr
+	}
+	e := fatalf(codeInvalidAuthorization, "pgcdc requires SSL: connect with sslmode=require")
+	e.Detail = fmt.Sprintf("no encryption for host \"%s\", user \"%s\", database \"%s\"", host, info.User, info.Database)
+	return e
+}
+
+// authenticate runs trust or SCRAM-SHA-256 up to the client's proof. The
+// rest (server-final-message and AuthenticationOk) is sent by
+// authenticationOk once the connection has a slot.
 func (s *Server) authenticate(st *startup, log zerolog.Logger) error {
 	if s.verifier == nil {
-		st.out.send(&pgproto3.AuthenticationOk{})
 		return nil
 	}
 	fail := func(e *pgconn.PgError) error {
@@ -281,16 +299,42 @@ func (s *Server) authenticate(st *startup, log zerolog.Logger) error {
 	}
 	serverFinal, err := x.handleClientFinal(string(final.Data))
 	if errors.Is(err, errPasswordMismatch) {
+		s.delayAuthFailure(st.conn)
 		return fail(fatalf(codeInvalidPassword, "password authentication failed for user \"%s\"", st.info.User))
 	}
 	if err != nil {
 		return fail(toPgError(context.Background(), err))
 	}
 	st.backend.SetAuthType(pgproto3.AuthTypeOk)
-	st.out.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})
-	st.out.send(&pgproto3.AuthenticationOk{})
+	st.serverFinal = serverFinal
 	log.Debug().Msg("wire: authenticated")
 	return nil
+}
+
+// authenticationOk ends a successful authentication exchange.
+func (st *startup) authenticationOk() {
+	if st.serverFinal != "" {
+		st.out.send(&pgproto3.AuthenticationSASLFinal{Data: []byte(st.serverFinal)})
+	}
+	st.out.send(&pgproto3.AuthenticationOk{})
+}
+
+// delayAuthFailure holds back the answer to a wrong password, as Postgres'
+// auth_delay does. The connection keeps its unauthenticated slot while it
+// waits, even if the client hangs up, so guesses cannot come faster than
+// MaxUnauthenticatedConnections per AuthFailureDelay. Only this
+// connection's goroutine waits; Shutdown cuts the wait short.
+func (s *Server) delayAuthFailure(conn net.Conn) {
+	if s.cfg.AuthFailureDelay <= 0 {
+		return
+	}
+	t := time.NewTimer(s.cfg.AuthFailureDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.shutdown:
+	}
+	conn.SetWriteDeadline(time.Now().Add(authFailureWriteTimeout))
 }
 
 func authReadError(st *startup, err error) error {

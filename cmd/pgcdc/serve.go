@@ -26,18 +26,26 @@ import (
 
 // ServeCommand runs the server.
 type ServeCommand struct {
-	Source             string
-	Destination        string
-	Listen             string
-	Password           string
-	TLSCert, TLSKey    string
-	LogLevel           string
-	LogFormat          string
-	MaxConnections     int
-	MaxMessageSize     int
-	IdleSessionTimeout time.Duration
-	ShutdownGrace      time.Duration
-	BatchMemory        byteSize
+	Source                        string
+	Destination                   string
+	Listen                        string
+	Password                      string
+	TLSCert, TLSKey               string
+	TLSRequired                   *bool // nil: decided by the address and password, see Run
+	LogLevel                      string
+	LogFormat                     string
+	MaxConnections                int
+	MaxUnauthenticatedConnections int
+	MaxMessageSize                int
+	AuthenticationTimeout         time.Duration
+	AuthFailureDelay              time.Duration
+	IdleSessionTimeout            time.Duration
+	ShutdownGrace                 time.Duration
+	BatchMemory                   byteSize
+
+	// secretsInArgs are the flags holding secrets that were given on the
+	// command line, where other local users can read them.
+	secretsInArgs []flagSpec
 }
 
 // flagSpec ties a flag to its environment variable, so --help can list both.
@@ -45,61 +53,93 @@ type flagSpec struct {
 	name, env, usage string
 }
 
-// ParseFlags reads flags, falling back to PGCDC_* environment variables.
+// secretFlags hold secrets: --help never shows their values, and Run warns
+// when they are given on the command line.
+var secretFlags = map[string]bool{"source": true, "password": true}
+
+// ParseFlags reads flags, falling back to PGCDC_* environment variables. An
+// environment value that does not parse is an error, as a bad flag is: a
+// typo must not quietly leave a limit at its default.
 func (c *ServeCommand) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("pgcdc serve", flag.ContinueOnError)
 	specs := []flagSpec{}
-	str := func(p *string, name, env, def, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			def = v
+	var envErrs []error
+	env := func(name, want string, parse func(string) error) {
+		if v, ok := os.LookupEnv(name); ok {
+			if err := parse(v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("invalid %s=%q: want %s", name, v, want))
+			}
 		}
+	}
+	str := func(p *string, name, envName, def, usage string) {
+		env(envName, "", func(v string) error { def = v; return nil })
 		fs.StringVar(p, name, def, usage)
-		specs = append(specs, flagSpec{name, env, usage})
+		specs = append(specs, flagSpec{name, envName, usage})
 	}
-	integer := func(p *int, name, env string, def int, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			if n, err := strconv.Atoi(v); err == nil {
-				def = n
-			}
-		}
+	integer := func(p *int, name, envName string, def int, usage string) {
+		env(envName, "an integer", func(v string) (err error) {
+			def, err = strconv.Atoi(v)
+			return err
+		})
 		fs.IntVar(p, name, def, usage)
-		specs = append(specs, flagSpec{name, env, usage})
+		specs = append(specs, flagSpec{name, envName, usage})
 	}
-	duration := func(p *time.Duration, name, env string, def time.Duration, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			if d, err := time.ParseDuration(v); err == nil {
-				def = d
-			}
-		}
+	duration := func(p *time.Duration, name, envName string, def time.Duration, usage string) {
+		env(envName, "a duration such as 500ms, 10s or 1m", func(v string) (err error) {
+			def, err = time.ParseDuration(v)
+			return err
+		})
 		fs.DurationVar(p, name, def, usage)
-		specs = append(specs, flagSpec{name, env, usage})
+		specs = append(specs, flagSpec{name, envName, usage})
 	}
-	str(&c.Source, "source", "PGCDC_SOURCE", "", "source Postgres connection string (URL or key=value); needs wal_level=logical and a user with REPLICATION")
+	optionalBool := func(p **bool, name, envName, usage string) {
+		env(envName, "true or false", func(v string) error { return setOptionalBool(p, v) })
+		fs.Var(optionalBoolFlag{p}, name, usage)
+		specs = append(specs, flagSpec{name, envName, usage})
+	}
+	str(&c.Source, "source", "PGCDC_SOURCE", "", "source Postgres connection string (URL or key=value); needs wal_level=logical and a user with REPLICATION. "+
+		"It usually holds a password: set PGCDC_SOURCE rather than the flag, which other local users can read with ps")
 	str(&c.Destination, "destination", "PGCDC_DESTINATION", "duckdb:pgcdc.duckdb", "destination: duckdb:<file> (created if missing) or duckdb::memory:")
 	str(&c.Listen, "listen", "PGCDC_LISTEN", "127.0.0.1:6543", "address to accept Postgres clients on")
-	str(&c.Password, "password", "PGCDC_PASSWORD", "", "password clients must give (SCRAM-SHA-256); without one only loopback clients are trusted")
+	str(&c.Password, "password", "PGCDC_PASSWORD", "", "password clients must give (SCRAM-SHA-256); without one only loopback clients are trusted. "+
+		"Set PGCDC_PASSWORD rather than the flag, which other local users can read with ps")
 	str(&c.TLSCert, "tls-cert", "PGCDC_TLS_CERT", "", "TLS certificate file (PEM); enables SSL for clients")
 	str(&c.TLSKey, "tls-key", "PGCDC_TLS_KEY", "", "TLS private key file (PEM)")
+	optionalBool(&c.TLSRequired, "tls-required", "PGCDC_TLS_REQUIRED", "refuse clients that do not use TLS (FATAL 28000, before any password exchange); "+
+		"default true when --listen is reachable from other hosts and --password is set, false otherwise. Needs --tls-cert and --tls-key")
 	str(&c.LogLevel, "log-level", "PGCDC_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	str(&c.LogFormat, "log-format", "PGCDC_LOG_FORMAT", "console", "log format: console or json")
-	integer(&c.MaxConnections, "max-connections", "PGCDC_MAX_CONNECTIONS", 100, "maximum concurrent client connections")
+	integer(&c.MaxConnections, "max-connections", "PGCDC_MAX_CONNECTIONS", 100, "maximum concurrent authenticated client sessions; "+
+		"connections still authenticating do not count (see --max-unauthenticated-connections)")
+	integer(&c.MaxUnauthenticatedConnections, "max-unauthenticated-connections", "PGCDC_MAX_UNAUTHENTICATED_CONNECTIONS", 32,
+		"maximum connections still authenticating, counted from accept and apart from --max-connections; past it a new connection "+
+			"gets FATAL 53300 (sorry, too many clients already) and is closed at once, and authenticated sessions are unaffected")
 	integer(&c.MaxMessageSize, "max-message-size", "PGCDC_MAX_MESSAGE_SIZE", 64<<20, "maximum size of one client message in bytes")
+	duration(&c.AuthenticationTimeout, "authentication-timeout", "PGCDC_AUTHENTICATION_TIMEOUT", 10*time.Second,
+		"how long a client has from connecting to being authenticated (TLS handshake, startup packet, password exchange) before it is disconnected")
+	duration(&c.AuthFailureDelay, "auth-failure-delay", "PGCDC_AUTH_FAILURE_DELAY", time.Second,
+		"how long a client that gave a wrong password waits for its error (0 disables); it keeps its unauthenticated slot meanwhile, "+
+			"so password guesses are bounded by --max-unauthenticated-connections per delay (32 a second by default)")
 	duration(&c.IdleSessionTimeout, "idle-session-timeout", "PGCDC_IDLE_SESSION_TIMEOUT", 0, "close sessions idle this long outside a transaction (0 disables)")
 	c.BatchMemory = replicator.DefaultBatchBytes
-	if v, ok := os.LookupEnv("PGCDC_BATCH_MEMORY"); ok {
-		if err := c.BatchMemory.Set(v); err != nil {
-			return fmt.Errorf("PGCDC_BATCH_MEMORY: %w", err)
-		}
-	}
-	fs.Var(&c.BatchMemory, "batch-memory", "row data held in memory at once by a snapshot chunk or a batch of changes (with target_batch_size, which counts rows); e.g. 64MB")
+	env("PGCDC_BATCH_MEMORY", "a size such as 64MB", c.BatchMemory.Set)
+	fs.Var(&c.BatchMemory, "batch-memory", "row data held in memory at once by a snapshot chunk or a batch of changes, "+
+		"whatever the row size (target_batch_size counts rows); e.g. 64MB. DuckDB's own memory is set with its memory_limit")
 	specs = append(specs, flagSpec{"batch-memory", "PGCDC_BATCH_MEMORY", fs.Lookup("batch-memory").Usage})
 	duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: pgcdc serve [flags]\n\nEvery flag can also be set by its environment variable; a flag wins over the variable.\n\nFlags:")
+		fmt.Fprint(fs.Output(), `Usage: pgcdc serve [flags]
+
+Every flag can also be set by its environment variable; a flag wins over the variable.
+Pass secrets in the environment: other local users can read command-line flags with ps,
+so set PGCDC_SOURCE and PGCDC_PASSWORD rather than --source and --password.
+
+Flags:
+`)
 		for _, s := range specs {
 			f := fs.Lookup(s.name)
 			def := f.DefValue
-			if s.name == "password" || s.name == "source" {
+			if secretFlags[s.name] {
 				def = "" // never echo a secret from the environment
 			}
 			fmt.Fprintf(fs.Output(), "  --%s (env %s)", s.name, s.env)
@@ -109,7 +149,86 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 			fmt.Fprintf(fs.Output(), "\n      %s\n", s.usage)
 		}
 	}
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if len(envErrs) > 0 {
+		return errors.Join(envErrs...)
+	}
+	if fs.NArg() > 0 {
+		// Also what "--tls-required false" leaves behind: a boolean flag
+		// takes its value only as --tls-required=false.
+		return fmt.Errorf("unexpected argument %q (give a boolean flag's value as --flag=false)", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if secretFlags[f.Name] {
+			for _, s := range specs {
+				if s.name == f.Name {
+					c.secretsInArgs = append(c.secretsInArgs, s)
+				}
+			}
+		}
+	})
+	return c.validate()
+}
+
+// validate rejects limits that cannot be meant, instead of letting the
+// server replace them with a default.
+func (c *ServeCommand) validate() error {
+	for _, n := range []struct {
+		flag, env string
+		v, min    int
+	}{
+		{"max-connections", "PGCDC_MAX_CONNECTIONS", c.MaxConnections, 1},
+		{"max-unauthenticated-connections", "PGCDC_MAX_UNAUTHENTICATED_CONNECTIONS", c.MaxUnauthenticatedConnections, 1},
+		{"max-message-size", "PGCDC_MAX_MESSAGE_SIZE", c.MaxMessageSize, 1},
+	} {
+		if n.v < n.min {
+			return fmt.Errorf("invalid --%s (%s) %d: must be at least %d", n.flag, n.env, n.v, n.min)
+		}
+	}
+	for _, d := range []struct {
+		flag, env string
+		v         time.Duration
+		positive  bool
+	}{
+		{"authentication-timeout", "PGCDC_AUTHENTICATION_TIMEOUT", c.AuthenticationTimeout, true},
+		{"auth-failure-delay", "PGCDC_AUTH_FAILURE_DELAY", c.AuthFailureDelay, false},
+		{"idle-session-timeout", "PGCDC_IDLE_SESSION_TIMEOUT", c.IdleSessionTimeout, false},
+		{"shutdown-grace", "PGCDC_SHUTDOWN_GRACE", c.ShutdownGrace, false},
+	} {
+		if d.v < 0 || (d.positive && d.v == 0) {
+			want := "must not be negative"
+			if d.positive {
+				want = "must be more than 0"
+			}
+			return fmt.Errorf("invalid --%s (%s) %v: %s", d.flag, d.env, d.v, want)
+		}
+	}
+	return nil
+}
+
+// optionalBoolFlag is a boolean flag whose absence is kept apart from
+// false, for a default that is only known once the address is.
+type optionalBoolFlag struct{ p **bool }
+
+func (b optionalBoolFlag) String() string {
+	if b.p == nil || *b.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(**b.p)
+}
+
+func (b optionalBoolFlag) Set(v string) error { return setOptionalBool(b.p, v) }
+func (b optionalBoolFlag) IsBoolFlag() bool   { return true }
+
+func setOptionalBool(p **bool, v string) error {
+	x, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	*p = &x
+	return nil
 }
 
 // Run serves until SIGINT or SIGTERM.
@@ -118,8 +237,12 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for _, s := range c.secretsInArgs {
+		log.Warn().Str("flag", "--"+s.name).Str("use_instead", s.env).
+			Msgf("--%s was given on the command line, where other local users can read it with ps; set %s instead", s.name, s.env)
+	}
 	if c.Source == "" {
-		return errors.New("no source: pass --source or set PGCDC_SOURCE")
+		return errors.New("no source: set PGCDC_SOURCE (or pass --source)")
 	}
 	srcCfg, err := pgconn.ParseConfig(c.Source)
 	if err != nil {
@@ -141,6 +264,26 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// Over SCRAM the password itself never crosses the wire, but an
+	// eavesdropper still gets the exchange to attack offline, and every
+	// query and row: on an address other hosts can reach, TLS is the
+	// default.
+	networked := !isLoopback(ln.Addr())
+	tlsRequired := c.Password != "" && networked
+	if c.TLSRequired != nil {
+		tlsRequired = *c.TLSRequired
+	}
+	if tlsRequired && tlsConfig == nil {
+		why := "--tls-required is set"
+		if c.TLSRequired == nil {
+			why = fmt.Sprintf("TLS is required by default on %s, which other hosts can reach, with a password", c.Listen)
+		}
+		return fmt.Errorf("%s, but no --tls-cert and --tls-key are given: pass a certificate and key with --tls-cert and --tls-key "+
+			"(PGCDC_TLS_CERT, PGCDC_TLS_KEY), or --tls-required=false (PGCDC_TLS_REQUIRED=false) to accept clients without encryption", why)
+	}
+	if networked && !tlsRequired {
+		log.Warn().Str("listen", ln.Addr().String()).Msg("TLS is not required on an address other hosts can reach: clients may connect without encryption")
+	}
 
 	dest, err := openDestination(ctx, c.Destination)
 	if err != nil {
@@ -158,19 +301,23 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		return err
 	}
 	srv := wire.NewServer(wire.Config{
-		Password:           c.Password,
-		TLS:                tlsConfig,
-		MaxConnections:     c.MaxConnections,
-		MaxMessageSize:     c.MaxMessageSize,
-		IdleSessionTimeout: c.IdleSessionTimeout,
-		ServerVersion:      "16.0",
+		Password:                      c.Password,
+		TLS:                           tlsConfig,
+		TLSRequired:                   tlsRequired,
+		MaxConnections:                c.MaxConnections,
+		MaxUnauthenticatedConnections: c.MaxUnauthenticatedConnections,
+		AuthenticationTimeout:         c.AuthenticationTimeout,
+		AuthFailureDelay:              c.AuthFailureDelay,
+		MaxMessageSize:                c.MaxMessageSize,
+		IdleSessionTimeout:            c.IdleSessionTimeout,
+		ServerVersion:                 "16.0",
 	}, router, log.With().Str("component", "wire").Logger())
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log.Info().Str("listen", ln.Addr().String()).Str("destination", c.Destination).
 		Str("source", fmt.Sprintf("%s:%d/%s", srcCfg.Host, srcCfg.Port, srcCfg.Database)).
-		Bool("password", c.Password != "").Bool("tls", tlsConfig != nil).Msg("pgcdc serving")
+		Bool("password", c.Password != "").Bool("tls", tlsConfig != nil).Bool("tls_required", tlsRequired).Msg("pgcdc serving")
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(context.Background(), ln) }()
