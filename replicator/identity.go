@@ -62,18 +62,30 @@ func checkIdentity(ctx context.Context, repl *pgconn.PgConn, st State, src Sourc
 	if err != nil {
 		return src, false, sourceError("reading the timeline history", err)
 	}
-	end, ok, err := timelineEnd(hist.Content, stored.Timeline)
-	if err != nil {
+	if why, err := laterTimeline(st, src.Timeline, hist.Content); err != nil || why != "" {
+		if err == nil {
+			err = mismatch(why)
+		}
 		return src, false, err
 	}
+	return src, true, nil
+}
+
+// laterTimeline decides whether the replica of st can continue on timeline
+// tli, whose history file is history; it returns why not, or "".
+func laterTimeline(st State, tli int32, history []byte) (string, error) {
+	end, ok, err := timelineEnd(history, st.Source.Timeline)
+	if err != nil {
+		return "", err
+	}
 	if !ok {
-		return src, false, mismatch(fmt.Sprintf("timeline %d does not descend from the replica's timeline %d", src.Timeline, stored.Timeline))
+		return fmt.Sprintf("timeline %d does not descend from the replica's timeline %d", tli, st.Source.Timeline), nil
 	}
 	if st.LSN > end {
-		return src, false, mismatch(fmt.Sprintf("timeline %d left timeline %d at %s, but the replica holds changes up to %s that the new timeline does not have",
-			src.Timeline, stored.Timeline, FormatLSN(end), FormatLSN(st.LSN)))
+		return fmt.Sprintf("timeline %d left timeline %d at %s, but the replica holds changes up to %s that the new timeline does not have",
+			tli, st.Source.Timeline, FormatLSN(end), FormatLSN(st.LSN)), nil
 	}
-	return src, true, nil
+	return "", nil
 }
 
 // timelineEnd finds where timeline tli ended in a timeline history file,
