@@ -15,8 +15,15 @@ import (
 
 // Destination is a DuckDB database file.
 type Destination struct {
-	db   *sql.DB
-	path string
+	// db is the engine's pool: write transactions and state reads. No client
+	// session ever gets a connection from it, so nothing a client does to
+	// its connection (a SET, an open transaction, USE) reaches the engine.
+	db *sql.DB
+	// connector opens the connections of client sessions, one each, closed
+	// when the session ends.
+	connector *duckdb.Connector
+	path      string
+	policy    *policy
 }
 
 var (
@@ -26,23 +33,37 @@ var (
 
 // Open opens (creating if missing) the DuckDB file at path; ":memory:" or
 // "" is an in-memory database.
+//
+// The engine's own set-up (the stage function, the state schema) runs
+// first; then lock_configuration = true freezes the global settings for
+// every connection from then on. The engine changes none after Open.
 func Open(ctx context.Context, path string) (*Destination, error) {
 	dsn := path
 	if path == ":memory:" {
 		dsn = ""
 	}
-	db, err := sql.Open("duckdb", dsn)
+	connector, err := duckdb.NewConnector(dsn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
 	}
-	d := &Destination{db: db, path: path}
-	if err := registerStage(ctx, db); err != nil {
+	// The pool closes the connector when it is closed.
+	db := sql.OpenDB(connector)
+	d := &Destination{db: db, connector: connector, path: path}
+	fail := func(err error) (*Destination, error) {
 		db.Close()
 		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
 	}
+	if err := registerStage(ctx, db); err != nil {
+		return fail(err)
+	}
 	if err := migrate(ctx, db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
+		return fail(err)
+	}
+	if d.policy, err = newPolicy(ctx, db); err != nil {
+		return fail(err)
+	}
+	if _, err := db.ExecContext(ctx, "SET GLOBAL lock_configuration = true"); err != nil {
+		return fail(err)
 	}
 	return d, nil
 }
@@ -50,7 +71,8 @@ func Open(ctx context.Context, path string) (*Destination, error) {
 // DB exposes the database for tests and tools.
 func (d *Destination) DB() *sql.DB { return d.db }
 
-// Close closes the database.
+// Close closes the database. Client sessions still open keep their
+// connections until they end; DuckDB shuts down after the last one.
 func (d *Destination) Close() error { return d.db.Close() }
 
 // Begin implements replicator.Destination. The transaction holds one
