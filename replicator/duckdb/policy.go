@@ -105,7 +105,14 @@ func (p *policy) checkStatement(query, lower string, typ duckdb.StmtType, inner 
 		}
 		stmt, effective = text, it
 	}
-	return p.checkType(effective, stmt)
+	if err := p.checkType(effective, stmt); err != nil {
+		return err
+	}
+	if strings.Contains(lower, stateSchema) && effective != duckdb.STATEMENT_TYPE_SELECT {
+		return permissionDenied("permission denied for schema "+stateSchema,
+			"Schema "+stateSchema+" holds pgcdc's replication state; clients may read it with SELECT and nothing else.", "")
+	}
+	return nil
 }
 
 // checkType applies the rules that depend on what kind of statement stmt

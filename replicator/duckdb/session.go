@@ -5,8 +5,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcdc/pgcdc/replicator"
 )
@@ -213,3 +215,41 @@ func (s *session) statementType(query string) (duckdb.StmtType, error) {
 	st.Close()
 	return typ, nil
 }
+
+// searchPath is the session's search_path, for putting it back.
+func (s *session) searchPath(ctx context.Context) (string, error) {
+	v, err := s.queryValue(ctx, "SELECT system.main.current_setting('search_path')")
+	if err != nil {
+		return "", err
+	}
+	str, _ := v.(string)
+	return str, nil
+}
+
+// guardSearchPath runs after every SET: were _pgcdc on the search path,
+// unqualified names (which the policy's look at the text cannot see) would
+// reach pgcdc's state. A value computed at run time (SET search_path =
+// concat(...), SET schema, USE) gets here too, so DuckDB's resolved list is
+// checked, not the text; the previous value is put back.
+func (s *session) guardSearchPath(ctx context.Context, before string) error {
+	v, err := s.queryValue(ctx, "SELECT system.main.current_schemas(false)")
+	if err != nil {
+		return translate(err)
+	}
+	list, _ := v.([]any)
+	for _, sch := range list {
+		if name, _ := sch.(string); strings.EqualFold(name, stateSchema) {
+			if err := s.exec(context.Background(), "SET search_path = "+quoteLiteral(before)); err != nil {
+				// A session that cannot be put back is not used again.
+				s.conn.Close()
+				return fmt.Errorf("duckdb: restore search_path: %w", err)
+			}
+			return &pgconn.PgError{Severity: "ERROR", Code: "42501", Message: "permission denied for schema " + stateSchema,
+				Detail: "The search path cannot include " + stateSchema + ", which holds pgcdc's replication state.",
+				Hint:   "Qualify names to read it: SELECT * FROM " + stateSchema + ".<table>."}
+		}
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

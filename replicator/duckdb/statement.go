@@ -207,7 +207,7 @@ func (p *prepared) Query(ctx context.Context, args []any) (replicator.Rows, erro
 	if s.failed {
 		return nil, errAborted
 	}
-	st, _, err := s.prepare(p.query)
+	st, typ, err := s.prepare(p.query)
 	if err != nil {
 		s.Abort()
 		return nil, err
@@ -217,6 +217,14 @@ func (p *prepared) Query(ctx context.Context, args []any) (replicator.Rows, erro
 		st.Close()
 		s.Abort()
 		return nil, translate(err)
+	}
+	setting := typ == duckdb.STATEMENT_TYPE_SET || typ == duckdb.STATEMENT_TYPE_VARIABLE_SET
+	var before string
+	if setting {
+		if before, err = s.searchPath(ctx); err != nil {
+			st.Close()
+			return nil, s.fail(err, false)
+		}
 	}
 	rows, err := st.QueryContext(ctx, named)
 	if err != nil {
@@ -245,6 +253,12 @@ func (p *prepared) Query(ctx context.Context, args []any) (replicator.Rows, erro
 	st.Close()
 	if !errors.Is(err, io.EOF) {
 		return nil, s.fail(err, false)
+	}
+	if setting {
+		if err := s.guardSearchPath(ctx, before); err != nil {
+			s.Abort()
+			return nil, err
+		}
 	}
 	switch {
 	case p.kind == kindOther:

@@ -1,0 +1,146 @@
+package duckdb_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgcdc/pgcdc/replicator/duckdb"
+)
+
+// stateSnapshot renders everything in schema _pgcdc: its objects, their
+// columns and every table's rows, so that a test can tell whether a client
+// changed any of it without knowing the tables' design.
+func stateSnapshot(t *testing.T, d *duckdb.Destination) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(dump(t, d, `SELECT 'schema', schema_name FROM duckdb_schemas() WHERE schema_name = '_pgcdc'`))
+	b.WriteString(dump(t, d, `SELECT 'column', table_name, column_name, data_type, column_index FROM duckdb_columns()
+		WHERE schema_name = '_pgcdc' ORDER BY table_name, column_index`))
+	for _, q := range []string{"duckdb_views()", "duckdb_sequences()", "duckdb_indexes()", "duckdb_constraints()"} {
+		b.WriteString(dump(t, d, "SELECT * FROM "+q+" WHERE schema_name = '_pgcdc'"))
+	}
+	b.WriteString(dump(t, d, "SELECT function_name FROM duckdb_functions() WHERE schema_name = '_pgcdc'"))
+	for _, tbl := range strings.Split(dump(t, d, `SELECT table_name FROM duckdb_tables() WHERE schema_name = '_pgcdc' ORDER BY 1`), ";") {
+		if tbl != "" {
+			b.WriteString("\n" + tbl + ": " + dump(t, d, `SELECT * FROM _pgcdc."`+tbl+`" ORDER BY ALL`))
+		}
+	}
+	return b.String()
+}
+
+// TestStateSchemaIsReadOnlyForClients: a client may read schema _pgcdc,
+// where pgcdc keeps its replication state, and do nothing else to it, by
+// any spelling. The rule is deliberately simple (doc.go): a statement whose
+// text mentions _pgcdc must be a SELECT, and the search path can never
+// reach it.
+func TestStateSchemaIsReadOnlyForClients(t *testing.T) {
+	d := openFile(t)
+	// A table of the engine's, whatever the state tables are called.
+	if _, err := d.DB().Exec(`CREATE TABLE _pgcdc.guard (slot VARCHAR, lsn UBIGINT); INSERT INTO _pgcdc.guard VALUES ('s1', 100)`); err != nil {
+		t.Fatal(err)
+	}
+	db := engineValue(t, d, "SELECT current_database()")
+	rows := filepath.Join(t.TempDir(), "rows.csv")
+	if err := os.WriteFile(rows, []byte("slot,lsn\nevil,1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := stateSnapshot(t, d)
+
+	attacks := [][]string{
+		{"INSERT INTO _pgcdc.guard VALUES ('evil', 1)"},
+		{"UPDATE _pgcdc.guard SET lsn = lsn + 1000000"},
+		{"DELETE FROM _pgcdc.guard"},
+		{"TRUNCATE _pgcdc.guard"},
+		{"DROP TABLE _pgcdc.guard"},
+		{"DROP SCHEMA _pgcdc CASCADE"},
+		{"ALTER TABLE _pgcdc.guard ADD COLUMN x INT"},
+		{"ALTER TABLE _pgcdc.guard RENAME TO moved"},
+		{"ALTER SCHEMA _pgcdc RENAME TO moved"},
+		{"CREATE TABLE _pgcdc.extra (a INT)"},
+		{"CREATE OR REPLACE TABLE _pgcdc.guard AS SELECT 'evil' AS slot, 1 AS lsn"},
+		{"CREATE VIEW _pgcdc.v AS SELECT 1"},
+		{"CREATE MACRO _pgcdc.m() AS 1"},
+		{"CREATE SEQUENCE _pgcdc.s"},
+		{"CREATE INDEX i ON _pgcdc.guard (lsn)"},
+		{"COMMENT ON TABLE _pgcdc.guard IS 'mine'"},
+		{"COPY _pgcdc.guard FROM '" + rows + "'"},
+		{"UPDATE \"_PgCdC\".\"GUARD\" SET lsn = 0"},
+		{"update _PGCDC.Guard set lsn = 0"},
+		{"DELETE FROM " + db + "._pgcdc.guard"},
+		{`DELETE FROM "` + db + `"."_pgcdc"."guard"`},
+		{"/* a comment first */ DELETE FROM _pgcdc.guard"},
+		{"WITH x AS (SELECT 1) DELETE FROM _pgcdc.guard"},
+		{"INSERT INTO _pgcdc.guard SELECT * FROM _pgcdc.guard"},
+		{"MERGE INTO _pgcdc.guard USING (SELECT 's1' AS slot) s ON guard.slot = s.slot WHEN MATCHED THEN DELETE"},
+		{"EXPLAIN ANALYZE DELETE FROM _pgcdc.guard"},
+		{"EXPLAIN ANALYZE UPDATE _pgcdc.guard SET lsn = 0"},
+		{"PREPARE p AS DELETE FROM _pgcdc.guard", "EXECUTE p"},
+		{"SELECT * FROM query('DELETE FROM _pgcdc.guard')"},
+		// Unqualified names that would resolve into _pgcdc.
+		{"SET search_path = '_pgcdc'", "DELETE FROM guard"},
+		{"SET search_path = 'public,\"_PGCDC\"'", "DELETE FROM guard"},
+		{"SET search_path = concat('_pg', 'cdc')", "DELETE FROM guard"},
+		{"SET search_path = '" + db + "._pgcdc'", "DELETE FROM guard"},
+		{"SET schema = '_pgcdc'", "DELETE FROM guard"},
+		{"SET schema = lower('_PG' || 'CDC')", "DELETE FROM guard"},
+		{"USE _pgcdc", "DELETE FROM guard"},
+		{"BEGIN", "SET search_path = '_pgcdc'", "ROLLBACK", "DELETE FROM guard"},
+	}
+	for _, attack := range attacks {
+		s := openSession(t, d)
+		for i, q := range attack {
+			if q == "BEGIN" || q == "ROLLBACK" {
+				mustRun(t, s, q)
+				continue
+			}
+			_, _, err := run(s, q)
+			switch {
+			case err == nil:
+				t.Errorf("%s: ran", strings.Join(attack[:i+1], "; "))
+			case i == 0 && sqlstate(err) != "42501" && sqlstate(err) != "0A000":
+				t.Errorf("%s: %v (SQLSTATE %q), want 42501 or 0A000", q, err, sqlstate(err))
+			}
+		}
+		s.Close()
+		if after := stateSnapshot(t, d); after != before {
+			t.Fatalf("%s changed _pgcdc:\nbefore %s\nafter  %s", strings.Join(attack, "; "), before, after)
+		}
+	}
+
+	// Reads work, by any spelling.
+	s := openSession(t, d)
+	for _, q := range []string{
+		"SELECT * FROM _pgcdc.guard",
+		"select lsn from \"_PGCDC\".guard where slot = 's1'",
+		"SELECT * FROM " + db + "._pgcdc.guard",
+		"WITH g AS (SELECT * FROM _pgcdc.guard) SELECT count(*) FROM g",
+		"SELECT * FROM public.missing_or_not UNION ALL SELECT 1 WHERE false",
+		"EXPLAIN SELECT * FROM _pgcdc.guard",
+		"EXPLAIN ANALYZE SELECT * FROM _pgcdc.guard",
+		"DESCRIBE _pgcdc.guard",
+		"SUMMARIZE _pgcdc.guard",
+		"PRAGMA table_info('_pgcdc.guard')",
+		"SELECT * FROM query_table('_pgcdc.guard')",
+		"SELECT table_name FROM duckdb_tables() WHERE schema_name = '_pgcdc'",
+	} {
+		if _, _, err := run(s, q); err != nil && !strings.Contains(q, "missing_or_not") {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	if got := mustRun(t, s, "SELECT slot, CAST(lsn AS BIGINT) FROM _pgcdc.guard"); strings.Join(got, ";") != "s1|100" {
+		t.Errorf("read: %v", got)
+	}
+}
+
+// TestStateSchemaHasNoSequences guards an assumption of the read-only rule:
+// nextval() is a SELECT that writes, and DuckDB folds a computed sequence
+// name (nextval(concat('_pg', 'cdc.seq'))) into a constant the text never
+// shows. A sequence in _pgcdc would be writable by clients.
+func TestStateSchemaHasNoSequences(t *testing.T) {
+	d := openFile(t)
+	if got := engineValue(t, d, "SELECT count(*) FROM duckdb_sequences() WHERE schema_name = '_pgcdc'"); got != "0" {
+		t.Fatalf("_pgcdc has %s sequences; clients could advance them with nextval()", got)
+	}
+}
