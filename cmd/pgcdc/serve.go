@@ -37,6 +37,9 @@ type ServeCommand struct {
 	MaxMessageSize     int
 	IdleSessionTimeout time.Duration
 	ShutdownGrace      time.Duration
+	// UnsafeAllowClientFileAccess hands DuckDB's file access, attachments,
+	// extensions and global settings to every client.
+	UnsafeAllowClientFileAccess bool
 }
 
 // flagSpec ties a flag to its environment variable, so --help can list both.
@@ -64,6 +67,18 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 		fs.IntVar(p, name, def, usage)
 		specs = append(specs, flagSpec{name, env, usage})
 	}
+	var envErr error
+	boolean := func(p *bool, name, env string, def bool, usage string) {
+		if v, ok := os.LookupEnv(env); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil && envErr == nil {
+				envErr = fmt.Errorf("invalid %s=%q: want true or false", env, v)
+			}
+			def = b
+		}
+		fs.BoolVar(p, name, def, usage)
+		specs = append(specs, flagSpec{name, env, usage})
+	}
 	duration := func(p *time.Duration, name, env string, def time.Duration, usage string) {
 		if v, ok := os.LookupEnv(env); ok {
 			if d, err := time.ParseDuration(v); err == nil {
@@ -85,6 +100,8 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	integer(&c.MaxMessageSize, "max-message-size", "PGCDC_MAX_MESSAGE_SIZE", 64<<20, "maximum size of one client message in bytes")
 	duration(&c.IdleSessionTimeout, "idle-session-timeout", "PGCDC_IDLE_SESSION_TIMEOUT", 0, "close sessions idle this long outside a transaction (0 disables)")
 	duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
+	boolean(&c.UnsafeAllowClientFileAccess, "unsafe-allow-client-file-access", "PGCDC_UNSAFE_ALLOW_CLIENT_FILE_ACCESS", false,
+		"UNSAFE: let every client read and write any file the pgcdc process can, ATTACH databases, INSTALL and LOAD DuckDB extensions (native code in pgcdc) and change global DuckDB settings, replication's included")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: pgcdc serve [flags]\n\nEvery flag can also be set by its environment variable; a flag wins over the variable.\n\nFlags:")
 		for _, s := range specs {
@@ -94,13 +111,16 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 				def = "" // never echo a secret from the environment
 			}
 			fmt.Fprintf(fs.Output(), "  --%s (env %s)", s.name, s.env)
-			if def != "" {
+			if def != "" && def != "false" {
 				fmt.Fprintf(fs.Output(), " default %q", def)
 			}
 			fmt.Fprintf(fs.Output(), "\n      %s\n", s.usage)
 		}
 	}
-	return fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return envErr
 }
 
 // Run serves until SIGINT or SIGTERM.
@@ -133,7 +153,10 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	dest, err := openDestination(ctx, c.Destination)
+	if c.UnsafeAllowClientFileAccess {
+		log.Warn().Msg("--unsafe-allow-client-file-access is on: every client can read and write any file pgcdc can, ATTACH databases, INSTALL and LOAD extensions and change global DuckDB settings")
+	}
+	dest, err := openDestination(ctx, c.Destination, duckdb.UnsafeClientFileAccess(c.UnsafeAllowClientFileAccess))
 	if err != nil {
 		return err
 	}
@@ -202,14 +225,14 @@ type destination interface {
 	replicator.Passthrough
 }
 
-func openDestination(ctx context.Context, spec string) (destination, error) {
+func openDestination(ctx context.Context, spec string, opts ...duckdb.Option) (destination, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "duckdb":
 		if arg == "" {
 			return nil, errors.New("--destination duckdb: needs a file name, e.g. duckdb:pgcdc.duckdb")
 		}
-		return duckdb.Open(ctx, arg)
+		return duckdb.Open(ctx, arg, opts...)
 	case "postgres", "postgresql":
 		return nil, errors.New("the Postgres destination is not available yet; use duckdb:<file>")
 	}

@@ -31,13 +31,37 @@ var (
 	_ replicator.Passthrough = (*Destination)(nil)
 )
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	unsafeClientFileAccess bool
+}
+
+// UnsafeClientFileAccess, when allow is true, leaves DuckDB's external
+// access and configuration unlocked for client sessions: every client can
+// then read and write any file the pgcdc process can, ATTACH databases,
+// INSTALL and LOAD extensions (native code in pgcdc's process) and change
+// global DuckDB settings, the engine's included. Off, clients get the
+// replica and nothing past it.
+func UnsafeClientFileAccess(allow bool) Option {
+	return func(o *options) { o.unsafeClientFileAccess = allow }
+}
+
 // Open opens (creating if missing) the DuckDB file at path; ":memory:" or
 // "" is an in-memory database.
 //
 // The engine's own set-up (the stage function, the state schema) runs
-// first; then lock_configuration = true freezes the global settings for
-// every connection from then on. The engine changes none after Open.
-func Open(ctx context.Context, path string) (*Destination, error) {
+// first; then, unless UnsafeClientFileAccess allows it, the database is
+// closed to the outside: enable_external_access = false stops every file,
+// network and extension access, and lock_configuration = true freezes the
+// global settings, both for every connection from then on. The engine
+// needs neither after Open.
+func Open(ctx context.Context, path string, opts ...Option) (*Destination, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	dsn := path
 	if path == ":memory:" {
 		dsn = ""
@@ -59,11 +83,15 @@ func Open(ctx context.Context, path string) (*Destination, error) {
 	if err := migrate(ctx, db); err != nil {
 		return fail(err)
 	}
-	if d.policy, err = newPolicy(ctx, db); err != nil {
+	if d.policy, err = newPolicy(ctx, db, o.unsafeClientFileAccess); err != nil {
 		return fail(err)
 	}
-	if _, err := db.ExecContext(ctx, "SET GLOBAL lock_configuration = true"); err != nil {
-		return fail(err)
+	if !o.unsafeClientFileAccess {
+		for _, q := range []string{"SET GLOBAL enable_external_access = false", "SET GLOBAL lock_configuration = true"} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	return d, nil
 }

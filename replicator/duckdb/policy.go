@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -14,10 +17,15 @@ import (
 
 // policy decides which statements client sessions may run. DuckDB has no
 // users or grants: whatever a connection can do, a client could. The
-// database-wide part of the protection is DuckDB's own (configuration
-// locked, set in Open); policy adds what DuckDB cannot say, from the
-// statement's text and the type DuckDB gives it.
+// database-wide part of the protection is DuckDB's own (external access off,
+// configuration locked, set in Open); policy adds what DuckDB cannot say,
+// from the statement's text and the type DuckDB gives it. Doc.go lists the
+// rules and why each exists.
 type policy struct {
+	// unsafeFileAccess is the operator's opt-in (UnsafeClientFileAccess):
+	// file access, ATTACH, extensions and global settings become the
+	// clients'.
+	unsafeFileAccess bool
 	// builtins holds the lower-case names of DuckDB's built-in functions and
 	// types, and the engine's stage function. A macro or type of the same
 	// name, in any schema a connection searches, would replace the built-in
@@ -25,8 +33,8 @@ type policy struct {
 	builtins map[string]bool
 }
 
-func newPolicy(ctx context.Context, db *sql.DB) (*policy, error) {
-	p := &policy{builtins: map[string]bool{stageFunction: true}}
+func newPolicy(ctx context.Context, db *sql.DB, unsafeFileAccess bool) (*policy, error) {
+	p := &policy{unsafeFileAccess: unsafeFileAccess, builtins: map[string]bool{stageFunction: true}}
 	rows, err := db.QueryContext(ctx, `SELECT lower(function_name) FROM duckdb_functions() WHERE database_name = 'system'
 		UNION SELECT lower(type_name) FROM duckdb_types() WHERE database_name = 'system'`)
 	if err != nil {
@@ -50,8 +58,13 @@ const (
 	stmtMergeInto        duckdb.StmtType = 30
 )
 
+// unsafeFlag is how an operator lifts the refusals marked as such.
+const unsafeFlag = "--unsafe-allow-client-file-access"
+
 // deniedFunctions are table functions a SELECT or CALL can reach that act
-// on more than the client's own query, with why.
+// on more than the client's own query, with why. They are refused even when
+// the operator opted in, because the opt-in is about files, attachments,
+// extensions and settings, and none of these is needed for those.
 var deniedFunctions = map[string]string{
 	"force_checkpoint":            "it aborts every other transaction, replicate()'s included",
 	"enable_profiling":            "DuckDB prints profiles on pgcdc's standard output",
@@ -68,16 +81,36 @@ var deniedFunctions = map[string]string{
 }
 
 // checkText runs before DuckDB sees the statement, because preparing it is
-// already too late for some: binding sets up table functions. The function
-// names are looked for in the raw text, strings and comments included, so
-// that no disagreement with DuckDB's scanner can hide a call; the price is
-// a rare false refusal of a statement that only mentions such a call in a
-// string or comment.
+// already too late for some: binding reads files (read_csv samples them,
+// COPY FROM would sample pgcdc's standard input) and sets up table
+// functions. The function names are looked for in the raw text, strings
+// and comments included, so that no disagreement with DuckDB's scanner can
+// hide a call; the price is a rare false refusal of a statement that only
+// mentions such a call in a string or comment.
 func (p *policy) checkText(query, lower string) error {
 	for name, why := range deniedFunctions {
 		if callsFunction(lower, name) {
 			return permissionDenied(fmt.Sprintf("function %s() is not available to clients", name), why, "")
 		}
+	}
+	copying, stdio := false, false
+	for t := range pgsql.Tokens(query) {
+		switch {
+		case t.Is("copy"):
+			copying = true
+		case t.Is("stdin") || t.Is("stdout"):
+			stdio = true
+		case t.Kind == pgsql.TokenString && p.unsafeFileAccess && mayBeDevice(t.Text) && isStdio(t.StringValue()):
+			// Without the opt-in DuckDB refuses every path; with it,
+			// pgcdc's own standard streams still belong to pgcdc.
+			return permissionDenied(fmt.Sprintf("permission denied for file %q", t.StringValue()),
+				"pgcdc's standard input, output and error are its own, and so are its terminal and devices.", "")
+		}
+	}
+	if copying && stdio {
+		// DuckDB would take STDOUT for /dev/stdout, pgcdc's own.
+		return featureNotSupported("COPY FROM STDIN and COPY TO STDOUT are not supported yet",
+			"pgcdc does not implement the COPY protocol yet: read rows with SELECT and write them with INSERT.")
 	}
 	return nil
 }
@@ -122,12 +155,14 @@ func (p *policy) checkType(typ duckdb.StmtType, stmt string) error {
 	switch typ {
 	case duckdb.STATEMENT_TYPE_ATTACH, duckdb.STATEMENT_TYPE_DETACH, duckdb.STATEMENT_TYPE_LOAD,
 		duckdb.STATEMENT_TYPE_EXTENSION, stmtUpdateExtensions, stmtCopyDatabase:
-		return permissionDenied(fmt.Sprintf("permission denied for %s", globalVerb(typ, words)),
-			"It changes the DuckDB database that every session and replicate() share.", "")
+		if !p.unsafeFileAccess {
+			return permissionDenied(fmt.Sprintf("permission denied for %s", globalVerb(typ, words)),
+				"It changes the DuckDB database that every session and replicate() share.", operatorHint)
+		}
 	case duckdb.STATEMENT_TYPE_SET:
-		if len(words) > 0 && words[0] == "USE" {
+		if len(words) > 0 && words[0] == "USE" && !p.unsafeFileAccess {
 			return permissionDenied("permission denied for USE",
-				"USE switches to attached databases, which clients cannot have.", "Use SET search_path to choose schemas.")
+				"USE switches to attached databases, which clients cannot have.", operatorHint+" Use SET search_path to choose schemas.")
 		}
 	case duckdb.STATEMENT_TYPE_PRAGMA:
 		// Informational pragmas (table_info, show_tables, database_size,
@@ -149,13 +184,18 @@ func (p *policy) checkType(typ duckdb.StmtType, stmt string) error {
 	return nil
 }
 
-// translateLocked turns DuckDB's errors about its configuration lock into
-// Postgres's insufficient_privilege, with what the client may do about it.
-// Other errors pass.
+const operatorHint = "An operator can allow it by starting pgcdc with " + unsafeFlag + ", which lets every client read and write the server's files."
+
+// translateLocked turns DuckDB's errors about its configuration lock and
+// disabled external access into Postgres's insufficient_privilege, with
+// what the client may do about it. Other errors pass.
 func translateLocked(de *duckdb.Error) *pgconn.PgError {
-	if strings.Contains(de.Msg, "the configuration has been locked") {
+	switch {
+	case de.Type == duckdb.ErrorTypePermission:
+		return permissionDenied(de.Msg, "pgcdc does not let clients reach the server's files, network or extensions.", operatorHint)
+	case strings.Contains(de.Msg, "the configuration has been locked"):
 		return permissionDenied(de.Msg, "DuckDB's settings are shared by every session and by replicate().",
-			"Session settings such as search_path work.")
+			operatorHint+" Session settings such as search_path work.")
 	}
 	return nil
 }
@@ -331,6 +371,58 @@ func skipSpaceAndComments(s string, i int) int {
 
 func isIdentByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '$' || c >= 0x80
+}
+
+// mayBeDevice is a cheap test that keeps isStdio's file system look-ups
+// off ordinary string literals.
+func mayBeDevice(s string) bool {
+	for _, w := range []string{"dev", "proc", "std", "tty", "fd"} {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// isStdio reports whether path names one of this process's standard
+// streams or its terminal, however it is spelled (/dev/stdout,
+// /dev/fd/1, /proc/self/fd/1, /proc/<pid>/fd/1, a relative path, a
+// symbolic link).
+func isStdio(path string) bool {
+	if path == "" || strings.Contains(path, "://") {
+		return false
+	}
+	p := filepath.Clean(path)
+	if !filepath.IsAbs(p) {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+	}
+	if isStdioName(p) {
+		return true
+	}
+	// A link to one (a directory's or the file's own) counts too; the link
+	// to a stream itself (/dev/stdout, /proc/self/fd/1) resolves to
+	// whatever the stream is, which is why the name was checked first.
+	if r, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil && isStdioName(filepath.Join(r, filepath.Base(p))) {
+		return true
+	}
+	r, err := filepath.EvalSymlinks(p)
+	return err == nil && isStdioName(r)
+}
+
+func isStdioName(p string) bool {
+	switch p {
+	case "/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/console":
+		return true
+	}
+	pid := strconv.Itoa(os.Getpid())
+	for _, dir := range []string{"/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/", "/proc/" + pid + "/fd/", "/proc/self/task/", "/proc/" + pid + "/task/", "/dev/pts/"} {
+		if strings.HasPrefix(p, dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // lowerASCII folds ASCII letters only, as DuckDB does for identifiers.

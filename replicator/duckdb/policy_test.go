@@ -144,3 +144,93 @@ func TestStateSchemaHasNoSequences(t *testing.T) {
 		t.Fatalf("_pgcdc has %s sequences; clients could advance them with nextval()", got)
 	}
 }
+
+// TestClientsCannotReachHostFiles: no path a client names reaches the
+// host's files, and COPY to or from the standard streams is refused
+// whatever the options.
+func TestClientsCannotReachHostFiles(t *testing.T) {
+	d := openFile(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.csv")
+	if err := os.WriteFile(secret, []byte("user,password\nroot,hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openSession(t, d)
+	mustRun(t, s, "CREATE TABLE public.t AS SELECT 1 AS a")
+	for _, q := range []string{
+		"SELECT * FROM read_csv('" + secret + "')",
+		"SELECT * FROM '" + secret + "'",
+		"SELECT * FROM read_text('" + secret + "')",
+		"SELECT * FROM read_blob('" + secret + "')",
+		"SELECT * FROM glob('" + dir + "/*')",
+		"SELECT * FROM read_text('/etc/passwd')",
+		"COPY public.t FROM '" + secret + "'",
+		"COPY public.t TO '" + filepath.Join(dir, "out.csv") + "'",
+		"COPY (SELECT 'x') TO '" + filepath.Join(dir, "out.parquet") + "' (FORMAT parquet)",
+		"EXPORT DATABASE '" + filepath.Join(dir, "export") + "'",
+		"IMPORT DATABASE '" + dir + "'",
+		"ATTACH '" + filepath.Join(dir, "other.duckdb") + "' AS other",
+		"INSTALL httpfs",
+		"CREATE PERSISTENT SECRET s (TYPE s3, KEY_ID 'k', SECRET 'v')",
+		"COPY (SELECT 1) TO '/dev/stdout'",
+	} {
+		refused(t, s, q, "42501")
+	}
+	for _, name := range []string{"out.csv", "out.parquet", "export", "other.duckdb"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s was written", name)
+		}
+	}
+	for _, q := range []string{
+		"COPY public.t TO STDOUT",
+		"COPY public.t FROM STDIN",
+		"copy (SELECT 1) to stdout with (format csv)",
+		"EXPLAIN ANALYZE COPY public.t TO STDOUT",
+	} {
+		refused(t, s, q, "0A000")
+	}
+	if got := engineValue(t, d, "SELECT current_setting('enable_external_access') || ',' || current_setting('lock_configuration')"); got != "false,true" {
+		t.Errorf("enable_external_access,lock_configuration = %s", got)
+	}
+}
+
+// TestUnsafeClientFileAccess: the operator's opt-in gives clients files,
+// attachments and settings, and still not pgcdc's standard streams, its
+// state or its built-ins.
+func TestUnsafeClientFileAccess(t *testing.T) {
+	d := openFile(t, duckdb.UnsafeClientFileAccess(true))
+	if _, err := d.DB().Exec(`CREATE TABLE _pgcdc.guard (lsn UBIGINT)`); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s := openSession(t, d)
+	out := filepath.Join(dir, "out.csv")
+	for _, q := range []string{
+		"COPY (SELECT 42 AS answer) TO '" + out + "'",
+		"SELECT * FROM read_csv('" + out + "')",
+		"ATTACH '" + filepath.Join(dir, "other.duckdb") + "' AS other",
+		"DETACH other",
+		"SET memory_limit = '1GB'",
+	} {
+		if _, _, err := run(s, q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	for _, q := range []string{"COPY (SELECT 1) TO STDOUT", "COPY (SELECT 1) FROM STDIN"} {
+		refused(t, s, q, "0A000")
+	}
+	for _, q := range []string{
+		"COPY (SELECT 1) TO '/dev/stdout'",
+		"COPY (SELECT 1) TO '/dev/fd/1'",
+		"COPY (SELECT 1) TO '/proc/self/fd/2'",
+		"COPY (SELECT 1) TO '/dev/./stderr'",
+		"SELECT * FROM read_csv('/dev/stdin')",
+		"SELECT * FROM enable_profiling()",
+		"DELETE FROM _pgcdc.guard",
+		"DROP SCHEMA _pgcdc CASCADE",
+		"SET search_path = '_pgcdc'",
+		"CREATE MACRO lower(x) AS x",
+	} {
+		refused(t, s, q, "42501")
+	}
+}

@@ -17,11 +17,11 @@ import (
 )
 
 // openFile opens a destination in a DuckDB file, as pgcdc serve does.
-func openFile(t *testing.T) *duckdb.Destination {
+func openFile(t *testing.T, opts ...duckdb.Option) *duckdb.Destination {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "replica.duckdb"))
+	d, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "replica.duckdb"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
