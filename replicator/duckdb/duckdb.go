@@ -86,14 +86,38 @@ func Open(ctx context.Context, path string, opts ...Option) (*Destination, error
 	if d.policy, err = newPolicy(ctx, db, o.unsafeClientFileAccess); err != nil {
 		return fail(err)
 	}
-	if !o.unsafeClientFileAccess {
-		for _, q := range []string{"SET GLOBAL enable_external_access = false", "SET GLOBAL lock_configuration = true"} {
-			if _, err := db.ExecContext(ctx, q); err != nil {
-				return fail(err)
-			}
-		}
+	if err := closeToClients(ctx, db, !o.unsafeClientFileAccess); err != nil {
+		return fail(err)
 	}
 	return d, nil
+}
+
+// closeToClients turns external access off and locks the configuration
+// when closed is true, or checks that they are open. A second Open of a
+// file in the same process shares its DuckDB instance, which the first may
+// already have closed.
+func closeToClients(ctx context.Context, db *sql.DB, closed bool) error {
+	var access, locked bool
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('enable_external_access'), current_setting('lock_configuration')`).Scan(&access, &locked); err != nil {
+		return err
+	}
+	if !closed {
+		if !access || locked {
+			return errors.New("the database is already open with client file access closed")
+		}
+		return nil
+	}
+	if access {
+		if _, err := db.ExecContext(ctx, "SET GLOBAL enable_external_access = false"); err != nil {
+			return err
+		}
+	}
+	if !locked {
+		if _, err := db.ExecContext(ctx, "SET GLOBAL lock_configuration = true"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DB exposes the database for tests and tools.

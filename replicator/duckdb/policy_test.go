@@ -1,6 +1,7 @@
 package duckdb_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,5 +233,26 @@ func TestUnsafeClientFileAccess(t *testing.T) {
 		"CREATE MACRO lower(x) AS x",
 	} {
 		refused(t, s, q, "42501")
+	}
+}
+
+// TestOpenTwice: a second Open of a file in the same process shares the
+// first's DuckDB instance, already closed to clients.
+func TestOpenTwice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replica.duckdb")
+	first, err := duckdb.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := duckdb.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	second.Close()
+	mustRun(t, openSession(t, first), "SELECT 1")
+	refused(t, openSession(t, first), "SELECT * FROM read_text('/etc/hostname')", "42501")
+	if _, err := duckdb.Open(context.Background(), path, duckdb.UnsafeClientFileAccess(true)); err == nil {
+		t.Fatal("an Open that opens client file access succeeded on a database already closed to clients")
 	}
 }
