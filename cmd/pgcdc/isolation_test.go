@@ -181,6 +181,17 @@ func TestHostFilesAreOutOfReach(t *testing.T) {
 	if logs := srv.Logs(); strings.Contains(logs, "marker-7f3a") || strings.Contains(logs, "row-in-t") {
 		t.Fatalf("a client's COPY reached pgcdc's standard output:\n%s", logs)
 	}
+	// DuckDB lets every connection reach the database's own files even
+	// with external access off.
+	for _, f := range []string{srv.DuckDB, srv.DuckDB + ".wal"} {
+		wantCode(ctx, t, rep, "42501", "COPY (SELECT 'evil' AS x) TO '"+f+"' (FORMAT csv, USE_TMP_FILE false)")
+	}
+	rep.Close(ctx)
+	srv.Kill()
+	srv.Restart(t)
+	if got := rowsOf(ctx, t, srv.Connect(ctx, t), "SELECT v FROM public.t"); len(got) != 1 || got[0] != "row-in-t" {
+		t.Fatalf("the replica after a restart: %v", got)
+	}
 }
 
 func TestUnsafeClientFileAccessFlag(t *testing.T) {

@@ -74,6 +74,12 @@
 //
 // The session (policy.go), before and after DuckDB prepares a statement:
 //
+//   - COPY and EXPORT DATABASE are refused (42501). DuckDB keeps the
+//     database's own file, WAL and temporary directory reachable with
+//     external access off, so all they could do is read or overwrite the
+//     replica's storage (COPY ... TO 'replica.duckdb' (USE_TMP_FILE false)
+//     destroys it). COPY is refused before DuckDB binds it, since binding
+//     COPY FROM already reads the file.
 //   - ATTACH, DETACH, USE, INSTALL, LOAD, UPDATE EXTENSIONS and COPY FROM
 //     DATABASE are refused (42501): attached databases and extensions are
 //     the whole server's.
@@ -120,8 +126,8 @@
 //
 // UnsafeClientFileAccess (pgcdc serve --unsafe-allow-client-file-access)
 // leaves external access and the configuration unlocked and lifts the
-// ATTACH, DETACH, USE, INSTALL, LOAD, UPDATE EXTENSIONS and COPY FROM
-// DATABASE refusals: every client can then read and write any file the
+// COPY, EXPORT, ATTACH, DETACH, USE, INSTALL, LOAD, UPDATE EXTENSIONS and
+// COPY FROM DATABASE refusals: every client can then read and write any file the
 // pgcdc process can, attach databases, load extensions and change global
 // settings, the engine's included. The other rules stay, and string
 // literals naming pgcdc's own standard streams or terminal (/dev/stdout,

@@ -112,6 +112,17 @@ func (p *policy) checkText(query, lower string) error {
 		return featureNotSupported("COPY FROM STDIN and COPY TO STDOUT are not supported yet",
 			"pgcdc does not implement the COPY protocol yet: read rows with SELECT and write them with INSERT.")
 	}
+	if !p.unsafeFileAccess {
+		// Binding COPY FROM samples the file, so the type check after
+		// preparing (checkType) would come too late for it.
+		stmt := query
+		if inner, ok := explained(query); ok {
+			stmt = inner
+		}
+		if words := leadingWords(stmt, 1); len(words) == 1 && (words[0] == "COPY" || words[0] == "EXPORT") {
+			return fileStatementDenied(words[0])
+		}
+	}
 	return nil
 }
 
@@ -159,6 +170,15 @@ func (p *policy) checkType(typ duckdb.StmtType, stmt string) error {
 			return permissionDenied(fmt.Sprintf("permission denied for %s", globalVerb(typ, words)),
 				"It changes the DuckDB database that every session and replicate() share.", operatorHint)
 		}
+	case duckdb.STATEMENT_TYPE_COPY, duckdb.STATEMENT_TYPE_EXPORT:
+		// With external access off DuckDB still lets every connection reach
+		// the database's own files (the file, its WAL, its temporary
+		// directory), so these could only read or overwrite the replica's
+		// storage: COPY ... TO 'replica.duckdb' (USE_TMP_FILE false)
+		// destroys it.
+		if !p.unsafeFileAccess {
+			return fileStatementDenied(globalVerb(typ, words))
+		}
 	case duckdb.STATEMENT_TYPE_SET:
 		if len(words) > 0 && words[0] == "USE" && !p.unsafeFileAccess {
 			return permissionDenied("permission denied for USE",
@@ -198,6 +218,11 @@ func translateLocked(de *duckdb.Error) *pgconn.PgError {
 			operatorHint+" Session settings such as search_path work.")
 	}
 	return nil
+}
+
+func fileStatementDenied(verb string) *pgconn.PgError {
+	return permissionDenied(fmt.Sprintf("permission denied for %s to or from a file", verb),
+		"pgcdc does not let clients reach the server's files.", operatorHint)
 }
 
 func permissionDenied(msg, detail, hint string) *pgconn.PgError {

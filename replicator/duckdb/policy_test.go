@@ -195,6 +195,42 @@ func TestClientsCannotReachHostFiles(t *testing.T) {
 	}
 }
 
+// TestClientsCannotOverwriteTheReplica: with external access off, DuckDB
+// still lets every connection reach the database's own file, WAL and
+// temporary directory, so COPY and EXPORT are refused outright.
+func TestClientsCannotOverwriteTheReplica(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replica.duckdb")
+	d, err := duckdb.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := d.OpenSession(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, s, "CREATE TABLE public.t AS SELECT 'kept' AS v")
+	for _, q := range []string{
+		"COPY (SELECT 'evil' AS x) TO '" + path + "' (FORMAT csv, USE_TMP_FILE false)",
+		"COPY (SELECT 'evil' AS x) TO '" + path + ".wal' (FORMAT csv, USE_TMP_FILE false)",
+		"COPY public.t TO '" + path + ".wal.recovery' (FORMAT csv)",
+		"COPY public.t FROM '" + path + ".wal'",
+		"EXPORT DATABASE '" + path + ".tmp'",
+		"EXPLAIN ANALYZE COPY (SELECT 'evil' AS x) TO '" + path + "' (FORMAT csv, USE_TMP_FILE false)",
+	} {
+		refused(t, s, q, "42501")
+	}
+	s.Close()
+	d.Close()
+	d, err = duckdb.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer d.Close()
+	if got := engineValue(t, d, "SELECT v FROM public.t"); got != "kept" {
+		t.Fatalf("after reopening: %s", got)
+	}
+}
+
 // TestUnsafeClientFileAccess: the operator's opt-in gives clients files,
 // attachments and settings, and still not pgcdc's standard streams, its
 // state or its built-ins.
