@@ -161,7 +161,10 @@ func TestClientPgx(t *testing.T) {
 	if _, err := conn.Exec(ctx, "SET DateStyle = 'German'"); pgCode(err) != "0A000" {
 		t.Fatalf("SET DateStyle = 'German': %v, want 0A000", err)
 	}
-	mustExec(ctx, t, conn, "SET threads = 2") // a DuckDB setting passes through
+	mustExec(ctx, t, conn, "SET search_path = 'shop,public,main'") // a DuckDB session setting passes through
+	if _, err := conn.Exec(ctx, "SET threads = 2"); pgCode(err) != "42501" {
+		t.Fatalf("SET threads = 2: %v, want 42501 (DuckDB's global settings are locked)", err)
+	}
 	mustExec(ctx, t, conn, "RESET ALL")
 	if v := conn.PgConn().ParameterStatus("application_name"); v != "pgx-scenario" {
 		t.Fatalf("ParameterStatus application_name after RESET ALL = %q", v)

@@ -42,6 +42,9 @@ type ServeCommand struct {
 	IdleSessionTimeout            time.Duration
 	ShutdownGrace                 time.Duration
 	BatchMemory                   byteSize
+	// UnsafeAllowClientFileAccess hands DuckDB's file access, attachments,
+	// extensions and global settings to every client.
+	UnsafeAllowClientFileAccess bool
 
 	// secretsInArgs are the flags holding secrets that were given on the
 	// command line, where other local users can read them.
@@ -82,6 +85,14 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 			return err
 		})
 		fs.IntVar(p, name, def, usage)
+		specs = append(specs, flagSpec{name, envName, usage})
+	}
+	boolean := func(p *bool, name, envName string, def bool, usage string) {
+		env(envName, "true or false", func(v string) (err error) {
+			def, err = strconv.ParseBool(v)
+			return err
+		})
+		fs.BoolVar(p, name, def, usage)
 		specs = append(specs, flagSpec{name, envName, usage})
 	}
 	duration := func(p *time.Duration, name, envName string, def time.Duration, usage string) {
@@ -127,6 +138,8 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 		"whatever the row size (target_batch_size counts rows); e.g. 64MB. DuckDB's own memory is set with its memory_limit")
 	specs = append(specs, flagSpec{"batch-memory", "PGCDC_BATCH_MEMORY", fs.Lookup("batch-memory").Usage})
 	duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
+	boolean(&c.UnsafeAllowClientFileAccess, "unsafe-allow-client-file-access", "PGCDC_UNSAFE_ALLOW_CLIENT_FILE_ACCESS", false,
+		"UNSAFE: let every client read and write any file the pgcdc process can, ATTACH databases, INSTALL and LOAD DuckDB extensions (native code in pgcdc) and change global DuckDB settings, replication's included")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: pgcdc serve [flags]
 
@@ -143,7 +156,7 @@ Flags:
 				def = "" // never echo a secret from the environment
 			}
 			fmt.Fprintf(fs.Output(), "  --%s (env %s)", s.name, s.env)
-			if def != "" {
+			if def != "" && def != "false" {
 				fmt.Fprintf(fs.Output(), " default %q", def)
 			}
 			fmt.Fprintf(fs.Output(), "\n      %s\n", s.usage)
@@ -285,7 +298,10 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		log.Warn().Str("listen", ln.Addr().String()).Msg("TLS is not required on an address other hosts can reach: clients may connect without encryption")
 	}
 
-	dest, err := openDestination(ctx, c.Destination)
+	if c.UnsafeAllowClientFileAccess {
+		log.Warn().Msg("--unsafe-allow-client-file-access is on: every client can read and write any file pgcdc can, ATTACH databases, INSTALL and LOAD extensions and change global DuckDB settings")
+	}
+	dest, err := openDestination(ctx, c.Destination, duckdb.UnsafeClientFileAccess(c.UnsafeAllowClientFileAccess))
 	if err != nil {
 		return err
 	}
@@ -359,14 +375,14 @@ type destination interface {
 	replicator.Passthrough
 }
 
-func openDestination(ctx context.Context, spec string) (destination, error) {
+func openDestination(ctx context.Context, spec string, opts ...duckdb.Option) (destination, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "duckdb":
 		if arg == "" {
 			return nil, errors.New("--destination duckdb: needs a file name, e.g. duckdb:pgcdc.duckdb")
 		}
-		return duckdb.Open(ctx, arg)
+		return duckdb.Open(ctx, arg, opts...)
 	case "postgres", "postgresql":
 		return nil, errors.New("the Postgres destination is not available yet; use duckdb:<file>")
 	}

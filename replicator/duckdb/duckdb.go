@@ -15,8 +15,15 @@ import (
 
 // Destination is a DuckDB database file.
 type Destination struct {
-	db   *sql.DB
-	path string
+	// db is the engine's pool: write transactions and state reads. No client
+	// session ever gets a connection from it, so nothing a client does to
+	// its connection (a SET, an open transaction, USE) reaches the engine.
+	db *sql.DB
+	// connector opens the connections of client sessions, one each, closed
+	// when the session ends.
+	connector *duckdb.Connector
+	path      string
+	policy    *policy
 }
 
 var (
@@ -24,33 +31,100 @@ var (
 	_ replicator.Passthrough = (*Destination)(nil)
 )
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	unsafeClientFileAccess bool
+}
+
+// UnsafeClientFileAccess, when allow is true, leaves DuckDB's external
+// access and configuration unlocked for client sessions: every client can
+// then read and write any file the pgcdc process can, ATTACH databases,
+// INSTALL and LOAD extensions (native code in pgcdc's process) and change
+// global DuckDB settings, the engine's included. Off, clients get the
+// replica and nothing past it.
+func UnsafeClientFileAccess(allow bool) Option {
+	return func(o *options) { o.unsafeClientFileAccess = allow }
+}
+
 // Open opens (creating if missing) the DuckDB file at path; ":memory:" or
 // "" is an in-memory database.
-func Open(ctx context.Context, path string) (*Destination, error) {
+//
+// The engine's own set-up (the stage function, the state schema) runs
+// first; then, unless UnsafeClientFileAccess allows it, the database is
+// closed to the outside: enable_external_access = false stops every file,
+// network and extension access, and lock_configuration = true freezes the
+// global settings, both for every connection from then on. The engine
+// needs neither after Open.
+func Open(ctx context.Context, path string, opts ...Option) (*Destination, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	dsn := path
 	if path == ":memory:" {
 		dsn = ""
 	}
-	db, err := sql.Open("duckdb", dsn)
+	connector, err := duckdb.NewConnector(dsn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
 	}
-	d := &Destination{db: db, path: path}
-	if err := registerStage(ctx, db); err != nil {
+	// The pool closes the connector when it is closed.
+	db := sql.OpenDB(connector)
+	d := &Destination{db: db, connector: connector, path: path}
+	fail := func(err error) (*Destination, error) {
 		db.Close()
 		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
+	}
+	if err := registerStage(ctx, db); err != nil {
+		return fail(err)
 	}
 	if err := migrate(ctx, db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("duckdb: open %s: %w", path, err)
+		return fail(err)
+	}
+	if d.policy, err = newPolicy(ctx, db, o.unsafeClientFileAccess); err != nil {
+		return fail(err)
+	}
+	if err := closeToClients(ctx, db, !o.unsafeClientFileAccess); err != nil {
+		return fail(err)
 	}
 	return d, nil
+}
+
+// closeToClients turns external access off and locks the configuration
+// when closed is true, or checks that they are open. A second Open of a
+// file in the same process shares its DuckDB instance, which the first may
+// already have closed.
+func closeToClients(ctx context.Context, db *sql.DB, closed bool) error {
+	var access, locked bool
+	if err := db.QueryRowContext(ctx, `SELECT current_setting('enable_external_access'), current_setting('lock_configuration')`).Scan(&access, &locked); err != nil {
+		return err
+	}
+	if !closed {
+		if !access || locked {
+			return errors.New("the database is already open with client file access closed")
+		}
+		return nil
+	}
+	if access {
+		if _, err := db.ExecContext(ctx, "SET GLOBAL enable_external_access = false"); err != nil {
+			return err
+		}
+	}
+	if !locked {
+		if _, err := db.ExecContext(ctx, "SET GLOBAL lock_configuration = true"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DB exposes the database for tests and tools.
 func (d *Destination) DB() *sql.DB { return d.db }
 
-// Close closes the database.
+// Close closes the database. Client sessions still open keep their
+// connections until they end; DuckDB shuts down after the last one.
 func (d *Destination) Close() error { return d.db.Close() }
 
 // Begin implements replicator.Destination. The transaction holds one
