@@ -310,24 +310,6 @@ func (p publication) ops() string {
 	return strings.Join(ops, ", ")
 }
 
-// publicationTables lists schema.table names of a publication's tables.
-func publicationTables(ctx context.Context, conn *pgx.Conn, pub string) ([][2]string, error) {
-	rows, err := conn.Query(ctx, `SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2`, pub)
-	if err != nil {
-		return nil, sourceError("listing publication tables", err)
-	}
-	var out [][2]string
-	for rows.Next() {
-		var s, t string
-		if err := rows.Scan(&s, &t); err != nil {
-			rows.Close()
-			return nil, sourceError("listing publication tables", err)
-		}
-		out = append(out, [2]string{s, t})
-	}
-	return out, sourceError("listing publication tables", rows.Err())
-}
-
 // parsePublish validates a publish list such as "insert, update, delete".
 func parsePublish(s string) (string, publication, error) {
 	var p publication
