@@ -595,7 +595,9 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 			return nil, err
 		}
 		prev, hasPrev := p.prev, p.hasPrev
-		undo.add("restore the replication state", func(ctx context.Context) error {
+		// Kept when the slot or publication could not be dropped: the
+		// record that they are pgcdc's lets the next call clean them up.
+		undo.addUnlessFailed("restore the replication state", func(ctx context.Context) error {
 			if hasPrev {
 				return r.saveState(ctx, &prev, prev.Slot)
 			}
@@ -835,10 +837,16 @@ type undoLog struct {
 type undoStep struct {
 	what string
 	fn   func(context.Context) error
+	// unlessFailed skips the step when a step undone before it failed.
+	unlessFailed bool
 }
 
 func (u *undoLog) add(what string, fn func(context.Context) error) {
-	u.steps = append(u.steps, undoStep{what, fn})
+	u.steps = append(u.steps, undoStep{what: what, fn: fn})
+}
+
+func (u *undoLog) addUnlessFailed(what string, fn func(context.Context) error) {
+	u.steps = append(u.steps, undoStep{what: what, fn: fn, unlessFailed: true})
 }
 
 // run undoes every step and returns err, with what could not be undone in
@@ -852,6 +860,10 @@ func (u *undoLog) run(r *Replicator, err error) error {
 	var failed []string
 	for i := len(u.steps) - 1; i >= 0; i-- {
 		s := u.steps[i]
+		if s.unlessFailed && len(failed) > 0 {
+			failed = append(failed, "kept the record that they are pgcdc's, so that the next init_replication can drop them")
+			continue
+		}
 		if uerr := s.fn(ctx); uerr != nil {
 			r.log.Warn().Err(uerr).Str("step", s.what).Msg("init_replication: cleanup failed")
 			failed = append(failed, fmt.Sprintf("could not %s: %v", s.what, uerr))
