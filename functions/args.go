@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgcdc/pgcdc/replicator"
 	"github.com/pgcdc/pgcdc/sql"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // argError is a bad argument value: SQLSTATE 22023.
@@ -71,19 +73,19 @@ func tableOptions(args sql.Args) (replicator.TableOptions, error) {
 		}
 	}
 	if raw, ok := args["columns"].(map[string]any); ok {
-		o.Hints = map[string]map[string]replicator.TypeHint{}
+		o.Hints = map[string]map[string]replica.TypeHint{}
 		for _, table := range slices.Sorted(maps.Keys(raw)) {
 			cols, ok := raw[table].(map[string]any)
 			if !ok {
 				return o, argError("columns: %q must map to a JSON object of column hints", table)
 			}
-			o.Hints[table] = map[string]replicator.TypeHint{}
+			o.Hints[table] = map[string]replica.TypeHint{}
 			for _, col := range slices.Sorted(maps.Keys(cols)) {
 				h, ok := cols[col].(map[string]any)
 				if !ok {
 					return o, argError("columns: %s.%s must be a JSON object such as {\"data_type\": \"double\"}", table, col)
 				}
-				var hint replicator.TypeHint
+				var hint replica.TypeHint
 				for _, k := range slices.Sorted(maps.Keys(h)) {
 					switch k {
 					case "data_type":
@@ -116,7 +118,7 @@ func tableOptions(args sql.Args) (replicator.TableOptions, error) {
 					return o, argError("columns: %s.%s needs a data_type", table, col)
 				}
 				if err := hint.Validate(); err != nil {
-					return o, err
+					return o, argError("%v", err)
 				}
 				o.Hints[table][col] = hint
 			}

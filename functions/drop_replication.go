@@ -5,6 +5,8 @@ import (
 
 	"github.com/pgcdc/pgcdc/replicator"
 	"github.com/pgcdc/pgcdc/sql"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // dropReplication is drop_replication(): slot, publication, state and,
@@ -30,7 +32,7 @@ func dropReplication(ctx context.Context, env *Env, args sql.Args, notice func(s
 // tableNames renders destination tables for a text[] column, quoting each
 // part the way Postgres's quote_ident would when it needs it, so that a
 // name holding a dot cannot be mistaken for schema and table.
-func tableNames(ts []replicator.TableName) []string {
+func tableNames(ts []replica.TableName) []string {
 	out := make([]string, len(ts))
 	for i, t := range ts {
 		out[i] = sql.QuoteIdentIfNeeded(t.Schema) + "." + sql.QuoteIdentIfNeeded(t.Name)

@@ -37,13 +37,13 @@ var impls = map[string]impl{
 // Router is the wire.Handler of pgcdc.
 type Router struct {
 	env  *Env
-	pass replicator.Passthrough
+	pass sql.Backend
 }
 
 var _ wire.Handler = (*Router)(nil)
 
 // NewRouter checks that every catalog function has an implementation.
-func NewRouter(env *Env, pass replicator.Passthrough) (*Router, error) {
+func NewRouter(env *Env, pass sql.Backend) (*Router, error) {
 	for _, f := range env.Catalog.Functions {
 		if impls[f.Name] == nil {
 			return nil, fmt.Errorf("functions: catalog declares %s() but it has no implementation", f.Name)
@@ -63,7 +63,7 @@ func (r *Router) NewSession(ctx context.Context, info wire.SessionInfo) (wire.Se
 
 type session struct {
 	r        *Router
-	dest     replicator.Session
+	dest     sql.Session
 	settings *sessionSettings
 }
 
@@ -261,7 +261,7 @@ type passStatement struct {
 	s        *session
 	query    string
 	declared []uint32
-	p        replicator.Prepared
+	p        sql.Prepared
 	err      error
 }
 

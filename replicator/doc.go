@@ -4,7 +4,8 @@
 // stream, per-table batching, schema tracking and the replication state that
 // makes every change land exactly once.
 //
-// Destinations sit behind the Destination interface, one subpackage each
+// Destinations sit behind the replica.Destination interface (package
+// replicator/replica holds it with the domain types), one subpackage each
 // (replicator/duckdb). The engine hands them typed tables and text-encoded
 // rows; the destination decides how to store them.
 //

@@ -10,17 +10,19 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // identify reads the source's identity over a replication connection:
 // IDENTIFY_SYSTEM works for any login with the REPLICATION attribute, where
 // pg_control_system() needs more.
-func identify(ctx context.Context, repl *pgconn.PgConn) (SourceIdentity, error) {
+func identify(ctx context.Context, repl *pgconn.PgConn) (replica.SourceIdentity, error) {
 	res, err := pglogrepl.IdentifySystem(ctx, repl)
 	if err != nil {
-		return SourceIdentity{}, sourceError("identifying the source", err)
+		return replica.SourceIdentity{}, sourceError("identifying the source", err)
 	}
-	return SourceIdentity{SystemID: res.SystemID, Timeline: res.Timeline, Database: res.DBName}, nil
+	return replica.SourceIdentity{SystemID: res.SystemID, Timeline: res.Timeline, Database: res.DBName}, nil
 }
 
 // checkIdentity compares the identity a slot's state recorded with the
@@ -32,7 +34,7 @@ func identify(ctx context.Context, repl *pgconn.PgConn) (SourceIdentity, error) 
 //
 // It returns the identity to record (the source's) and whether it differs
 // from the stored one.
-func checkIdentity(ctx context.Context, repl *pgconn.PgConn, st State, src SourceIdentity) (SourceIdentity, bool, error) {
+func checkIdentity(ctx context.Context, repl *pgconn.PgConn, st replica.State, src replica.SourceIdentity) (replica.SourceIdentity, bool, error) {
 	stored := st.Source
 	if !stored.Known() {
 		// State written before identities were recorded: trust the first
@@ -73,7 +75,7 @@ func checkIdentity(ctx context.Context, repl *pgconn.PgConn, st State, src Sourc
 
 // laterTimeline decides whether the replica of st can continue on timeline
 // tli, whose history file is history; it returns why not, or "".
-func laterTimeline(st State, tli int32, history []byte) (string, error) {
+func laterTimeline(st replica.State, tli int32, history []byte) (string, error) {
 	end, ok, err := timelineEnd(history, st.Source.Timeline)
 	if err != nil {
 		return "", err
@@ -117,7 +119,7 @@ func timelineEnd(history []byte, tli int32) (uint64, bool, error) {
 // checkPosition verifies a stored position against the source before any
 // change is read, so that a damaged or foreign state is an error and never
 // a reason to skip changes or confirm the slot where the source has no WAL.
-func checkPosition(st State, slot slotInfo, walEnd uint64) error {
+func checkPosition(st replica.State, slot slotInfo, walEnd uint64) error {
 	hint := fmt.Sprintf("The replica of slot %q cannot continue exactly. To start over with a new snapshot, run init_replication(..., reset => true).", st.Slot)
 	fail := func(format string, args ...any) error {
 		return &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,

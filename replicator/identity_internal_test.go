@@ -3,6 +3,8 @@ package replicator
 import (
 	"strings"
 	"testing"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // TestLaterTimeline: a replica may follow its source onto a later timeline
@@ -27,7 +29,7 @@ func TestLaterTimeline(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := State{LSN: lsn, Source: SourceIdentity{SystemID: "1", Timeline: c.stored}}
+		st := replica.State{LSN: lsn, Source: replica.SourceIdentity{SystemID: "1", Timeline: c.stored}}
 		why, err := laterTimeline(st, 3, history)
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +38,7 @@ func TestLaterTimeline(t *testing.T) {
 			t.Errorf("stored timeline %d at %s: got %q, want %q", c.stored, c.lsn, why, c.want)
 		}
 	}
-	if _, err := laterTimeline(State{Source: SourceIdentity{Timeline: 1}}, 3, []byte("1\tnot-an-lsn\tx\n")); err == nil {
+	if _, err := laterTimeline(replica.State{Source: replica.SourceIdentity{Timeline: 1}}, 3, []byte("1\tnot-an-lsn\tx\n")); err == nil {
 		t.Error("a malformed history file was accepted")
 	}
 }

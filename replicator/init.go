@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // DefaultPublish is what a new publication publishes when init_replication
@@ -54,9 +56,9 @@ type InitResult struct {
 // anything.
 type initPlan struct {
 	o   InitOptions
-	src SourceIdentity
+	src replica.SourceIdentity
 
-	prev    State // the slot's state before this call
+	prev    replica.State // the slot's state before this call
 	hasPrev bool
 	// continuing: the existing slot and its state go on; otherwise the
 	// slot is new and the state starts over.
@@ -74,7 +76,7 @@ type initPlan struct {
 
 	tables  []*sourceTable
 	opts    []tableOptions
-	dest    []*Table
+	dest    []*replica.Table
 	snap    []bool // by table: take a snapshot
 	columns bool   // use publication column lists (Postgres 15+, tables by name)
 }
@@ -158,7 +160,7 @@ func validateInit(o InitOptions) error {
 // checkSchemaName refuses a destination schema the destination reserves.
 func (r *Replicator) checkSchemaName(name, what string) error {
 	if err := r.dest.CheckSchemaName(name); err != nil {
-		if errors.Is(err, ErrReservedSchema) {
+		if errors.Is(err, replica.ErrReservedSchema) {
 			return &pgconn.PgError{Severity: "ERROR", Code: CodeInvalidName,
 				Message: fmt.Sprintf("%s %q cannot hold replicated tables: %v", what, name, err),
 				Hint:    "Choose another dataset_name."}
@@ -170,7 +172,7 @@ func (r *Replicator) checkSchemaName(name, what string) error {
 
 // planInit reads the source and the destination and decides what the call
 // will do. It changes nothing.
-func (r *Replicator) planInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, src SourceIdentity, o InitOptions) (*initPlan, error) {
+func (r *Replicator) planInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.PgConn, src replica.SourceIdentity, o InitOptions) (*initPlan, error) {
 	p := &initPlan{o: o, src: src}
 	var err error
 	if p.prev, p.hasPrev, err = r.dest.State(ctx, o.Slot); err != nil {
@@ -417,7 +419,7 @@ func (r *Replicator) planDestinations(ctx context.Context, p *initPlan, dataset 
 	}
 	defer tx.Rollback(context.Background())
 	checked := map[string]bool{}
-	seen := map[TableName]string{}
+	seen := map[replica.TableName]string{}
 	for i, st := range p.tables {
 		t := r.destTable(st.OID, st.Schema, st.Name, shapeColumns(st.Columns, p.opts[i].include, p.opts[i].hints), dataset, p.pub, st.FullRow)
 		name := t.TableName()
@@ -441,7 +443,7 @@ func (r *Replicator) planDestinations(ctx context.Context, p *initPlan, dataset 
 					Hint:    "Choose another dataset_name."}
 			}
 		}
-		var prev *TableState
+		var prev *replica.TableState
 		if p.hasPrev {
 			prev = p.prev.TableByDest(name)
 		}
@@ -578,7 +580,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 		p.hasPrev = false
 	}
 
-	st := State{Slot: o.Slot, Publication: o.Publication, Source: p.src, OwnsSlot: true, OwnsPublication: p.ownPub,
+	st := replica.State{Slot: o.Slot, Publication: o.Publication, Source: p.src, OwnsSlot: true, OwnsPublication: p.ownPub,
 		Publish: p.publish, Dataset: datasetOf(p), Ready: false}
 	if p.continuing && !p.adoptSlot {
 		st = p.prev
@@ -656,7 +658,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 			return nil, fmt.Errorf("destination: creating %s: %w", t.Qualified(), err)
 		}
 	}
-	counts := map[*Table]int64{}
+	counts := map[*replica.Table]int64{}
 	heap := newHeapWatch()
 	if slices.Contains(p.snap, true) {
 		sconn, err := r.connect(ctx)
@@ -694,7 +696,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 	}
 
 	for i, t := range p.dest {
-		ts := TableState{OID: t.OID, Source: TableName{t.SourceSchema, t.SourceName}, Dest: t.TableName(),
+		ts := replica.TableState{OID: t.OID, Source: replica.TableName{Schema: t.SourceSchema, Name: t.SourceName}, Dest: t.TableName(),
 			IncludeColumns: p.opts[i].include, Hints: p.opts[i].hints}
 		if prev := st.Table(t.OID); prev != nil {
 			*prev = ts
@@ -730,7 +732,7 @@ func datasetOf(p *initPlan) string {
 
 // saveState replaces a slot's state in a transaction of its own; nil
 // deletes it.
-func (r *Replicator) saveState(ctx context.Context, st *State, slot string) error {
+func (r *Replicator) saveState(ctx context.Context, st *replica.State, slot string) error {
 	tx, err := r.dest.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
@@ -884,8 +886,8 @@ func (u *undoLog) run(r *Replicator, err error) error {
 }
 
 // destTable maps a source table to its destination table.
-func (r *Replicator) destTable(oid uint32, schema, name string, cols []Column, dataset string, pub publication, fullRow bool) *Table {
-	t := &Table{OID: oid, SourceSchema: schema, SourceName: name, Schema: schema, Name: name, Columns: cols,
+func (r *Replicator) destTable(oid uint32, schema, name string, cols []replica.Column, dataset string, pub publication, fullRow bool) *replica.Table {
+	t := &replica.Table{OID: oid, SourceSchema: schema, SourceName: name, Schema: schema, Name: name, Columns: cols,
 		HasDeletedTS: pub.Delete, FullRow: fullRow}
 	if dataset != "" {
 		t.Schema = dataset
@@ -901,7 +903,7 @@ func (r *Replicator) destTable(oid uint32, schema, name string, cols []Column, d
 // bindTables gives state tables recorded without an OID (by a pgcdc that
 // did not record them) the OID of the source table that maps to the same
 // destination table.
-func bindTables(st *State, tables []*sourceTable, dataset string) bool {
+func bindTables(st *replica.State, tables []*sourceTable, dataset string) bool {
 	changed := false
 	for i := range st.Tables {
 		ts := &st.Tables[i]
@@ -909,12 +911,12 @@ func bindTables(st *State, tables []*sourceTable, dataset string) bool {
 			continue
 		}
 		for _, t := range tables {
-			dest := TableName{t.Schema, t.Name}
+			dest := replica.TableName{Schema: t.Schema, Name: t.Name}
 			if dataset != "" {
 				dest.Schema = dataset
 			}
 			if dest == ts.Dest && st.Table(t.OID) == nil {
-				ts.OID, ts.Source, changed = t.OID, TableName{t.Schema, t.Name}, true
+				ts.OID, ts.Source, changed = t.OID, replica.TableName{Schema: t.Schema, Name: t.Name}, true
 				break
 			}
 		}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // Replicator runs init_replication and replicate against one source and one
@@ -18,7 +20,7 @@ import (
 // serialized by failing fast.
 type Replicator struct {
 	source string // connection string; holds a password, never logged
-	dest   Destination
+	dest   replica.Destination
 	log    zerolog.Logger
 	// BatchBytes bounds the row data held in memory at once, in snapshot
 	// chunks and in change batches, whatever the row size; target_batch_size
@@ -33,7 +35,7 @@ type Replicator struct {
 const DefaultBatchBytes = 64 << 20
 
 // New returns a Replicator. source is a libpq connection string or URL.
-func New(source string, dest Destination, log zerolog.Logger) *Replicator {
+func New(source string, dest replica.Destination, log zerolog.Logger) *Replicator {
 	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}, BatchBytes: DefaultBatchBytes}
 }
 
@@ -105,7 +107,7 @@ type TableOptions struct {
 	// IncludeColumns keeps only these columns (the key is always kept).
 	IncludeColumns map[string][]string
 	// Hints override the destination type of a column.
-	Hints map[string]map[string]TypeHint
+	Hints map[string]map[string]replica.TypeHint
 }
 
 // given reports whether any option was passed.
@@ -114,7 +116,7 @@ func (o TableOptions) given() bool { return o.IncludeColumns != nil || o.Hints !
 // tableOptions are the options of one table.
 type tableOptions struct {
 	include      []string // nil: every column
-	hints        map[string]TypeHint
+	hints        map[string]replica.TypeHint
 	givenInclude bool
 	givenHints   bool
 }
@@ -171,7 +173,7 @@ func (o TableOptions) resolve(tables []*sourceTable, scope string) ([]tableOptio
 		}
 		for _, c := range slices.Sorted(maps.Keys(o.Hints[k])) {
 			if err := o.Hints[k][c].Validate(); err != nil {
-				return nil, err
+				return nil, Errorf(CodeInvalidParameter, "%v", err)
 			}
 		}
 		if out[i].givenHints {
@@ -185,7 +187,7 @@ func (o TableOptions) resolve(tables []*sourceTable, scope string) ([]tableOptio
 
 // conflict compares options given in a call with the ones a slot stored for
 // table t, and says how they differ; "" when they agree or none were given.
-func (g tableOptions) conflict(t *TableState) string {
+func (g tableOptions) conflict(t *replica.TableState) string {
 	if g.givenInclude && !sameSet(g.include, t.IncludeColumns) {
 		return fmt.Sprintf("include_columns for %s is %s, but the slot was set up with %s", t.Source, columnList(g.include), columnList(t.IncludeColumns))
 	}
@@ -202,7 +204,7 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
-func nilIfEmpty(m map[string]TypeHint) map[string]TypeHint {
+func nilIfEmpty(m map[string]replica.TypeHint) map[string]replica.TypeHint {
 	if len(m) == 0 {
 		return nil
 	}
@@ -216,7 +218,7 @@ func columnList(cols []string) string {
 	return "[" + strings.Join(cols, ", ") + "]"
 }
 
-func hintList(h map[string]TypeHint) string {
+func hintList(h map[string]replica.TypeHint) string {
 	if len(h) == 0 {
 		return "none"
 	}
@@ -229,8 +231,8 @@ func hintList(h map[string]TypeHint) string {
 
 // shapeColumns applies a table's options to its columns: drops excluded
 // columns and attaches hints. The key is always kept.
-func shapeColumns(cols []Column, include []string, hints map[string]TypeHint) []Column {
-	var out []Column
+func shapeColumns(cols []replica.Column, include []string, hints map[string]replica.TypeHint) []replica.Column {
+	var out []replica.Column
 	for _, c := range cols {
 		if include != nil && !c.Key && !contains(include, c.Name) {
 			continue

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // snapshotChunk is how many rows are handed to the destination at a time
@@ -22,7 +24,7 @@ const rowOverhead = 64
 // conn, into the destination. It reads with COPY ... TO STDOUT in text
 // format: the same output functions pgoutput uses, so snapshot and stream
 // values agree byte for byte.
-func copyTable(ctx context.Context, conn *pgx.Conn, tx Tx, t *Table, kind byte, estimate float64, lsn uint64, maxBytes int64, heap *heapWatch, progress func(string)) (int64, error) {
+func copyTable(ctx context.Context, conn *pgx.Conn, tx replica.Tx, t *replica.Table, kind byte, estimate float64, lsn uint64, maxBytes int64, heap *heapWatch, progress func(string)) (int64, error) {
 	report := func(n int64) {
 		if progress == nil {
 			return
@@ -37,7 +39,7 @@ func copyTable(ctx context.Context, conn *pgx.Conn, tx Tx, t *Table, kind byte, 
 		}
 		progress(fmt.Sprintf("snapshot %s: %d rows copied%s", t.QualifiedSource(), n, pct))
 	}
-	return copyRowsWith(ctx, conn, t, kind, maxBytes, func(rows []Row) error {
+	return copyRowsWith(ctx, conn, t, kind, maxBytes, func(rows []replica.Row) error {
 		err := tx.Load(ctx, t, rows, lsn)
 		heap.observe()
 		return err
@@ -46,11 +48,11 @@ func copyTable(ctx context.Context, conn *pgx.Conn, tx Tx, t *Table, kind byte, 
 
 // copyRows reads t's columns from the source table in chunks of at most
 // snapshotChunk rows and maxBytes of values.
-func copyRows(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, maxBytes int64, flush func([]Row) error) (int64, error) {
+func copyRows(ctx context.Context, conn *pgx.Conn, t *replica.Table, kind byte, maxBytes int64, flush func([]replica.Row) error) (int64, error) {
 	return copyRowsWith(ctx, conn, t, kind, maxBytes, flush, nil)
 }
 
-func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *Table, kind byte, maxBytes int64, flush func([]Row) error, progress func(int64)) (int64, error) {
+func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *replica.Table, kind byte, maxBytes int64, flush func([]replica.Row) error, progress func(int64)) (int64, error) {
 	cols := make([]string, len(t.Columns))
 	for i, c := range t.Columns {
 		cols[i] = ident(c.Name)
@@ -81,10 +83,10 @@ type copyReader struct {
 	ncols    int
 	maxBytes int64
 	partial  []byte
-	pending  []Row
+	pending  []replica.Row
 	bytes    int64 // held in pending
 	rows     int64
-	flush    func([]Row) error
+	flush    func([]replica.Row) error
 	progress func(int64)
 	lastNote time.Time
 	noted    int64
@@ -158,7 +160,7 @@ func (c *copyReader) finish() error {
 
 // decodeCopyLine splits one COPY text line into values, undoing the
 // backslash escapes. \N alone is NULL.
-func decodeCopyLine(line []byte, ncols int) (Row, error) {
+func decodeCopyLine(line []byte, ncols int) (replica.Row, error) {
 	vals := make([][]byte, 0, ncols)
 	for _, field := range bytes.Split(line, []byte{'\t'}) {
 		if len(field) == 2 && field[0] == '\\' && field[1] == 'N' {
@@ -171,14 +173,14 @@ func decodeCopyLine(line []byte, ncols int) (Row, error) {
 		}
 		v, err := unescapeCopy(field)
 		if err != nil {
-			return Row{}, err
+			return replica.Row{}, err
 		}
 		vals = append(vals, v)
 	}
 	if len(vals) != ncols {
-		return Row{}, fmt.Errorf("snapshot: COPY row has %d fields, expected %d", len(vals), ncols)
+		return replica.Row{}, fmt.Errorf("snapshot: COPY row has %d fields, expected %d", len(vals), ncols)
 	}
-	return Row{Values: vals}, nil
+	return replica.Row{Values: vals}, nil
 }
 
 func unescapeCopy(f []byte) ([]byte, error) {

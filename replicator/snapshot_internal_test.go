@@ -3,6 +3,8 @@ package replicator
 import (
 	"strings"
 	"testing"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 func TestDecodeCopyLine(t *testing.T) {
@@ -36,10 +38,10 @@ func TestDecodeCopyLine(t *testing.T) {
 }
 
 func TestCopyReaderSplitsAcrossWrites(t *testing.T) {
-	var got []Row
-	w := &copyReader{ncols: 2, flush: func(rows []Row) error {
+	var got []replica.Row
+	w := &copyReader{ncols: 2, flush: func(rows []replica.Row) error {
 		for _, r := range rows {
-			got = append(got, Row{Values: append([][]byte(nil), r.Values...)})
+			got = append(got, replica.Row{Values: append([][]byte(nil), r.Values...)})
 		}
 		return nil
 	}}

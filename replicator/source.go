@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // sessionSettings make the source print values in forms that are stable and
@@ -87,7 +89,7 @@ type sourceTable struct {
 	OID     uint32
 	Schema  string
 	Name    string
-	Columns []Column
+	Columns []replica.Column
 	Kind    byte // 'r' table, 'p' partitioned table
 	// Identity is relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing.
 	Identity byte
@@ -176,7 +178,7 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*s
 		return nil, sourceError("describing table", err)
 	}
 	for rows.Next() {
-		var c Column
+		var c replica.Column
 		var dims int32
 		var num int16
 		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.Key, &c.ElemOID, &dims, &num, &c.Missing, &c.HasDefault); err != nil {

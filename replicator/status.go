@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // SlotStatus is one row of replication_status().
@@ -20,7 +22,7 @@ type SlotStatus struct {
 	LastReplicated *time.Time
 	// Tables are the destination tables, nil when pgcdc has no state for
 	// the slot.
-	Tables []TableName
+	Tables []replica.TableName
 }
 
 // Status reports every pgoutput slot of the source database, or only slot
@@ -79,7 +81,7 @@ func (r *Replicator) Status(ctx context.Context, slot string) ([]SlotStatus, err
 		}
 		if ok {
 			out[i].Publication = st.Publication
-			out[i].Tables = make([]TableName, len(st.Tables))
+			out[i].Tables = make([]replica.TableName, len(st.Tables))
 			for j, t := range st.Tables {
 				out[i].Tables[j] = t.Dest
 			}
@@ -105,7 +107,7 @@ type DropOptions struct {
 // with DropTables the destination tables too. It returns the tables it
 // dropped. It touches only what pgcdc created: a slot or publication it has
 // no state for is refused, and a publication it only read is left alone.
-func (r *Replicator) Drop(ctx context.Context, o DropOptions) ([]TableName, error) {
+func (r *Replicator) Drop(ctx context.Context, o DropOptions) ([]replica.TableName, error) {
 	if err := validateSlot(o.Slot); err != nil {
 		return nil, err
 	}
@@ -187,7 +189,7 @@ func (r *Replicator) Drop(ctx context.Context, o DropOptions) ([]TableName, erro
 		return nil, fmt.Errorf("destination: %w", err)
 	}
 	defer tx.Rollback(context.Background())
-	var dropped []TableName
+	var dropped []replica.TableName
 	if o.DropTables {
 		for _, t := range st.Tables {
 			ok, err := tx.DropTable(ctx, t.Dest.Schema, t.Dest.Name)

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // ReplicateOptions are replicate()'s arguments.
@@ -121,7 +123,7 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	s := &stream{
 		r: r, o: o, ctx: ctx, conn: conn, repl: repl, pub: pub, dataset: state.Dataset,
 		end: end, ceiling: end, state: state, committed: start, confirmed: slot.ConfirmedLSN, heartbeat: heartbeat(ctx, conn),
-		relations: map[uint32]*relation{}, ensured: map[*Table]bool{}, stats: map[string]*TableStats{}, batches: map[*Table]*Batch{},
+		relations: map[uint32]*relation{}, ensured: map[*replica.Table]bool{}, stats: map[string]*TableStats{}, batches: map[*replica.Table]*replica.Batch{},
 		heap: newHeapWatch(),
 	}
 	if newID {
@@ -143,7 +145,7 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 
 // checkReplicate finds the slot's state, slot and publication, and refuses
 // a call that does not match them.
-func (r *Replicator) checkReplicate(ctx context.Context, conn *pgx.Conn, o ReplicateOptions) (State, slotInfo, publication, error) {
+func (r *Replicator) checkReplicate(ctx context.Context, conn *pgx.Conn, o ReplicateOptions) (replica.State, slotInfo, publication, error) {
 	var none publication
 	state, ok, err := r.dest.State(ctx, o.Slot)
 	if err != nil {
@@ -214,9 +216,9 @@ func (r *Replicator) checkReplicate(ctx context.Context, conn *pgx.Conn, o Repli
 // exactly as init_replication does, then requires them to agree with the
 // ones stored with the slot: a different column set would silently drop
 // columns, and a later call would bring them back empty.
-func checkStoredOptions(ctx context.Context, conn *pgx.Conn, st State, o TableOptions) error {
+func checkStoredOptions(ctx context.Context, conn *pgx.Conn, st replica.State, o TableOptions) error {
 	var tables []*sourceTable
-	var states []*TableState
+	var states []*replica.TableState
 	for i := range st.Tables {
 		ts := &st.Tables[i]
 		t, ok, err := describeOID(ctx, conn, ts.OID)
@@ -243,7 +245,7 @@ func checkStoredOptions(ctx context.Context, conn *pgx.Conn, st State, o TableOp
 // checkReplicaTables refuses to go on when a replica table of a source
 // table that still exists is missing: recreating it would hold only the rows
 // changed from now on. It also binds tables recorded without an OID.
-func (r *Replicator) checkReplicaTables(ctx context.Context, conn *pgx.Conn, st *State) error {
+func (r *Replicator) checkReplicaTables(ctx context.Context, conn *pgx.Conn, st *replica.State) error {
 	tx, err := r.dest.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
@@ -265,13 +267,13 @@ func (r *Replicator) checkReplicaTables(ctx context.Context, conn *pgx.Conn, st 
 			return err
 		}
 		if ok {
-			return missingReplica(st, ts.Dest, TableName{t.Schema, t.Name})
+			return missingReplica(st, ts.Dest, replica.TableName{Schema: t.Schema, Name: t.Name})
 		}
 	}
 	return nil
 }
 
-func missingReplica(st *State, dest, source TableName) error {
+func missingReplica(st *replica.State, dest, source replica.TableName) error {
 	return &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
 		Message: fmt.Sprintf("replica table %s of source table %s is missing: it was dropped in the destination", dest, source),
 		Detail:  "Recreating it would hold only the rows changed from now on.",
@@ -281,7 +283,7 @@ func missingReplica(st *State, dest, source TableName) error {
 
 // relation is a source relation as the stream described it.
 type relation struct {
-	table *Table
+	table *replica.Table
 	// cols maps each stream column to its destination column, -1 when the
 	// column is left out.
 	cols []int
@@ -300,7 +302,7 @@ type stream struct {
 
 	// state is the slot's state as the open destination transaction will
 	// commit it; stateDirty says more than its position changed.
-	state      State
+	state      replica.State
 	stateDirty bool
 	committed  uint64 // LSN the destination holds everything up to
 	confirmed  uint64 // LSN confirmed to the slot
@@ -313,18 +315,18 @@ type stream struct {
 	heartbeat  time.Duration
 
 	relations map[uint32]*relation
-	ensured   map[*Table]bool
+	ensured   map[*replica.Table]bool
 	typeCache map[[2]int64]typeInfo
 
 	inTx       bool
 	skipTx     bool
 	begin      pglogrepl.BeginMessage
-	batches    map[*Table]*Batch
-	order      []*Table
+	batches    map[*replica.Table]*replica.Batch
+	order      []*replica.Table
 	pending    int   // changes held in batches
 	pendingMem int64 // bytes held in batches
 	uncommited int   // changes written to tx but not committed
-	tx         Tx
+	tx         replica.Tx
 	lastCommit uint64 // end LSN of the last source transaction seen
 	applied    int64
 	noted      int64 // applied count last reported
@@ -498,7 +500,7 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 	}
 	// A change's message is about the size of the values it holds.
 	size := int64(len(data)) + rowOverhead
-	var b *Batch
+	var b *replica.Batch
 	switch m := msg.(type) {
 	case *pglogrepl.InsertMessage:
 		rel, err := s.rel(m.RelationID)
@@ -512,7 +514,7 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 		if err != nil {
 			return err
 		}
-		var old *Row
+		var old *replica.Row
 		if m.OldTuple != nil {
 			o := rel.row(m.OldTuple)
 			old = &o
@@ -592,8 +594,8 @@ func (s *stream) rel(id uint32) (*relation, error) {
 // table renamed or moved to another schema (the relation OID stays), admits
 // a table that joined a schema the slot publishes whole, and refuses to
 // write where the replica lost a table or another table holds the name.
-func (s *stream) place(t *Table) error {
-	name, source := t.TableName(), TableName{t.SourceSchema, t.SourceName}
+func (s *stream) place(t *replica.Table) error {
+	name, source := t.TableName(), replica.TableName{Schema: t.SourceSchema, Name: t.SourceName}
 	ts := s.state.Table(t.OID)
 	if ts == nil {
 		return s.admit(t)
@@ -642,8 +644,8 @@ func (s *stream) place(t *Table) error {
 // table in a schema the slot publishes whole may join on its own: its
 // every row reaches the stream. Any other table was added to the
 // publication without a snapshot.
-func (s *stream) admit(t *Table) error {
-	name, source := t.TableName(), TableName{t.SourceSchema, t.SourceName}
+func (s *stream) admit(t *replica.Table) error {
+	name, source := t.TableName(), replica.TableName{Schema: t.SourceSchema, Name: t.SourceName}
 	if !slices.Contains(s.state.Schemas, t.SourceSchema) {
 		return &pgconn.PgError{Severity: "ERROR", Code: CodePrerequisite,
 			Message: fmt.Sprintf("publication %q publishes table %s, which slot %q's replica does not hold", s.o.Publication, source, s.o.Slot),
@@ -670,7 +672,7 @@ func (s *stream) admit(t *Table) error {
 			return err
 		}
 	}
-	s.state.Tables = append(s.state.Tables, TableState{OID: t.OID, Source: source, Dest: name})
+	s.state.Tables = append(s.state.Tables, replica.TableState{OID: t.OID, Source: source, Dest: name})
 	s.stateDirty = true
 	return nil
 }
@@ -699,7 +701,7 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 			break
 		}
 	}
-	cols := make([]Column, len(m.Columns))
+	cols := make([]replica.Column, len(m.Columns))
 	for i, c := range m.Columns {
 		ti, err := s.resolveType(c.DataType, c.TypeModifier)
 		if err != nil {
@@ -710,7 +712,7 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 		if useCatalog {
 			key = cc.Key
 		}
-		cols[i] = Column{Name: c.Name, TypeOID: ti.OID, TypeMod: ti.TypeMod, TypeName: ti.Name, Key: key, ElemOID: ti.ElemOID}
+		cols[i] = replica.Column{Name: c.Name, TypeOID: ti.OID, TypeMod: ti.TypeMod, TypeName: ti.Name, Key: key, ElemOID: ti.ElemOID}
 		if known {
 			cols[i].Num, cols[i].Missing, cols[i].HasDefault = cc.Num, cc.Missing, cc.HasDefault
 		}
@@ -719,18 +721,18 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 		}
 	}
 	// Tables recorded without an OID are bound by destination name.
-	dest := TableName{m.Namespace, m.RelationName}
+	dest := replica.TableName{Schema: m.Namespace, Name: m.RelationName}
 	if s.dataset != "" {
 		dest.Schema = s.dataset
 	}
 	if s.state.Table(m.RelationID) == nil {
 		if ts := s.state.TableByDest(dest); ts != nil && ts.OID == 0 {
-			ts.OID, ts.Source, s.stateDirty = m.RelationID, TableName{m.Namespace, m.RelationName}, true
+			ts.OID, ts.Source, s.stateDirty = m.RelationID, replica.TableName{Schema: m.Namespace, Name: m.RelationName}, true
 		}
 	}
 	// Options are the table's, by OID: a renamed table keeps them.
 	var include []string
-	var hints map[string]TypeHint
+	var hints map[string]replica.TypeHint
 	if ts := s.state.Table(m.RelationID); ts != nil {
 		include, hints = ts.IncludeColumns, ts.Hints
 	}
@@ -743,7 +745,7 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 		rel.cols[i] = t.ColumnIndex(c.Name)
 	}
 	prev := s.relations[m.RelationID]
-	if prev != nil && prev.table.TableName() == t.TableName() && prev.table.sameShape(t) {
+	if prev != nil && prev.table.TableName() == t.TableName() && prev.table.SameShape(t) {
 		rel.table = prev.table
 		s.relations[m.RelationID] = rel
 		return nil
@@ -786,9 +788,9 @@ func (s *stream) resolveType(oid uint32, typmod int32) (typeInfo, error) {
 }
 
 // row converts a pgoutput tuple to a destination row.
-func (rel *relation) row(td *pglogrepl.TupleData) Row {
+func (rel *relation) row(td *pglogrepl.TupleData) replica.Row {
 	n := len(rel.table.Columns)
-	r := Row{Values: make([][]byte, n)}
+	r := replica.Row{Values: make([][]byte, n)}
 	if td == nil {
 		return r
 	}
@@ -814,17 +816,17 @@ func (rel *relation) row(td *pglogrepl.TupleData) Row {
 	return r
 }
 
-func (s *stream) batch(t *Table) *Batch {
+func (s *stream) batch(t *replica.Table) *replica.Batch {
 	b, ok := s.batches[t]
 	if !ok {
-		b = NewBatch(t)
+		b = replica.NewBatch(t)
 		s.batches[t] = b
 		s.order = append(s.order, t)
 	}
 	return b
 }
 
-func (s *stream) stat(t *Table, lsn uint64) *TableStats {
+func (s *stream) stat(t *replica.Table, lsn uint64) *TableStats {
 	st, ok := s.stats[t.Qualified()]
 	if !ok {
 		st = &TableStats{Table: t.Qualified(), StartLSN: lsn}
@@ -839,7 +841,7 @@ func (s *stream) stat(t *Table, lsn uint64) *TableStats {
 	return st
 }
 
-func (s *stream) count(b *Batch) {
+func (s *stream) count(b *replica.Batch) {
 	if b.Len() == 0 {
 		return
 	}
@@ -862,7 +864,7 @@ func (s *stream) openTx() error {
 	return nil
 }
 
-func (s *stream) apply(t *Table, b *Batch) error {
+func (s *stream) apply(t *replica.Table, b *replica.Batch) error {
 	if err := s.tx.Apply(s.ctx, t, b); err != nil {
 		return fmt.Errorf("destination: applying changes to %s: %w", t.Qualified(), err)
 	}
@@ -1068,7 +1070,7 @@ func walEnd(ctx context.Context, conn *pgx.Conn) (uint64, error) {
 // their newer value in these columns until the next call. A failure is
 // reported, not fatal: the stream must not stall on a table that has since
 // changed again.
-func (s *stream) backfill(t *Table, stale []string) {
+func (s *stream) backfill(t *replica.Table, stale []string) {
 	keys := t.KeyIndexes()
 	var cols []int
 	for _, name := range stale {
@@ -1087,7 +1089,7 @@ func (s *stream) backfill(t *Table, stale []string) {
 		warn(fmt.Errorf("the table has no key to match rows by"))
 		return
 	}
-	view := &Table{SourceSchema: t.SourceSchema, SourceName: t.SourceName, Schema: t.Schema, Name: t.Name}
+	view := &replica.Table{SourceSchema: t.SourceSchema, SourceName: t.SourceName, Schema: t.Schema, Name: t.Name}
 	for _, i := range append(append([]int{}, keys...), cols...) {
 		view.Columns = append(view.Columns, t.Columns[i])
 	}
@@ -1097,7 +1099,7 @@ func (s *stream) backfill(t *Table, stale []string) {
 		warn(sourceError("reading the table's kind", err))
 		return
 	}
-	flush := func(rows []Row) error { return s.tx.Backfill(s.ctx, t, cols, rows) }
+	flush := func(rows []replica.Row) error { return s.tx.Backfill(s.ctx, t, cols, rows) }
 	if _, err := copyRows(s.ctx, s.conn, view, kind, s.r.BatchBytes, flush); err != nil {
 		warn(err)
 		return

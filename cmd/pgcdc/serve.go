@@ -22,6 +22,9 @@ import (
 	"github.com/pgcdc/pgcdc/replicator/duckdb"
 	"github.com/pgcdc/pgcdc/sql"
 	"github.com/pgcdc/pgcdc/wire"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
+	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
 // ServeCommand runs the server.
@@ -371,8 +374,8 @@ func (c *ServeCommand) logger() (zerolog.Logger, error) {
 
 // destination is what serve needs from a destination.
 type destination interface {
-	replicator.Destination
-	replicator.Passthrough
+	replica.Destination
+	pgsql.Backend
 }
 
 func openDestination(ctx context.Context, spec string, opts ...duckdb.Option) (destination, error) {

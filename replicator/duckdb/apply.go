@@ -8,13 +8,13 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
-	"github.com/pgcdc/pgcdc/replicator"
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // Apply merges a batch into the table with set-based statements: stage the
 // text rows, cast them (taking unchanged TOAST values from the current
 // rows), delete the keys the batch touches, insert the new versions.
-func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Batch) error {
+func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) error {
 	if len(b.Changes) == 0 {
 		return nil
 	}
@@ -29,10 +29,10 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 		for _, c := range b.Changes {
 			vals := make([]driver.Value, 0, len(c.Row.Values)+len(keys)+4)
 			var ts driver.Value
-			if c.Kind == replicator.SoftDelete || c.Deleted {
+			if c.Kind == replica.SoftDelete || c.Deleted {
 				ts = c.CommitTime
 			}
-			soft = soft || c.Kind == replicator.SoftDelete
+			soft = soft || c.Kind == replica.SoftDelete
 			n := int64(c.Count)
 			if n < 0 {
 				n = -n
@@ -85,9 +85,9 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 		}
 		exprs = append(exprs, e+" AS "+ident(c.Name))
 	}
-	exprs = append(exprs, "_pgcdc_s._lsn AS "+ident(replicator.LSNColumn))
+	exprs = append(exprs, "_pgcdc_s._lsn AS "+ident(replica.LSNColumn))
 	if tbl.HasDeletedTS {
-		exprs = append(exprs, "_pgcdc_s._ts AS "+ident(replicator.DeletedTSColumn))
+		exprs = append(exprs, "_pgcdc_s._ts AS "+ident(replica.DeletedTSColumn))
 	}
 	from := stage + " AS _pgcdc_s"
 	if unchanged {
@@ -117,8 +117,8 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 	on := strings.Join(match, " AND ")
 	if tbl.HasDeletedTS && soft {
 		if err := t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_m.%s, %s = _pgcdc_m.%s FROM %s AS _pgcdc_m WHERE _pgcdc_m._op = 'S' AND %s",
-			target, ident(replicator.DeletedTSColumn), ident(replicator.DeletedTSColumn),
-			ident(replicator.LSNColumn), ident(replicator.LSNColumn), typed, on)); err != nil {
+			target, ident(replica.DeletedTSColumn), ident(replica.DeletedTSColumn),
+			ident(replica.LSNColumn), ident(replica.LSNColumn), typed, on)); err != nil {
 			return err
 		}
 	}
@@ -129,9 +129,9 @@ func (t *tx) Apply(ctx context.Context, tbl *replicator.Table, b *replicator.Bat
 	for _, c := range tbl.Columns {
 		cols = append(cols, ident(c.Name))
 	}
-	cols = append(cols, ident(replicator.LSNColumn))
+	cols = append(cols, ident(replica.LSNColumn))
 	if tbl.HasDeletedTS {
-		cols = append(cols, ident(replicator.DeletedTSColumn))
+		cols = append(cols, ident(replica.DeletedTSColumn))
 	}
 	list := strings.Join(cols, ", ")
 	return t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS _pgcdc_m WHERE _pgcdc_m._op = 'U'", target, list, list, typed))
@@ -159,7 +159,7 @@ func unchangedMask(u []bool) driver.Value {
 
 // Backfill sets columns cols of existing rows, matched by key, from rows
 // holding the key values followed by the cols' values.
-func (t *tx) Backfill(ctx context.Context, tbl *replicator.Table, cols []int, rows []replicator.Row) error {
+func (t *tx) Backfill(ctx context.Context, tbl *replica.Table, cols []int, rows []replica.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -205,7 +205,7 @@ func (t *tx) Backfill(ctx context.Context, tbl *replicator.Table, cols []int, ro
 // that many live rows equal to the staged one, Append inserts that many
 // copies, SoftDelete marks that many live equal rows deleted. Equal rows are
 // interchangeable, so which ones go does not matter; that exactly n go does.
-func (t *tx) applyFullRow(ctx context.Context, tbl *replicator.Table, stage string) error {
+func (t *tx) applyFullRow(ctx context.Context, tbl *replica.Table, stage string) error {
 	target := ident(tbl.Schema, tbl.Name)
 	t.modified[target] = true
 	exprs := []string{"row_number() OVER () AS _id", "_op", "_n", "_lsn", "_ts"}
@@ -219,26 +219,26 @@ func (t *tx) applyFullRow(ctx context.Context, tbl *replicator.Table, stage stri
 	typed := "(SELECT " + strings.Join(exprs, ", ") + " FROM " + stage + ")"
 	live := ""
 	if tbl.HasDeletedTS {
-		live = fmt.Sprintf(" AND %s.%s IS NULL", target, ident(replicator.DeletedTSColumn))
+		live = fmt.Sprintf(" AND %s.%s IS NULL", target, ident(replica.DeletedTSColumn))
 	}
-	victims := func(op replicator.ChangeKind) string {
+	victims := func(op replica.ChangeKind) string {
 		return fmt.Sprintf(`SELECT rid, ts, lsn FROM (
 		SELECT %s.rowid AS rid, _pgcdc_m._ts AS ts, _pgcdc_m._lsn AS lsn, _pgcdc_m._n AS n,
 			row_number() OVER (PARTITION BY _pgcdc_m._id ORDER BY %s.rowid) AS rn
 		FROM %s JOIN %s AS _pgcdc_m ON %s%s WHERE _pgcdc_m._op = '%c') WHERE rn <= n`,
 			target, target, target, typed, strings.Join(match, " AND "), live, op)
 	}
-	if err := t.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE rowid IN (SELECT rid FROM (%s))", target, victims(replicator.Remove))); err != nil {
+	if err := t.exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE rowid IN (SELECT rid FROM (%s))", target, victims(replica.Remove))); err != nil {
 		return err
 	}
 	list := strings.Join(cols, ", ")
 	if err := t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s, %s) SELECT %s, _pgcdc_m._lsn FROM %s AS _pgcdc_m, generate_series(1, _pgcdc_m._n) WHERE _pgcdc_m._op = 'A'",
-		target, list, ident(replicator.LSNColumn), list, typed)); err != nil {
+		target, list, ident(replica.LSNColumn), list, typed)); err != nil {
 		return err
 	}
 	if !tbl.HasDeletedTS {
 		return nil
 	}
 	return t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_v.ts, %s = _pgcdc_v.lsn FROM (%s) AS _pgcdc_v WHERE %s.rowid = _pgcdc_v.rid",
-		target, ident(replicator.DeletedTSColumn), ident(replicator.LSNColumn), victims(replicator.SoftDelete), target))
+		target, ident(replica.DeletedTSColumn), ident(replica.LSNColumn), victims(replica.SoftDelete), target))
 }

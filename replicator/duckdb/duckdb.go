@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
-	"github.com/pgcdc/pgcdc/replicator"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
+	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
 // Destination is a DuckDB database file.
@@ -27,8 +29,8 @@ type Destination struct {
 }
 
 var (
-	_ replicator.Destination = (*Destination)(nil)
-	_ replicator.Passthrough = (*Destination)(nil)
+	_ replica.Destination = (*Destination)(nil)
+	_ pgsql.Backend       = (*Destination)(nil)
 )
 
 // Option configures Open.
@@ -127,10 +129,10 @@ func (d *Destination) DB() *sql.DB { return d.db }
 // connections until they end; DuckDB shuts down after the last one.
 func (d *Destination) Close() error { return d.db.Close() }
 
-// Begin implements replicator.Destination. The transaction holds one
+// Begin implements replica.Destination. The transaction holds one
 // connection, because DuckDB's Appender writes through a connection and
 // joins its transaction.
-func (d *Destination) Begin(ctx context.Context) (replicator.Tx, error) {
+func (d *Destination) Begin(ctx context.Context) (replica.Tx, error) {
 	conn, err := d.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
@@ -188,7 +190,7 @@ func (t *tx) Rollback(ctx context.Context) error {
 	return err
 }
 
-func (t *tx) Truncate(ctx context.Context, tbl *replicator.Table) error {
+func (t *tx) Truncate(ctx context.Context, tbl *replica.Table) error {
 	t.modified[ident(tbl.Schema, tbl.Name)] = true
 	return t.exec(ctx, "DELETE FROM "+ident(tbl.Schema, tbl.Name))
 }
@@ -198,7 +200,7 @@ func (t *tx) Truncate(ctx context.Context, tbl *replicator.Table) error {
 // comment records) are renamed, dropped ones dropped, new ones added and
 // filled with the value existing source rows hold without WAL, changed
 // types altered.
-func (t *tx) EnsureTable(ctx context.Context, tbl *replicator.Table) ([]string, error) {
+func (t *tx) EnsureTable(ctx context.Context, tbl *replica.Table) ([]string, error) {
 	if err := t.exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident(tbl.Schema)); err != nil {
 		return nil, err
 	}
@@ -206,51 +208,23 @@ func (t *tx) EnsureTable(ctx context.Context, tbl *replicator.Table) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	from := columnSources(tbl, existing)
-	// A type change may come with USING and a volatile default fills each
-	// row differently: either way the source rewrote the table without WAL.
-	var stale []string
-	for _, c := range tbl.Columns {
-		old, ok := from[c.Name]
-		if (ok && !sameType(existing[old].typ, columnType(c))) || (!ok && existing != nil && c.HasDefault && c.Missing == nil) {
-			stale = append(stale, c.Name)
-		}
+	nums := make(map[string]int, len(existing))
+	for name, e := range existing {
+		nums[name] = e.num
 	}
+	var metadata []string
+	for _, c := range tableColumns(tbl)[len(tbl.Columns):] {
+		metadata = append(metadata, c.name)
+	}
+	from := replica.MatchColumns(tbl.Columns, metadata, nums)
+	stale := replica.Rewritten(tbl.Columns, from, existing != nil, func(c replica.Column, old string) bool {
+		return !sameType(existing[old].typ, columnType(c))
+	})
 	err = t.ensure(ctx, tbl, existing, from)
 	return stale, err
 }
 
-// columnSources says which existing column each of tbl's columns continues.
-// The source attnum recorded in the column comment decides, because names
-// move: after RENAME b TO c, RENAME a TO b the column named b holds a's
-// values, and a column dropped and added again is new. Metadata columns,
-// which have no attnum, continue the one of their name.
-func columnSources(tbl *replicator.Table, existing map[string]destColumn) map[string]string {
-	from := map[string]string{}
-	taken := map[string]bool{}
-	for _, c := range tbl.Columns {
-		if c.Num == 0 {
-			continue
-		}
-		for name, e := range existing {
-			if e.num == c.Num {
-				from[c.Name], taken[name] = name, true
-				break
-			}
-		}
-	}
-	for _, c := range tableColumns(tbl) {
-		if _, ok := from[c.name]; ok {
-			continue
-		}
-		if e, ok := existing[c.name]; ok && !taken[c.name] && e.num == 0 {
-			from[c.name], taken[c.name] = c.name, true
-		}
-	}
-	return from
-}
-
-func (t *tx) ensure(ctx context.Context, tbl *replicator.Table, existing map[string]destColumn, from map[string]string) error {
+func (t *tx) ensure(ctx context.Context, tbl *replica.Table, existing map[string]destColumn, from map[string]string) error {
 	target := ident(tbl.Schema, tbl.Name)
 	want := tableColumns(tbl)
 	if existing == nil {
@@ -342,9 +316,9 @@ func contains(m map[string]string, v string) bool {
 }
 
 // missingExpr is the SQL value of column i's missing value.
-func missingExpr(tbl *replicator.Table, i int) (string, error) {
+func missingExpr(tbl *replica.Table, i int) (string, error) {
 	col := tbl.Columns[i]
-	v, err := converters(&replicator.Table{Columns: []replicator.Column{col}}).text(tbl, 0, []byte(*col.Missing))
+	v, err := converters(&replica.Table{Columns: []replica.Column{col}}).text(tbl, 0, []byte(*col.Missing))
 	if err != nil {
 		return "", err
 	}
@@ -355,7 +329,7 @@ func missingExpr(tbl *replicator.Table, i int) (string, error) {
 // transaction that updates or deletes rows of a table and then alters it,
 // and merges do exactly that, so a table this transaction has modified is
 // rebuilt instead: same data, new shape, one transaction.
-func (t *tx) rebuild(ctx context.Context, tbl *replicator.Table, want []colDef, from map[string]string) error {
+func (t *tx) rebuild(ctx context.Context, tbl *replica.Table, want []colDef, from map[string]string) error {
 	target := ident(tbl.Schema, tbl.Name)
 	tmp := tbl.Name + "__pgcdc_rebuild"
 	exprs := make([]string, len(want))
@@ -390,7 +364,7 @@ func (t *tx) rebuild(ctx context.Context, tbl *replicator.Table, want []colDef, 
 const attnumComment = "pgcdc attnum "
 
 // commentColumns records each column's attnum where it is not recorded yet.
-func (t *tx) commentColumns(ctx context.Context, tbl *replicator.Table, existing map[string]destColumn) error {
+func (t *tx) commentColumns(ctx context.Context, tbl *replica.Table, existing map[string]destColumn) error {
 	for _, c := range tbl.Columns {
 		if c.Num == 0 || existing[c.Name].num == c.Num {
 			continue
@@ -410,14 +384,14 @@ type destColumn struct {
 
 type colDef struct{ name, typ string }
 
-func tableColumns(tbl *replicator.Table) []colDef {
+func tableColumns(tbl *replica.Table) []colDef {
 	defs := make([]colDef, 0, len(tbl.Columns)+2)
 	for _, c := range tbl.Columns {
 		defs = append(defs, colDef{c.Name, columnType(c)})
 	}
-	defs = append(defs, colDef{replicator.LSNColumn, "BIGINT"})
+	defs = append(defs, colDef{replica.LSNColumn, "BIGINT"})
 	if tbl.HasDeletedTS {
-		defs = append(defs, colDef{replicator.DeletedTSColumn, "TIMESTAMPTZ"})
+		defs = append(defs, colDef{replica.DeletedTSColumn, "TIMESTAMPTZ"})
 	}
 	return defs
 }
@@ -463,7 +437,7 @@ func (t *tx) columns(ctx context.Context, schema, name string) (map[string]destC
 }
 
 // Load appends snapshot rows.
-func (t *tx) Load(ctx context.Context, tbl *replicator.Table, rows []replicator.Row, lsn uint64) error {
+func (t *tx) Load(ctx context.Context, tbl *replica.Table, rows []replica.Row, lsn uint64) error {
 	convs := converters(tbl)
 	stage, release, err := t.stageRows(tbl, len(rows), false, func(app func(...driver.Value) error) error {
 		for _, r := range rows {
@@ -489,7 +463,7 @@ func (t *tx) Load(ctx context.Context, tbl *replicator.Table, rows []replicator.
 // columnConverters holds each column's text rewrite (nil: none).
 type columnConverters []converter
 
-func converters(tbl *replicator.Table) columnConverters {
+func converters(tbl *replica.Table) columnConverters {
 	cs := make(columnConverters, len(tbl.Columns))
 	for i, c := range tbl.Columns {
 		cs[i] = converterFor(c)
@@ -498,7 +472,7 @@ func converters(tbl *replicator.Table) columnConverters {
 }
 
 // appendRow appends the staged values of a whole row to dst.
-func (cs columnConverters) appendRow(dst []driver.Value, tbl *replicator.Table, values [][]byte) ([]driver.Value, error) {
+func (cs columnConverters) appendRow(dst []driver.Value, tbl *replica.Table, values [][]byte) ([]driver.Value, error) {
 	for i, v := range values {
 		tv, err := cs.text(tbl, i, v)
 		if err != nil {
@@ -510,7 +484,7 @@ func (cs columnConverters) appendRow(dst []driver.Value, tbl *replicator.Table, 
 }
 
 // text is the staged value of column i: NULL, or the converted text.
-func (cs columnConverters) text(tbl *replicator.Table, i int, v []byte) (driver.Value, error) {
+func (cs columnConverters) text(tbl *replica.Table, i int, v []byte) (driver.Value, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -528,7 +502,7 @@ func (cs columnConverters) text(tbl *replicator.Table, i int, v []byte) (driver.
 // the table expression that reads it. Its columns are _op, _lsn, _ts, _u
 // (which values are unchanged TOAST), _n (how many equal rows), the lookup
 // key when asked, then the data columns as text.
-func (t *tx) stageRows(tbl *replicator.Table, n int, lookup bool, fill func(func(...driver.Value) error) error) (string, func(), error) {
+func (t *tx) stageRows(tbl *replica.Table, n int, lookup bool, fill func(func(...driver.Value) error) error) (string, func(), error) {
 	specs := []colSpec{{"_op", duckdb.TYPE_VARCHAR}, {"_lsn", duckdb.TYPE_BIGINT}, {"_ts", duckdb.TYPE_TIMESTAMP_TZ}, {"_u", duckdb.TYPE_VARCHAR}, {"_n", duckdb.TYPE_BIGINT}}
 	if lookup {
 		for i := range tbl.KeyIndexes() {
@@ -555,17 +529,17 @@ func (t *tx) stageRows(tbl *replicator.Table, n int, lookup bool, fill func(func
 }
 
 // insertFromStage is the INSERT that casts staged text rows into tbl.
-func insertFromStage(tbl *replicator.Table, stage, where string) string {
+func insertFromStage(tbl *replica.Table, stage, where string) string {
 	cols := make([]string, 0, len(tbl.Columns)+2)
 	exprs := make([]string, 0, len(tbl.Columns)+2)
 	for i, c := range tbl.Columns {
 		cols = append(cols, ident(c.Name))
 		exprs = append(exprs, castExpr(c, fmt.Sprintf("c%d", i)))
 	}
-	cols = append(cols, ident(replicator.LSNColumn))
+	cols = append(cols, ident(replica.LSNColumn))
 	exprs = append(exprs, "_lsn")
 	if tbl.HasDeletedTS {
-		cols = append(cols, ident(replicator.DeletedTSColumn))
+		cols = append(cols, ident(replica.DeletedTSColumn))
 		exprs = append(exprs, "_ts")
 	}
 	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s %s", ident(tbl.Schema, tbl.Name),

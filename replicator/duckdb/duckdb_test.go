@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pgcdc/pgcdc/replicator"
 	"github.com/pgcdc/pgcdc/replicator/duckdb"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 func open(t *testing.T) *duckdb.Destination {
@@ -23,8 +24,8 @@ func open(t *testing.T) *duckdb.Destination {
 	return d
 }
 
-func row(vals ...string) replicator.Row {
-	r := replicator.Row{Values: make([][]byte, len(vals))}
+func row(vals ...string) replica.Row {
+	r := replica.Row{Values: make([][]byte, len(vals))}
 	for i, v := range vals {
 		if v != "NULL" {
 			r.Values[i] = []byte(v)
@@ -64,7 +65,7 @@ func dump(t *testing.T, d *duckdb.Destination, q string) string {
 	return strings.Join(out, ";")
 }
 
-func inTx(t *testing.T, d *duckdb.Destination, f func(context.Context, replicator.Tx) error) {
+func inTx(t *testing.T, d *duckdb.Destination, f func(context.Context, replica.Tx) error) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := d.Begin(ctx)
@@ -82,21 +83,21 @@ func inTx(t *testing.T, d *duckdb.Destination, f func(context.Context, replicato
 
 func TestApplyMerges(t *testing.T) {
 	d := open(t)
-	tbl := &replicator.Table{Schema: "s", Name: "t", HasDeletedTS: true, Columns: []replicator.Column{
+	tbl := &replica.Table{Schema: "s", Name: "t", HasDeletedTS: true, Columns: []replica.Column{
 		{Name: "id", TypeOID: 23, Key: true}, {Name: "v", TypeOID: 25}, {Name: "big", TypeOID: 25},
 	}}
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error {
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
 		if _, err := tx.EnsureTable(ctx, tbl); err != nil {
 			return err
 		}
-		return tx.Load(ctx, tbl, []replicator.Row{row("1", "a", "TOAST1"), row("2", "b", "TOAST2"), row("3", "c", "x")}, 100)
+		return tx.Load(ctx, tbl, []replica.Row{row("1", "a", "TOAST1"), row("2", "b", "TOAST2"), row("3", "c", "x")}, 100)
 	})
 	if got := dump(t, d, `SELECT id, v, big, _pg_lsn FROM s.t ORDER BY id`); got != "1|a|TOAST1|100;2|b|TOAST2|100;3|c|x|100" {
 		t.Fatalf("after load: %s", got)
 	}
 
 	ts := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
-	b := replicator.NewBatch(tbl)
+	b := replica.NewBatch(tbl)
 	// Unchanged TOAST with the row only in the destination.
 	u := row("1", "a2", "NULL")
 	u.Unchanged = []bool{false, false, true}
@@ -108,16 +109,16 @@ func TestApplyMerges(t *testing.T) {
 	b.Update(&old, k, 202, ts)
 	b.Delete(row("3", "NULL", "NULL"), 203, ts, false)
 	b.Insert(row("4", "d", "NULL"), 204, ts)
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error { return tx.Apply(ctx, tbl, b) })
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error { return tx.Apply(ctx, tbl, b) })
 	want := "1|a2|TOAST1|201|NULL;4|d|NULL|204|NULL;20|b2|TOAST2|202|NULL"
 	if got := dump(t, d, `SELECT id, v, big, _pg_lsn, _pg_deleted_ts FROM s.t ORDER BY id`); got != want {
 		t.Fatalf("after apply:\n got %s\nwant %s", got, want)
 	}
 
 	// Soft deletes keep the row and stamp the commit time.
-	b = replicator.NewBatch(tbl)
+	b = replica.NewBatch(tbl)
 	b.Delete(row("4", "NULL", "NULL"), 300, ts, true)
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error { return tx.Apply(ctx, tbl, b) })
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error { return tx.Apply(ctx, tbl, b) })
 	if got := dump(t, d, `SELECT id, v, _pg_lsn, _pg_deleted_ts FROM s.t WHERE id = 4`); got != "4|d|300|2026-05-06 07:08:09 +0000 UTC" {
 		t.Fatalf("soft delete: %s", got)
 	}
@@ -126,16 +127,16 @@ func TestApplyMerges(t *testing.T) {
 func TestRollbackLeavesNothing(t *testing.T) {
 	d := open(t)
 	ctx := context.Background()
-	tbl := &replicator.Table{Schema: "s", Name: "r", Columns: []replicator.Column{{Name: "id", TypeOID: 23, Key: true}}}
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error { _, err := tx.EnsureTable(ctx, tbl); return err })
+	tbl := &replica.Table{Schema: "s", Name: "r", Columns: []replica.Column{{Name: "id", TypeOID: 23, Key: true}}}
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error { _, err := tx.EnsureTable(ctx, tbl); return err })
 	tx, err := d.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Load(ctx, tbl, []replicator.Row{row("1")}, 1); err != nil {
+	if err := tx.Load(ctx, tbl, []replica.Row{row("1")}, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.SaveState(ctx, replicator.State{Slot: "x", Publication: "p", LSN: 5}); err != nil {
+	if err := tx.SaveState(ctx, replica.State{Slot: "x", Publication: "p", LSN: 5}); err != nil {
 		t.Fatal(err)
 	}
 	tx.Rollback(ctx)
@@ -153,18 +154,18 @@ func TestStateRoundTrip(t *testing.T) {
 	d := open(t)
 	ctx := context.Background()
 	when := time.Date(2026, 11, 24, 1, 2, 3, 0, time.UTC)
-	st := replicator.State{Slot: "s1", Publication: "p1", LSN: 0x16B374D848, SlotLSN: 0x16B374D000,
-		Source:   replicator.SourceIdentity{SystemID: "7412345678901234567", Timeline: 3, Database: "shop db"},
+	st := replica.State{Slot: "s1", Publication: "p1", LSN: 0x16B374D848, SlotLSN: 0x16B374D000,
+		Source:   replica.SourceIdentity{SystemID: "7412345678901234567", Timeline: 3, Database: "shop db"},
 		OwnsSlot: true, OwnsPublication: false, Ready: true, Publish: "insert, update", Dataset: "raw",
 		Schemas: []string{"shop", "a.b"},
-		Tables: []replicator.TableState{
-			{OID: 16384, Source: replicator.TableName{Schema: "shop.x", Name: "a"}, Dest: replicator.TableName{Schema: "raw", Name: "a.b\x01c"}},
-			{OID: 16390, Source: replicator.TableName{Schema: "shop", Name: "b\x01"}, Dest: replicator.TableName{Schema: "raw", Name: "b"},
-				IncludeColumns: []string{"id", "x.y"}, Hints: map[string]replicator.TypeHint{"total": {DataType: "decimal", Precision: 12, Scale: 2}}},
+		Tables: []replica.TableState{
+			{OID: 16384, Source: replica.TableName{Schema: "shop.x", Name: "a"}, Dest: replica.TableName{Schema: "raw", Name: "a.b\x01c"}},
+			{OID: 16390, Source: replica.TableName{Schema: "shop", Name: "b\x01"}, Dest: replica.TableName{Schema: "raw", Name: "b"},
+				IncludeColumns: []string{"id", "x.y"}, Hints: map[string]replica.TypeHint{"total": {DataType: "decimal", Precision: 12, Scale: 2}}},
 		},
 		LastReplicated: when}
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error { return tx.SaveState(ctx, st) })
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error {
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error { return tx.SaveState(ctx, st) })
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
 		st.LSN++
 		st.LastReplicated = when.Add(time.Second)
 		return tx.SavePosition(ctx, st.Slot, st.LSN, st.LastReplicated)
@@ -177,7 +178,7 @@ func TestStateRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, st) {
 		t.Fatalf("state:\n got %+v\nwant %+v", got, st)
 	}
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error {
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
 		if err := tx.SavePosition(ctx, "nope", 1, when); err == nil {
 			return errors.New("SavePosition of a slot without state succeeded")
 		}
@@ -192,7 +193,7 @@ func TestStateRoundTrip(t *testing.T) {
 // TestTypeCasts loads each type's Postgres text form and reads it back.
 func TestTypeCasts(t *testing.T) {
 	d := open(t)
-	cols := []replicator.Column{
+	cols := []replica.Column{
 		{Name: "id", TypeOID: 23, Key: true},
 		{Name: "b", TypeOID: 16}, {Name: "i2", TypeOID: 21}, {Name: "i8", TypeOID: 20},
 		{Name: "f4", TypeOID: 700}, {Name: "f8", TypeOID: 701},
@@ -200,12 +201,12 @@ func TestTypeCasts(t *testing.T) {
 		{Name: "bin", TypeOID: 17}, {Name: "d", TypeOID: 1082}, {Name: "ts", TypeOID: 1114}, {Name: "tz", TypeOID: 1184},
 		{Name: "u", TypeOID: 2950}, {Name: "j", TypeOID: 3802},
 	}
-	tbl := &replicator.Table{Schema: "s", Name: "types", Columns: cols}
-	inTx(t, d, func(ctx context.Context, tx replicator.Tx) error {
+	tbl := &replica.Table{Schema: "s", Name: "types", Columns: cols}
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
 		if _, err := tx.EnsureTable(ctx, tbl); err != nil {
 			return err
 		}
-		return tx.Load(ctx, tbl, []replicator.Row{
+		return tx.Load(ctx, tbl, []replica.Row{
 			row("1", "t", "-32768", "9223372036854775807", "1.5", "-0.1", "12.34", "123456789012345678901234567890.123456789",
 				`\x00ff41`, "2024-02-29", "2024-01-02 03:04:05.123456", "2024-01-02 03:04:05.123456+00",
 				"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", `{"a": [1, 2]}`),

@@ -10,14 +10,14 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgcdc/pgcdc/replicator"
+	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
-// OpenSession implements replicator.Passthrough. The session owns a
+// OpenSession implements pgsql.Backend. The session owns a
 // connection of its own, opened for it and closed with it: nothing a client
 // leaves behind (a setting, an open transaction, a temporary object)
 // outlives its session, and the engine's pool never sees it.
-func (d *Destination) OpenSession(ctx context.Context) (replicator.Session, error) {
+func (d *Destination) OpenSession(ctx context.Context) (pgsql.Session, error) {
 	dc, err := d.connector.Connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
@@ -54,7 +54,7 @@ type session struct {
 	results map[*resultRows]struct{}
 }
 
-// TxStatus implements replicator.Session.
+// TxStatus implements pgsql.Session.
 func (s *session) TxStatus() byte {
 	switch {
 	case s.failed:
@@ -65,7 +65,7 @@ func (s *session) TxStatus() byte {
 	return 'I'
 }
 
-// Close implements replicator.Session: the connection is closed, never
+// Close implements pgsql.Session: the connection is closed, never
 // reused, which also ends any transaction it had open.
 func (s *session) Close() error {
 	for r := range s.results {

@@ -12,8 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/pgcdc/pgcdc/replicator"
 	"github.com/pgcdc/pgcdc/replicator/duckdb"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
+	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
 // openFile opens a destination in a DuckDB file, as pgcdc serve does.
@@ -29,7 +31,7 @@ func openFile(t *testing.T, opts ...duckdb.Option) *duckdb.Destination {
 	return d
 }
 
-func openSession(t *testing.T, d *duckdb.Destination) replicator.Session {
+func openSession(t *testing.T, d *duckdb.Destination) pgsql.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -43,7 +45,7 @@ func openSession(t *testing.T, d *duckdb.Destination) replicator.Session {
 
 // run prepares and runs one statement the way the router does, and renders
 // the rows as text.
-func run(s replicator.Session, q string, args ...any) (rows []string, tag string, err error) {
+func run(s pgsql.Session, q string, args ...any) (rows []string, tag string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := s.Prepare(ctx, q)
@@ -71,7 +73,7 @@ func run(s replicator.Session, q string, args ...any) (rows []string, tag string
 	}
 }
 
-func mustRun(t *testing.T, s replicator.Session, q string, args ...any) []string {
+func mustRun(t *testing.T, s pgsql.Session, q string, args ...any) []string {
 	t.Helper()
 	rows, _, err := run(s, q, args...)
 	if err != nil {
@@ -89,7 +91,7 @@ func sqlstate(err error) string {
 }
 
 // refused runs q and wants it to fail with one of codes.
-func refused(t *testing.T, s replicator.Session, q string, codes ...string) {
+func refused(t *testing.T, s pgsql.Session, q string, codes ...string) {
 	t.Helper()
 	_, _, err := run(s, q)
 	if err == nil {
@@ -350,11 +352,11 @@ func TestTxStatusFromDuckDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl := &replicator.Table{Schema: "public", Name: "seen", Columns: []replicator.Column{{Name: "id", TypeOID: 23, Key: true}}}
+	tbl := &replica.Table{Schema: "public", Name: "seen", Columns: []replica.Column{{Name: "id", TypeOID: 23, Key: true}}}
 	if _, err := tx.EnsureTable(context.Background(), tbl); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Load(context.Background(), tbl, []replicator.Row{row("7")}, 1); err != nil {
+	if err := tx.Load(context.Background(), tbl, []replica.Row{row("7")}, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(context.Background()); err != nil {

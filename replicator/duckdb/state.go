@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgcdc/pgcdc/replicator"
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // stateSchema holds pgcdc's own tables in the destination.
@@ -140,7 +140,7 @@ func tableExists(ctx context.Context, q interface {
 // clients look up by name.
 var reservedSchemas = []string{stateSchema, "temp", "system", "memory", "pg_catalog", "information_schema"}
 
-// CheckSchemaName implements replicator.Destination. Besides the reserved
+// CheckSchemaName implements replica.Destination. Besides the reserved
 // names it refuses the names of attached databases (the file's own among
 // them): DuckDB resolves "name.table" as database.table before
 // schema.table, so such a dataset would write somewhere else.
@@ -148,11 +148,11 @@ func (d *Destination) CheckSchemaName(name string) error {
 	lower := strings.ToLower(name)
 	for _, r := range reservedSchemas {
 		if lower == r {
-			return fmt.Errorf("%w: %q is reserved by the DuckDB destination", replicator.ErrReservedSchema, name)
+			return fmt.Errorf("%w: %q is reserved by the DuckDB destination", replica.ErrReservedSchema, name)
 		}
 	}
 	if strings.HasPrefix(lower, "pg_") {
-		return fmt.Errorf("%w: %q: the prefix pg_ is reserved for system schemas", replicator.ErrReservedSchema, name)
+		return fmt.Errorf("%w: %q: the prefix pg_ is reserved for system schemas", replica.ErrReservedSchema, name)
 	}
 	rows, err := d.db.Query("SELECT database_name FROM duckdb_databases()")
 	if err != nil {
@@ -165,27 +165,27 @@ func (d *Destination) CheckSchemaName(name string) error {
 			return err
 		}
 		if strings.EqualFold(db, name) {
-			return fmt.Errorf("%w: %q is the name of a database attached to DuckDB (the replica file itself is attached under its file name)", replicator.ErrReservedSchema, name)
+			return fmt.Errorf("%w: %q is the name of a database attached to DuckDB (the replica file itself is attached under its file name)", replica.ErrReservedSchema, name)
 		}
 	}
 	return rows.Err()
 }
 
-// State implements replicator.Destination.
-func (d *Destination) State(ctx context.Context, slot string) (replicator.State, bool, error) {
+// State implements replica.Destination.
+func (d *Destination) State(ctx context.Context, slot string) (replica.State, bool, error) {
 	sts, err := d.states(ctx, "WHERE slot_name = ?", slot)
 	if err != nil || len(sts) == 0 {
-		return replicator.State{}, false, err
+		return replica.State{}, false, err
 	}
 	return sts[0], true, nil
 }
 
-// States implements replicator.Destination.
-func (d *Destination) States(ctx context.Context) ([]replicator.State, error) {
+// States implements replica.Destination.
+func (d *Destination) States(ctx context.Context) ([]replica.State, error) {
 	return d.states(ctx, "")
 }
 
-func (d *Destination) states(ctx context.Context, where string, args ...any) ([]replicator.State, error) {
+func (d *Destination) states(ctx context.Context, where string, args ...any) ([]replica.State, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT slot_name, publication, lsn, COALESCE(system_identifier, ''), COALESCE(timeline, 0),
 		COALESCE(database_name, ''), slot_lsn, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas, last_replicated_at
 		FROM `+ident(stateSchema, "slots")+" "+where+" ORDER BY slot_name", args...)
@@ -193,9 +193,9 @@ func (d *Destination) states(ctx context.Context, where string, args ...any) ([]
 		return nil, fmt.Errorf("duckdb: read state: %w", err)
 	}
 	defer rows.Close()
-	var out []replicator.State
+	var out []replica.State
 	for rows.Next() {
-		var st replicator.State
+		var st replica.State
 		var schemas string
 		var last sql.NullTime
 		if err := rows.Scan(&st.Slot, &st.Publication, &st.LSN, &st.Source.SystemID, &st.Source.Timeline, &st.Source.Database,
@@ -221,16 +221,16 @@ func (d *Destination) states(ctx context.Context, where string, args ...any) ([]
 	return out, nil
 }
 
-func (d *Destination) tables(ctx context.Context, slot string) ([]replicator.TableState, error) {
+func (d *Destination) tables(ctx context.Context, slot string) ([]replica.TableState, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns, hints
 		FROM `+ident(stateSchema, "tables")+` WHERE slot_name = ? ORDER BY rowid`, slot)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read state: %w", err)
 	}
 	defer rows.Close()
-	var out []replicator.TableState
+	var out []replica.TableState
 	for rows.Next() {
-		var t replicator.TableState
+		var t replica.TableState
 		var include, hints sql.NullString
 		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints); err != nil {
 			return nil, fmt.Errorf("duckdb: read state: %w", err)
@@ -250,7 +250,7 @@ func (d *Destination) tables(ctx context.Context, slot string) ([]replicator.Tab
 	return out, rows.Err()
 }
 
-func (t *tx) SaveState(ctx context.Context, st replicator.State) error {
+func (t *tx) SaveState(ctx context.Context, st replica.State) error {
 	if err := t.DeleteState(ctx, st.Slot); err != nil {
 		return err
 	}

@@ -7,8 +7,9 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/pgcdc/pgcdc/replicator"
 	"github.com/pgcdc/pgcdc/replicator/duckdb"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // TestStateMigratesFromVersion1 opens a file written with the first state
@@ -37,10 +38,10 @@ func TestStateMigratesFromVersion1(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatal(ok, err)
 		}
-		want := replicator.State{Slot: "s1", Publication: "p1", LSN: 4096, OwnsSlot: true, OwnsPublication: true, Ready: true,
-			Schemas: []string{}, Tables: []replicator.TableState{
-				{Dest: replicator.TableName{Schema: "shop", Name: "orders"}},
-				{Dest: replicator.TableName{Schema: "shop", Name: "order.lines"}},
+		want := replica.State{Slot: "s1", Publication: "p1", LSN: 4096, OwnsSlot: true, OwnsPublication: true, Ready: true,
+			Schemas: []string{}, Tables: []replica.TableState{
+				{Dest: replica.TableName{Schema: "shop", Name: "orders"}},
+				{Dest: replica.TableName{Schema: "shop", Name: "order.lines"}},
 			}}
 		if !reflect.DeepEqual(st, want) {
 			t.Fatalf("migrated state:\n got %+v\nwant %+v", st, want)

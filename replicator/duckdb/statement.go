@@ -11,7 +11,6 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
-	"github.com/pgcdc/pgcdc/replicator"
 	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
@@ -33,16 +32,16 @@ type prepared struct {
 	query  string // for transaction statements, what DuckDB runs
 	kind   stmtKind
 	tag    string // command tag verb(s), e.g. "INSERT", "CREATE TABLE"
-	fields []replicator.Field
+	fields []pgsql.Field
 	types  []duckdb.Type
 	params []uint32
 }
 
-// Prepare implements replicator.Session. It describes the statement with
+// Prepare implements pgsql.Session. It describes the statement with
 // DuckDB's prepared-statement API, then releases it; Query prepares the
 // text again. That keeps no DuckDB statement alive per client statement,
 // which simple-query clients never close.
-func (s *session) Prepare(ctx context.Context, query string) (replicator.Prepared, error) {
+func (s *session) Prepare(ctx context.Context, query string) (pgsql.Prepared, error) {
 	p := &prepared{s: s, query: query, tag: commandTag(query)}
 	switch p.tag {
 	case "BEGIN", "START TRANSACTION", "COMMIT", "END", "ROLLBACK", "ABORT":
@@ -123,7 +122,7 @@ func (p *prepared) describe(ds *duckdb.Stmt, typ duckdb.StmtType) error {
 			return err
 		}
 		oid, size := pgType(info)
-		p.fields = append(p.fields, replicator.Field{Name: name, OID: oid, Size: size, TypeMod: -1})
+		p.fields = append(p.fields, pgsql.Field{Name: name, OID: oid, Size: size, TypeMod: -1})
 		p.types = append(p.types, info.InternalType())
 	}
 	for i := 1; i <= ds.NumInput(); i++ {
@@ -154,14 +153,14 @@ func (p *prepared) describe(ds *duckdb.Stmt, typ duckdb.StmtType) error {
 	return nil
 }
 
-func (p *prepared) ParamOIDs() []uint32        { return p.params }
-func (p *prepared) Fields() []replicator.Field { return p.fields }
-func (p *prepared) Close() error               { return nil }
+func (p *prepared) ParamOIDs() []uint32   { return p.params }
+func (p *prepared) Fields() []pgsql.Field { return p.fields }
+func (p *prepared) Close() error          { return nil }
 
 // transaction runs BEGIN, COMMIT or ROLLBACK. Where Postgres only warns
 // (BEGIN inside a block, COMMIT outside one) nothing reaches DuckDB, which
 // would fail instead. Whether a block is open afterwards is DuckDB's to say.
-func (p *prepared) transaction(ctx context.Context) (replicator.Rows, error) {
+func (p *prepared) transaction(ctx context.Context) (pgsql.Rows, error) {
 	s := p.s
 	switch p.kind {
 	case kindBegin:
@@ -197,8 +196,8 @@ func (p *prepared) transaction(ctx context.Context) (replicator.Rows, error) {
 	return &tagRows{tag: p.tag}, nil
 }
 
-// Query implements replicator.Prepared.
-func (p *prepared) Query(ctx context.Context, args []any) (replicator.Rows, error) {
+// Query implements pgsql.Prepared.
+func (p *prepared) Query(ctx context.Context, args []any) (pgsql.Rows, error) {
 	switch p.kind {
 	case kindBegin, kindCommit, kindRollback:
 		return p.transaction(ctx)

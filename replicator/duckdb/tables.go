@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pgcdc/pgcdc/replicator"
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 func (t *tx) TableExists(ctx context.Context, schema, name string) (bool, error) {
@@ -24,11 +24,11 @@ func (t *tx) DropTable(ctx context.Context, schema, name string) (bool, error) {
 	return true, t.exec(ctx, "DROP TABLE "+ident(schema, name))
 }
 
-// RenameTable implements replicator.Tx. DuckDB renames a table in place but
+// RenameTable implements replica.Tx. DuckDB renames a table in place but
 // cannot move one to another schema (ALTER TABLE ... SET SCHEMA is not
 // implemented), so a move copies the rows and the column comments that
 // record source attnums.
-func (t *tx) RenameTable(ctx context.Context, from, to replicator.TableName) error {
+func (t *tx) RenameTable(ctx context.Context, from, to replica.TableName) error {
 	if exists, err := t.TableExists(ctx, to.Schema, to.Name); err != nil {
 		return err
 	} else if exists {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pgcdc/pgcdc/replicator"
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // Postgres type OIDs the mapping distinguishes.
@@ -36,7 +36,7 @@ const (
 )
 
 // columnType is the DuckDB type a source column is stored as.
-func columnType(c replicator.Column) string {
+func columnType(c replica.Column) string {
 	if c.Hint != nil {
 		return hintType(*c.Hint)
 	}
@@ -116,7 +116,7 @@ func scalarType(oid uint32, typmod int32) string {
 	}
 }
 
-func hintType(h replicator.TypeHint) string {
+func hintType(h replica.TypeHint) string {
 	switch h.DataType {
 	case "text":
 		return "VARCHAR"
@@ -163,7 +163,7 @@ func numericTypmod(typmod int32) (p, s int, ok bool) {
 
 // castExpr is the SQL that turns src, a VARCHAR holding the (converted)
 // source text for column c, into c's DuckDB type.
-func castExpr(c replicator.Column, src string) string {
+func castExpr(c replica.Column, src string) string {
 	target := columnType(c)
 	if target == "VARCHAR" {
 		return src
@@ -186,7 +186,7 @@ type converter func([]byte) ([]byte, error)
 
 // converterFor returns the rewrite for column c, or nil when DuckDB reads
 // Postgres's text as is.
-func converterFor(c replicator.Column) converter {
+func converterFor(c replica.Column) converter {
 	if columnType(c) == "VARCHAR" {
 		return nil
 	}

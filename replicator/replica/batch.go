@@ -1,4 +1,4 @@
-package replicator
+package replica
 
 import (
 	"encoding/binary"

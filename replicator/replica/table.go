@@ -1,7 +1,8 @@
-package replicator
+package replica
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -46,11 +47,11 @@ var HintTypes = []string{"text", "double", "bool", "timestamp", "bigint", "binar
 
 // Validate checks the hint names a known type and sane precision.
 func (h TypeHint) Validate() error {
-	if !contains(HintTypes, h.DataType) {
-		return Errorf(CodeInvalidParameter, "columns: unknown data_type %q (expected one of %s)", h.DataType, strings.Join(HintTypes, ", "))
+	if !slices.Contains(HintTypes, h.DataType) {
+		return fmt.Errorf("columns: unknown data_type %q (expected one of %s)", h.DataType, strings.Join(HintTypes, ", "))
 	}
 	if h.Precision < 0 || h.Precision > 38 || h.Scale < 0 || h.Scale > h.Precision && h.Precision > 0 {
-		return Errorf(CodeInvalidParameter, "columns: invalid precision %d / scale %d (precision 1 to 38, scale 0 to precision)", h.Precision, h.Scale)
+		return fmt.Errorf("columns: invalid precision %d / scale %d (precision 1 to 38, scale 0 to precision)", h.Precision, h.Scale)
 	}
 	return nil
 }
@@ -89,7 +90,7 @@ func (t *Table) QualifiedSource() string { return t.SourceSchema + "." + t.Sourc
 func (t *Table) Qualified() string { return t.Schema + "." + t.Name }
 
 // TableName is the destination table's name.
-func (t *Table) TableName() TableName { return TableName{t.Schema, t.Name} }
+func (t *Table) TableName() TableName { return TableName{Schema: t.Schema, Name: t.Name} }
 
 // KeyIndexes returns the positions of the key columns.
 func (t *Table) KeyIndexes() []int {
@@ -112,9 +113,9 @@ func (t *Table) ColumnIndex(name string) int {
 	return -1
 }
 
-// sameShape reports whether two descriptions have the same columns, types
+// SameShape reports whether two descriptions have the same columns, types
 // and keys, so a repeated Relation message needs no destination change.
-func (t *Table) sameShape(o *Table) bool {
+func (t *Table) SameShape(o *Table) bool {
 	if len(t.Columns) != len(o.Columns) || t.AppendOnly != o.AppendOnly || t.HasDeletedTS != o.HasDeletedTS || t.FullRow != o.FullRow {
 		return false
 	}

@@ -1,4 +1,4 @@
-package replicator
+package replica
 
 import (
 	"context"
@@ -147,49 +147,4 @@ func (st *State) TableByDest(dest TableName) *TableState {
 		}
 	}
 	return nil
-}
-
-// Passthrough runs client SQL on the destination, so the session that calls
-// replicate() can query the replica. A destination that serves queries
-// implements it.
-type Passthrough interface {
-	OpenSession(ctx context.Context) (Session, error)
-}
-
-// Session is one client's connection to the destination. It is used by one
-// goroutine at a time.
-type Session interface {
-	// Prepare prepares one statement and describes its parameters and result.
-	Prepare(ctx context.Context, query string) (Prepared, error)
-	// TxStatus is 'I' (idle), 'T' (in a transaction) or 'E' (in a failed one).
-	TxStatus() byte
-	Close() error
-}
-
-// Prepared is a prepared passthrough statement.
-type Prepared interface {
-	ParamOIDs() []uint32
-	// Fields describes the rows; nil when the statement returns none.
-	Fields() []Field
-	// Query runs the statement. The rows hold Go values suited to each
-	// field's Postgres type.
-	Query(ctx context.Context, args []any) (Rows, error)
-	Close() error
-}
-
-// Field is a result column in Postgres terms.
-type Field struct {
-	Name    string
-	OID     uint32
-	Size    int16
-	TypeMod int32
-}
-
-// Rows is a cursor over a passthrough result.
-type Rows interface {
-	// Next returns the next row or io.EOF.
-	Next(ctx context.Context) ([]any, error)
-	// Tag is the command tag, valid after io.EOF.
-	Tag() string
-	Close() error
 }

@@ -1,20 +1,20 @@
-package replicator_test
+package replica_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/pgcdc/pgcdc/replicator"
+	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
-func table() *replicator.Table {
-	return &replicator.Table{Schema: "s", Name: "t", Columns: []replicator.Column{
+func table() *replica.Table {
+	return &replica.Table{Schema: "s", Name: "t", Columns: []replica.Column{
 		{Name: "id", Key: true}, {Name: "v"}, {Name: "big"},
 	}}
 }
 
-func row(vals ...string) replicator.Row {
-	r := replicator.Row{Values: make([][]byte, len(vals))}
+func row(vals ...string) replica.Row {
+	r := replica.Row{Values: make([][]byte, len(vals))}
 	for i, v := range vals {
 		if v != "NULL" {
 			r.Values[i] = []byte(v)
@@ -23,7 +23,7 @@ func row(vals ...string) replicator.Row {
 	return r
 }
 
-func unchanged(r replicator.Row, cols ...int) replicator.Row {
+func unchanged(r replica.Row, cols ...int) replica.Row {
 	r.Unchanged = make([]bool, len(r.Values))
 	for _, c := range cols {
 		r.Unchanged[c] = true
@@ -34,7 +34,7 @@ func unchanged(r replicator.Row, cols ...int) replicator.Row {
 
 func TestBatchCollapsesPerKey(t *testing.T) {
 	now := time.Now()
-	b := replicator.NewBatch(table())
+	b := replica.NewBatch(table())
 	b.Insert(row("1", "a", "x"), 10, now)
 	b.Update(nil, row("1", "b", "x"), 11, now)
 	b.Insert(row("2", "c", "y"), 12, now)
@@ -45,10 +45,10 @@ func TestBatchCollapsesPerKey(t *testing.T) {
 	if len(b.Changes) != 2 {
 		t.Fatalf("want 2 collapsed changes, got %d", len(b.Changes))
 	}
-	if c := b.Changes[0]; c.Kind != replicator.Upsert || string(c.Row.Values[1]) != "b" || c.LSN != 11 {
+	if c := b.Changes[0]; c.Kind != replica.Upsert || string(c.Row.Values[1]) != "b" || c.LSN != 11 {
 		t.Fatalf("key 1: %+v", c)
 	}
-	if c := b.Changes[1]; c.Kind != replicator.Delete {
+	if c := b.Changes[1]; c.Kind != replica.Delete {
 		t.Fatalf("key 2: %+v", c)
 	}
 	if b.MinLSN != 10 || b.MaxLSN != 13 {
@@ -57,7 +57,7 @@ func TestBatchCollapsesPerKey(t *testing.T) {
 }
 
 func TestBatchUnchangedToastFromSameBatch(t *testing.T) {
-	b := replicator.NewBatch(table())
+	b := replica.NewBatch(table())
 	b.Insert(row("1", "a", "BIG"), 1, time.Time{})
 	b.Update(nil, unchanged(row("1", "b", "?"), 2), 2, time.Time{})
 	c := b.Changes[0]
@@ -67,7 +67,7 @@ func TestBatchUnchangedToastFromSameBatch(t *testing.T) {
 }
 
 func TestBatchUnchangedToastFromDestination(t *testing.T) {
-	b := replicator.NewBatch(table())
+	b := replica.NewBatch(table())
 	b.Update(nil, unchanged(row("1", "b", "?"), 2), 1, time.Time{})
 	b.Update(nil, unchanged(row("1", "c", "?"), 2), 2, time.Time{})
 	c := b.Changes[0]
@@ -77,37 +77,37 @@ func TestBatchUnchangedToastFromDestination(t *testing.T) {
 }
 
 func TestBatchKeyChange(t *testing.T) {
-	b := replicator.NewBatch(table())
+	b := replica.NewBatch(table())
 	old := row("1", "NULL", "NULL")
 	b.Update(&old, unchanged(row("2", "v", "?"), 2), 5, time.Time{})
 	if len(b.Changes) != 2 {
 		t.Fatalf("want delete of the old key and upsert of the new: %+v", b.Changes)
 	}
-	if b.Changes[0].Kind != replicator.Delete || string(b.Changes[0].Row.Values[0]) != "1" {
+	if b.Changes[0].Kind != replica.Delete || string(b.Changes[0].Row.Values[0]) != "1" {
 		t.Fatalf("old key: %+v", b.Changes[0])
 	}
 	up := b.Changes[1]
-	if up.Kind != replicator.Upsert || string(up.Lookup[0]) != "1" {
+	if up.Kind != replica.Upsert || string(up.Lookup[0]) != "1" {
 		t.Fatalf("new key must look up unchanged values under the old key: %+v", up)
 	}
 	// Changing the key back restores the row under key 1 in the same batch.
 	old2 := row("2", "NULL", "NULL")
 	b.Update(&old2, row("1", "w", "z"), 6, time.Time{})
-	if b.Changes[0].Kind != replicator.Upsert || string(b.Changes[0].Row.Values[1]) != "w" || b.Changes[1].Kind != replicator.Delete {
+	if b.Changes[0].Kind != replica.Upsert || string(b.Changes[0].Row.Values[1]) != "w" || b.Changes[1].Kind != replica.Delete {
 		t.Fatalf("key changed back: %+v", b.Changes)
 	}
 }
 
 func TestBatchSoftDelete(t *testing.T) {
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	b := replicator.NewBatch(table())
+	b := replica.NewBatch(table())
 	b.Insert(row("1", "a", "x"), 1, ts)
 	b.Delete(row("1", "NULL", "NULL"), 2, ts, true)
 	b.Delete(row("9", "NULL", "NULL"), 3, ts, true)
-	if c := b.Changes[0]; c.Kind != replicator.Upsert || !c.Deleted || string(c.Row.Values[1]) != "a" || !c.CommitTime.Equal(ts) {
+	if c := b.Changes[0]; c.Kind != replica.Upsert || !c.Deleted || string(c.Row.Values[1]) != "a" || !c.CommitTime.Equal(ts) {
 		t.Fatalf("soft delete of a row inserted in the batch keeps its values: %+v", c)
 	}
-	if c := b.Changes[1]; c.Kind != replicator.SoftDelete {
+	if c := b.Changes[1]; c.Kind != replica.SoftDelete {
 		t.Fatalf("soft delete of an existing row: %+v", c)
 	}
 }
@@ -115,19 +115,19 @@ func TestBatchSoftDelete(t *testing.T) {
 func TestBatchAppendOnly(t *testing.T) {
 	tb := table()
 	tb.AppendOnly = true
-	b := replicator.NewBatch(tb)
+	b := replica.NewBatch(tb)
 	b.Insert(row("1", "a", "x"), 1, time.Time{})
 	b.Insert(row("1", "a", "x"), 2, time.Time{})
-	if len(b.Changes) != 2 || b.Changes[0].Kind != replicator.Append {
+	if len(b.Changes) != 2 || b.Changes[0].Kind != replica.Append {
 		t.Fatalf("append-only tables keep every row: %+v", b.Changes)
 	}
 }
 
 func TestBatchFullRowCounts(t *testing.T) {
-	tb := &replicator.Table{Schema: "s", Name: "t", FullRow: true, Columns: []replicator.Column{
+	tb := &replica.Table{Schema: "s", Name: "t", FullRow: true, Columns: []replica.Column{
 		{Name: "a", Key: true}, {Name: "b", Key: true},
 	}}
-	b := replicator.NewBatch(tb)
+	b := replica.NewBatch(tb)
 	b.Insert(row("1", "x"), 1, time.Time{})
 	b.Insert(row("1", "x"), 2, time.Time{})
 	b.Delete(row("2", "y"), 3, time.Time{}, false)
@@ -136,7 +136,7 @@ func TestBatchFullRowCounts(t *testing.T) {
 	got := map[string]int{}
 	for _, c := range b.Changes {
 		got[string(c.Row.Values[0])+string(c.Row.Values[1])] = c.Count
-		if (c.Count < 0) != (c.Kind == replicator.Remove) {
+		if (c.Count < 0) != (c.Kind == replica.Remove) {
 			t.Fatalf("kind %c with count %d", c.Kind, c.Count)
 		}
 	}
