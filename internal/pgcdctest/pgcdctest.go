@@ -62,11 +62,14 @@ type Server struct {
 
 // Options configure a server.
 type Options struct {
-	Source   string
-	DuckDB   string // file; default a new file in t.TempDir()
-	Password string
-	Extra    []string // more flags
-	Env      []string
+	Source string
+	// Destination is a --destination other than a DuckDB file, such as
+	// postgres://...; when set, DuckDB is ignored.
+	Destination string
+	DuckDB      string // file; default a new file in t.TempDir()
+	Password    string
+	Extra       []string // more flags
+	Env         []string
 }
 
 // Start runs pgcdc serve and waits until it accepts connections. The
@@ -87,8 +90,18 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	s.Port = port
 	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-	s.args = append([]string{"serve", "--listen", s.Addr, "--destination", "duckdb:" + o.DuckDB, "--log-format", "json", "--log-level", "debug"}, o.Extra...)
+	dest := "duckdb:" + o.DuckDB
 	s.env = append(os.Environ(), "PGCDC_SOURCE="+o.Source)
+	if o.Destination != "" {
+		// In the environment: it may hold a password.
+		dest = ""
+		s.env = append(s.env, "PGCDC_DESTINATION="+o.Destination)
+	}
+	s.args = []string{"serve", "--listen", s.Addr, "--log-format", "json", "--log-level", "debug"}
+	if dest != "" {
+		s.args = append(s.args, "--destination", dest)
+	}
+	s.args = append(s.args, o.Extra...)
 	if o.Password != "" {
 		s.env = append(s.env, "PGCDC_PASSWORD="+o.Password)
 	}
