@@ -422,6 +422,7 @@ func (r *Replicator) planDestinations(ctx context.Context, p *initPlan, dataset 
 	seen := map[replica.TableName]string{}
 	for i, st := range p.tables {
 		t := r.destTable(st.OID, st.Schema, st.Name, shapeColumns(st.Columns, p.opts[i].include, p.opts[i].hints), dataset, p.pub, st.FullRow)
+		t.Types = st.Types
 		name := t.TableName()
 		if !checked[name.Schema] && dataset == "" {
 			checked[name.Schema] = true

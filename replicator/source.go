@@ -97,6 +97,8 @@ type sourceTable struct {
 	Rows float64
 	// FullRow: no key, REPLICA IDENTITY FULL; rows are matched on all columns.
 	FullRow bool
+	// Types are the user-defined types the columns use.
+	Types []replica.TypeDef
 }
 
 // hasKey reports whether the table has a merge key.
@@ -160,7 +162,7 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*s
 	}
 	rows, err := conn.Query(ctx, `
 		SELECT a.attname, r.oid, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
-		       format_type(a.atttypid, a.atttypmod),
+		       format_type(a.atttypid, a.atttypmod), `+typeSQL("a.atttypid", "a.atttypmod")+`, a.atttypid,
 		       COALESCE(a.attnum = ANY (k.cols), false),
 		       CASE WHEN r.typcategory = 'A' THEN `+baseTypeSQL("r.typelem")+` ELSE 0 END,
 		       GREATEST(a.attndims, CASE WHEN r.typcategory = 'A' THEN 1 ELSE 0 END),
@@ -177,19 +179,26 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*s
 	if err != nil {
 		return nil, sourceError("describing table", err)
 	}
+	var declared []uint32
 	for rows.Next() {
 		var c replica.Column
 		var dims int32
 		var num int16
-		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.Key, &c.ElemOID, &dims, &num, &c.Missing, &c.HasDefault); err != nil {
+		var oid uint32
+		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.TypeSQL, &oid, &c.Key, &c.ElemOID, &dims, &num, &c.Missing, &c.HasDefault); err != nil {
 			rows.Close()
 			return nil, sourceError("describing table", err)
 		}
 		c.Dims = int(dims)
 		c.Num = int(num)
 		t.Columns = append(t.Columns, c)
+		declared = append(declared, oid)
 	}
-	return t, sourceError("describing table", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, sourceError("describing table", err)
+	}
+	t.Types, err = userTypes(ctx, conn, declared)
+	return t, err
 }
 
 // missingSQL reads a column's missing value (see Column.Missing) as text.
@@ -250,6 +259,7 @@ type typeInfo struct {
 	OID     uint32
 	TypeMod int32 // -1 unless the domain fixes one
 	Name    string
+	SQL     string // see replica.Column.TypeSQL
 	ElemOID uint32
 }
 
@@ -258,10 +268,10 @@ func resolveType(ctx context.Context, conn *pgx.Conn, oid uint32, typmod int32) 
 	ti := typeInfo{OID: oid, TypeMod: typmod}
 	var typtype byte
 	var basemod int32
-	err := conn.QueryRow(ctx, `SELECT t.typtype, t.typtypmod, format_type(t.oid, $2), r.oid,
+	err := conn.QueryRow(ctx, `SELECT t.typtype, t.typtypmod, format_type(t.oid, $2), `+typeSQL("t.oid", "$2")+`, r.oid,
 		CASE WHEN r.typcategory = 'A' THEN `+baseTypeSQL("r.typelem")+` ELSE 0 END
 		FROM pg_type t JOIN pg_type r ON r.oid = `+baseTypeSQL("t.oid")+` WHERE t.oid = $1`,
-		oid, typmod).Scan(&typtype, &basemod, &ti.Name, &ti.OID, &ti.ElemOID)
+		oid, typmod).Scan(&typtype, &basemod, &ti.Name, &ti.SQL, &ti.OID, &ti.ElemOID)
 	if err == pgx.ErrNoRows {
 		ti.Name = fmt.Sprintf("oid %d", oid)
 		return ti, nil
@@ -349,4 +359,148 @@ func describeOID(ctx context.Context, conn *pgx.Conn, oid uint32) (*sourceTable,
 	}
 	t, err := describeTable(ctx, conn, schema, name)
 	return t, err == nil, err
+}
+
+// typeSQL is replica.PostgresTypeSQL: how a Postgres destination declares a
+// column's type.
+func typeSQL(typ, mod string) string { return replica.PostgresTypeSQL(typ, mod) }
+
+// userTypes describes the types outside pg_catalog that columns of the
+// given declared types use, directly or through domains, arrays,
+// composites and ranges, each after the ones it depends on.
+func userTypes(ctx context.Context, conn *pgx.Conn, oids []uint32) ([]replica.TypeDef, error) {
+	var out []replica.TypeDef
+	seen := map[uint32]bool{}
+	var visit func(oid uint32) error
+	visit = func(oid uint32) error {
+		if oid == 0 || seen[oid] {
+			return nil
+		}
+		seen[oid] = true
+		var nsp, name string
+		var kind byte
+		var builtin bool
+		var elem, base, rel, sub uint32
+		var baseSQL *string
+		var notNull bool
+		var def *string
+		err := conn.QueryRow(ctx, `SELECT n.nspname, t.typname, t.typtype, n.nspname = 'pg_catalog',
+			CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE 0 END, t.typbasetype, t.typrelid,
+			COALESCE((SELECT rngsubtype FROM pg_range WHERE rngtypid = t.oid), 0),
+			CASE WHEN t.typtype = 'd' THEN `+typeSQL("t.typbasetype", "t.typtypmod")+` END,
+			t.typnotnull, t.typdefault
+			FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1`, oid).
+			Scan(&nsp, &name, &kind, &builtin, &elem, &base, &rel, &sub, &baseSQL, &notNull, &def)
+		if err == pgx.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return sourceError("reading type", err)
+		}
+		if elem != 0 {
+			return visit(elem) // an array: its element is what needs creating
+		}
+		if builtin {
+			return nil
+		}
+		td := replica.TypeDef{Name: replica.TableName{Schema: nsp, Name: name}, Kind: kind}
+		q := ident(nsp, name)
+		switch kind {
+		case 'e':
+			rows, err := conn.Query(ctx, "SELECT enumlabel::text FROM pg_enum WHERE enumtypid = $1 ORDER BY enumsortorder", oid)
+			if err != nil {
+				return sourceError("reading enum", err)
+			}
+			if td.Labels, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return sourceError("reading enum", err)
+			}
+			labels := make([]string, len(td.Labels))
+			for i, l := range td.Labels {
+				labels[i] = quoteLiteral(l)
+			}
+			td.SQL = "CREATE TYPE " + q + " AS ENUM (" + strings.Join(labels, ", ") + ")"
+		case 'd':
+			if err := visit(base); err != nil {
+				return err
+			}
+			sql := "CREATE DOMAIN " + q + " AS " + *baseSQL
+			if def != nil {
+				sql += " DEFAULT " + *def
+			}
+			if notNull {
+				sql += " NOT NULL"
+			}
+			rows, err := conn.Query(ctx, "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = $1 AND contype = 'c' ORDER BY conname", oid)
+			if err != nil {
+				return sourceError("reading domain", err)
+			}
+			for rows.Next() {
+				var cname, cdef string
+				if err := rows.Scan(&cname, &cdef); err != nil {
+					rows.Close()
+					return sourceError("reading domain", err)
+				}
+				sql += " CONSTRAINT " + ident(cname) + " " + cdef
+			}
+			if err := rows.Err(); err != nil {
+				return sourceError("reading domain", err)
+			}
+			td.SQL = sql
+		case 'c':
+			rows, err := conn.Query(ctx, `SELECT a.attname::text, a.atttypid, `+typeSQL("a.atttypid", "a.atttypmod")+`
+				FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, rel)
+			if err != nil {
+				return sourceError("reading composite type", err)
+			}
+			var attrs []string
+			var deps []uint32
+			for rows.Next() {
+				var aname, asql string
+				var aoid uint32
+				if err := rows.Scan(&aname, &aoid, &asql); err != nil {
+					rows.Close()
+					return sourceError("reading composite type", err)
+				}
+				attrs = append(attrs, ident(aname)+" "+asql)
+				deps = append(deps, aoid)
+			}
+			if err := rows.Err(); err != nil {
+				return sourceError("reading composite type", err)
+			}
+			for _, d := range deps {
+				if err := visit(d); err != nil {
+					return err
+				}
+			}
+			td.SQL = "CREATE TYPE " + q + " AS (" + strings.Join(attrs, ", ") + ")"
+		case 'r':
+			if err := visit(sub); err != nil {
+				return err
+			}
+			var subSQL string
+			if err := conn.QueryRow(ctx, "SELECT "+typeSQL("$1::oid", "-1"), sub).Scan(&subSQL); err != nil {
+				return sourceError("reading range type", err)
+			}
+			td.SQL = "CREATE TYPE " + q + " AS RANGE (subtype = " + subSQL + ")"
+		case 'b':
+			var ext *string
+			if err := conn.QueryRow(ctx, `SELECT e.extname::text FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+				WHERE d.classid = 'pg_type'::regclass AND d.objid = $1 AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'`, oid).Scan(&ext); err != nil && err != pgx.ErrNoRows {
+				return sourceError("reading type's extension", err)
+			}
+			if ext != nil {
+				td.Extension = *ext
+			}
+		default:
+			return nil // pseudo-types and multiranges come with what defines them
+		}
+		out = append(out, td)
+		return nil
+	}
+	for _, oid := range oids {
+		if err := visit(oid); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

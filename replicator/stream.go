@@ -712,7 +712,7 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 		if useCatalog {
 			key = cc.Key
 		}
-		cols[i] = replica.Column{Name: c.Name, TypeOID: ti.OID, TypeMod: ti.TypeMod, TypeName: ti.Name, Key: key, ElemOID: ti.ElemOID}
+		cols[i] = replica.Column{Name: c.Name, TypeOID: ti.OID, TypeMod: ti.TypeMod, TypeName: ti.Name, TypeSQL: ti.SQL, Key: key, ElemOID: ti.ElemOID}
 		if known {
 			cols[i].Num, cols[i].Missing, cols[i].HasDefault = cc.Num, cc.Missing, cc.HasDefault
 		}
@@ -740,6 +740,15 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 	// Without a catalog key, REPLICA IDENTITY FULL marks every column.
 	fullRow := !useCatalog && m.ReplicaIdentity == 'f'
 	t := s.r.destTable(m.RelationID, m.Namespace, m.RelationName, shaped, s.dataset, s.pub, fullRow)
+	var declared []uint32
+	for _, c := range m.Columns {
+		if t.ColumnIndex(c.Name) >= 0 {
+			declared = append(declared, c.DataType)
+		}
+	}
+	if t.Types, err = userTypes(s.ctx, s.conn, declared); err != nil {
+		return err
+	}
 	rel := &relation{table: t, cols: make([]int, len(m.Columns))}
 	for i, c := range m.Columns {
 		rel.cols[i] = t.ColumnIndex(c.Name)

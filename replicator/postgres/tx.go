@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -11,11 +10,17 @@ import (
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
-var errNotYet = errors.New("postgres destination: not implemented yet")
-
 // tx is one destination transaction on one pooled connection.
 type tx struct {
+	d  *Destination
 	tx pgx.Tx
+	// created are the tables this transaction created; their primary keys
+	// wait in pendingKeys until commit, after the snapshot is loaded.
+	created     map[replica.TableName]bool
+	pendingKeys map[replica.TableName][]string
+	// stages are the temporary staging tables, one per table shape.
+	stages  map[*replica.Table]string
+	counter int
 }
 
 var _ replica.Tx = (*tx)(nil)
@@ -34,10 +39,42 @@ func (d *Destination) Begin(ctx context.Context) (replica.Tx, error) {
 		t.Rollback(context.Background())
 		return nil, fmt.Errorf("postgres destination: session_replication_role = replica needs a superuser, or GRANT SET ON PARAMETER session_replication_role (Postgres 15+): %w", err)
 	}
-	return &tx{tx: t}, nil
+	return &tx{d: d, tx: t, created: map[replica.TableName]bool{}, pendingKeys: map[replica.TableName][]string{},
+		stages: map[*replica.Table]string{}}, nil
 }
 
-func (t *tx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t *tx) exec(ctx context.Context, q string, args ...any) error {
+	if _, err := t.tx.Exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("postgres destination: %w\n(statement: %s)", err, abbreviate(q))
+	}
+	return nil
+}
+
+func abbreviate(q string) string {
+	if len(q) > 300 {
+		return q[:300] + "..."
+	}
+	return q
+}
+
+func (t *tx) next() int {
+	t.counter++
+	return t.counter
+}
+
+// Commit implements replica.Tx: the primary keys of the tables created in
+// this transaction are built first, once their rows are in.
+func (t *tx) Commit(ctx context.Context) error {
+	for name, cols := range t.pendingKeys {
+		if err := t.addKey(ctx, name, cols); err != nil {
+			t.tx.Rollback(context.Background())
+			return err
+		}
+	}
+	t.pendingKeys = map[replica.TableName][]string{}
+	return t.tx.Commit(ctx)
+}
+
 func (t *tx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
 func (t *tx) SaveState(ctx context.Context, st replica.State) error {
@@ -71,20 +108,3 @@ func (t *tx) DropTable(ctx context.Context, schema, name string) (bool, error) {
 	return true, nil
 }
 
-func (t *tx) EnsureTable(ctx context.Context, tbl *replica.Table) ([]string, error) {
-	return nil, errNotYet
-}
-
-func (t *tx) RenameTable(ctx context.Context, from, to replica.TableName) error { return errNotYet }
-
-func (t *tx) Backfill(ctx context.Context, tbl *replica.Table, cols []int, rows []replica.Row) error {
-	return errNotYet
-}
-
-func (t *tx) Load(ctx context.Context, tbl *replica.Table, rows []replica.Row, lsn uint64) error {
-	return errNotYet
-}
-
-func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) error { return errNotYet }
-
-func (t *tx) Truncate(ctx context.Context, tbl *replica.Table) error { return errNotYet }

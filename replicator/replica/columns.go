@@ -9,7 +9,8 @@ package replica
 // move: after RENAME b TO c, RENAME a TO b the column named b holds a's
 // values, and a column dropped and added again is new even under its old
 // name. Columns without a recorded attnum continue the existing column of
-// their name, and so do the metadata columns.
+// their name, and so do the metadata columns and columns whose own attnum is
+// unknown (Num 0).
 func MatchColumns(cols []Column, metadata []string, existing map[string]int) map[string]string {
 	from := map[string]string{}
 	taken := map[string]bool{}
@@ -24,19 +25,24 @@ func MatchColumns(cols []Column, metadata []string, existing map[string]int) map
 			}
 		}
 	}
-	byName := func(name string) {
+	// By name: metadata columns and columns without a recorded attnum, and
+	// columns whose attnum the engine could not learn (the source dropped
+	// or renamed them again after the change being applied: the catalog
+	// it reads is the current one). Dropping and re-adding those would
+	// lose their values.
+	byName := func(name string, unknown bool) {
 		if _, ok := from[name]; ok {
 			return
 		}
-		if num, ok := existing[name]; ok && !taken[name] && num == 0 {
+		if num, ok := existing[name]; ok && !taken[name] && (num == 0 || unknown) {
 			from[name], taken[name] = name, true
 		}
 	}
 	for _, c := range cols {
-		byName(c.Name)
+		byName(c.Name, c.Num == 0)
 	}
 	for _, m := range metadata {
-		byName(m)
+		byName(m, false)
 	}
 	return from
 }

@@ -24,6 +24,8 @@ func TestMatchColumns(t *testing.T) {
 			map[string]int{"a": 1}, map[string]string{}},
 		{"no attnum recorded", []replica.Column{{Name: "a", Num: 5}, {Name: "b"}},
 			map[string]int{"a": 0, "b": 0}, map[string]string{"a": "a", "b": "b"}},
+		{"attnum unknown to the engine", []replica.Column{{Name: "a"}, {Name: "b", Num: 2}},
+			map[string]int{"a": 4, "b": 2}, map[string]string{"a": "a", "b": "b"}},
 	} {
 		got := replica.MatchColumns(c.cols, []string{"_pg_lsn"}, c.existing)
 		if !maps.Equal(got, c.want) {

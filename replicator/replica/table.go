@@ -14,6 +14,10 @@ type Column struct {
 	// TypeName is the source type as format_type prints it, e.g.
 	// "numeric(12,2)" or "text[]"; informative, used in errors and docs.
 	TypeName string
+	// TypeSQL is the column's declared type as a Postgres destination
+	// declares it: format_type's output, with every type outside
+	// pg_catalog schema-qualified. A domain stays the domain.
+	TypeSQL string
 	// ElemOID is the element type of an array column (a domain resolved to
 	// its base type), zero otherwise; Dims is its declared dimensions.
 	ElemOID uint32
@@ -71,10 +75,29 @@ type Table struct {
 	AppendOnly bool
 	// HasDeletedTS adds the _pg_deleted_ts column (deletes are published).
 	HasDeletedTS bool
+	// Types are the user-defined types the columns use, each after the
+	// ones it depends on.
+	Types []TypeDef
 	// FullRow tables have no key but REPLICA IDENTITY FULL: a change names
 	// its row by all its values, and equal rows are a multiset, so one
 	// delete removes one of them.
 	FullRow bool
+}
+
+// TypeDef is a type outside pg_catalog that a table's columns use, as a
+// destination that keeps source types must create it.
+type TypeDef struct {
+	Name TableName // schema and name, as in the source
+	// Kind is pg_type.typtype: 'e' enum, 'd' domain, 'c' composite, 'r'
+	// range, 'b' a base type (which only an extension can provide).
+	Kind byte
+	// SQL is the CREATE statement, for every kind but 'b'.
+	SQL string
+	// Labels are an enum's labels in order: a destination adds the ones
+	// the source added since.
+	Labels []string
+	// Extension names the extension that provides a base type.
+	Extension string
 }
 
 // Metadata columns every replicated table carries.
@@ -121,7 +144,7 @@ func (t *Table) SameShape(o *Table) bool {
 	}
 	for i := range t.Columns {
 		a, b := t.Columns[i], o.Columns[i]
-		if a.Name != b.Name || a.TypeOID != b.TypeOID || a.TypeMod != b.TypeMod || a.Key != b.Key ||
+		if a.Name != b.Name || a.TypeOID != b.TypeOID || a.TypeMod != b.TypeMod || a.TypeSQL != b.TypeSQL || a.Key != b.Key ||
 			a.ElemOID != b.ElemOID || a.Dims != b.Dims || (a.Hint == nil) != (b.Hint == nil) || a.Hint != nil && *a.Hint != *b.Hint {
 			return false
 		}
