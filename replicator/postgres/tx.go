@@ -107,4 +107,3 @@ func (t *tx) DropTable(ctx context.Context, schema, name string) (bool, error) {
 	}
 	return true, nil
 }
-
