@@ -423,6 +423,9 @@ func (r *Replicator) planDestinations(ctx context.Context, p *initPlan, dataset 
 	for i, st := range p.tables {
 		t := r.destTable(st.OID, st.Schema, st.Name, shapeColumns(st.Columns, p.opts[i].include, p.opts[i].hints), dataset, p.pub, st.FullRow)
 		t.Types = st.Types
+		if err := r.dest.CheckTable(t); err != nil {
+			return Errorf(CodeInvalidParameter, "%v", err)
+		}
 		name := t.TableName()
 		if !checked[name.Schema] && dataset == "" {
 			checked[name.Schema] = true

@@ -116,6 +116,21 @@ func scalarType(oid uint32, typmod int32) string {
 	}
 }
 
+// maxDecimal is the most digits DuckDB's DECIMAL holds.
+const maxDecimal = 38
+
+// CheckTable implements replica.Destination: DuckDB's DECIMAL holds at most
+// 38 digits, which a decimal hint must respect.
+func (d *Destination) CheckTable(t *replica.Table) error {
+	for _, c := range t.Columns {
+		if h := c.Hint; h != nil && h.DataType == "decimal" && h.Precision > maxDecimal {
+			return fmt.Errorf("columns: %s.%s: DuckDB's DECIMAL holds at most %d digits, not %d; use data_type text or double",
+				t.QualifiedSource(), c.Name, maxDecimal, h.Precision)
+		}
+	}
+	return nil
+}
+
 func hintType(h replica.TypeHint) string {
 	switch h.DataType {
 	case "text":

@@ -63,6 +63,10 @@ func hintType(h replica.TypeHint) string {
 	return "text"
 }
 
+// CheckTable implements replica.Destination: Postgres stores every type
+// and hint the engine hands it.
+func (d *Destination) CheckTable(t *replica.Table) error { return nil }
+
 // colDef is a destination column: a data column or a metadata one.
 type colDef struct{ name, typ string }
 

@@ -19,6 +19,9 @@ type Destination interface {
 	// CheckSchemaName refuses a destination schema the replica must not
 	// write to: the destination's own schemas and names it reserves.
 	CheckSchemaName(name string) error
+	// CheckTable refuses a table the destination cannot store as asked (a
+	// column hint beyond its limits), before anything is created.
+	CheckTable(t *Table) error
 	// Close releases the destination.
 	Close() error
 }

@@ -54,8 +54,10 @@ func (h TypeHint) Validate() error {
 	if !slices.Contains(HintTypes, h.DataType) {
 		return fmt.Errorf("columns: unknown data_type %q (expected one of %s)", h.DataType, strings.Join(HintTypes, ", "))
 	}
-	if h.Precision < 0 || h.Precision > 38 || h.Scale < 0 || h.Scale > h.Precision && h.Precision > 0 {
-		return fmt.Errorf("columns: invalid precision %d / scale %d (precision 1 to 38, scale 0 to precision)", h.Precision, h.Scale)
+	// Postgres's numeric limit; a destination with a lower one (DuckDB's
+	// DECIMAL holds 38 digits) refuses more when it creates the column.
+	if h.Precision < 0 || h.Precision > 1000 || h.Scale < 0 || h.Scale > h.Precision && h.Precision > 0 {
+		return fmt.Errorf("columns: invalid precision %d / scale %d (precision 1 to 1000, scale 0 to precision)", h.Precision, h.Scale)
 	}
 	return nil
 }
