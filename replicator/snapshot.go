@@ -3,7 +3,9 @@ package replicator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -39,11 +41,98 @@ func copyTable(ctx context.Context, conn *pgx.Conn, tx replica.Tx, t *replica.Ta
 		}
 		progress(fmt.Sprintf("snapshot %s: %d rows copied%s", t.QualifiedSource(), n, pct))
 	}
+	if cl, ok := tx.(replica.CopyLoader); ok {
+		if format := cl.CopyFormat(t); format != "" {
+			return copyDirect(ctx, conn, cl, t, kind, format, lsn, report)
+		}
+	}
 	return copyRowsWith(ctx, conn, t, kind, maxBytes, func(rows []replica.Row) error {
 		err := tx.Load(ctx, t, rows, lsn)
 		heap.observe()
 		return err
 	}, report)
+}
+
+// copySQL is the COPY that reads t's columns from the source table.
+func copySQL(t *replica.Table, kind byte, options string) string {
+	cols := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = ident(c.Name)
+	}
+	only := "ONLY "
+	if kind == 'p' {
+		only = "" // a partitioned table's rows live in its partitions
+	}
+	return fmt.Sprintf("COPY (SELECT %s FROM %s%s) TO STDOUT%s", strings.Join(cols, ", "), only, ident(t.SourceSchema, t.SourceName), options)
+}
+
+// copyDirect pipes the source's COPY output into the destination's COPY
+// input: the bytes are never decoded, and memory holds one message at a
+// time. Rows are counted from the data for progress.
+func copyDirect(ctx context.Context, conn *pgx.Conn, cl replica.CopyLoader, t *replica.Table, kind byte, format string, lsn uint64, progress func(int64)) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	counter := &copyCounter{w: pw, binary: format == "binary", progress: progress}
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.PgConn().CopyTo(ctx, counter, copySQL(t, kind, " (FORMAT "+format+")"))
+		if err != nil {
+			err = sourceError("copying "+t.QualifiedSource(), err)
+		}
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	n, err := cl.LoadCopy(ctx, t, lsn, pr)
+	// Unblocks the source's side if the destination stopped early.
+	pr.CloseWithError(io.ErrClosedPipe)
+	rerr := <-done
+	switch {
+	case rerr != nil && !errors.Is(rerr, io.ErrClosedPipe):
+		return n, rerr // the source failed first; the destination saw it end
+	case err != nil:
+		return n, err
+	case rerr != nil:
+		return n, rerr
+	}
+	if progress != nil {
+		progress(n)
+	}
+	return n, nil
+}
+
+// copyCounter passes COPY data through and counts its rows, for progress
+// notes: newlines in text format, tuple headers in binary format (which
+// pgconn hands over one CopyData message, and so one tuple, at a time
+// after the header).
+type copyCounter struct {
+	w        io.Writer
+	binary   bool
+	header   bool
+	rows     int64
+	progress func(int64)
+	lastNote time.Time
+}
+
+func (c *copyCounter) Write(p []byte) (int, error) {
+	switch {
+	case !c.binary:
+		c.rows += int64(bytes.Count(p, []byte{'\n'}))
+	case !c.header:
+		// The 19-byte header (signature, flags, extension length) comes
+		// with the first tuple, or with the trailer of an empty table.
+		c.header = true
+		if len(p) > 20 && !(p[19] == 0xff && p[20] == 0xff) {
+			c.rows++
+		}
+	case len(p) >= 2 && !(p[0] == 0xff && p[1] == 0xff):
+		c.rows++ // a tuple; 0xffff is the trailer
+	}
+	if c.progress != nil && time.Since(c.lastNote) > time.Second {
+		c.lastNote = time.Now()
+		c.progress(c.rows)
+	}
+	return c.w.Write(p)
 }
 
 // copyRows reads t's columns from the source table in chunks of at most
@@ -53,15 +142,7 @@ func copyRows(ctx context.Context, conn *pgx.Conn, t *replica.Table, kind byte, 
 }
 
 func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *replica.Table, kind byte, maxBytes int64, flush func([]replica.Row) error, progress func(int64)) (int64, error) {
-	cols := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		cols[i] = ident(c.Name)
-	}
-	only := "ONLY "
-	if kind == 'p' {
-		only = "" // a partitioned table's rows live in its partitions
-	}
-	q := fmt.Sprintf("COPY (SELECT %s FROM %s%s) TO STDOUT", strings.Join(cols, ", "), only, ident(t.SourceSchema, t.SourceName))
+	q := copySQL(t, kind, "")
 	w := &copyReader{ncols: len(t.Columns), maxBytes: maxBytes, flush: flush, progress: progress}
 	if _, err := conn.PgConn().CopyTo(ctx, w, q); err != nil {
 		if w.err != nil {

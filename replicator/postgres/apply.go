@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
@@ -328,4 +329,48 @@ func (t *tx) Backfill(ctx context.Context, tbl *replica.Table, cols []int, rows 
 // Truncate implements replica.Tx.
 func (t *tx) Truncate(ctx context.Context, tbl *replica.Table) error {
 	return t.exec(ctx, "TRUNCATE "+ident(tbl.Schema, tbl.Name))
+}
+
+var _ replica.CopyLoader = (*tx)(nil)
+
+// CopyFormat implements replica.CopyLoader. Tables whose columns all have
+// built-in types take the source's binary COPY output as it is: both sides
+// share the types' OIDs and binary forms. Types created from the source's
+// catalog have other OIDs here, which binary arrays and composites carry,
+// and a hinted column has another type; those take the text output, which
+// every input function reads.
+func (t *tx) CopyFormat(tbl *replica.Table) string {
+	if len(tbl.Types) > 0 {
+		return "text"
+	}
+	for _, c := range tbl.Columns {
+		if c.Hint != nil {
+			return "text"
+		}
+	}
+	return "binary"
+}
+
+// LoadCopy implements replica.CopyLoader. _pg_lsn is filled by a default
+// for the length of the load, so that the source's data needs no column
+// added.
+func (t *tx) LoadCopy(ctx context.Context, tbl *replica.Table, lsn uint64, data io.Reader) (int64, error) {
+	target := ident(tbl.Schema, tbl.Name)
+	lsnCol := ident(replica.LSNColumn)
+	if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s::pg_lsn", target, lsnCol, literal(formatLSN(lsn)))); err != nil {
+		return 0, err
+	}
+	cols := make([]string, len(tbl.Columns))
+	for i, c := range tbl.Columns {
+		cols[i] = ident(c.Name)
+	}
+	q := fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT %s)", target, strings.Join(cols, ", "), t.CopyFormat(tbl))
+	tag, err := t.tx.Conn().PgConn().CopyFrom(ctx, data, q)
+	if err != nil {
+		return 0, fmt.Errorf("postgres destination: loading %s: %w", tbl.Qualified(), err)
+	}
+	if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", target, lsnCol)); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
 }

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -60,6 +61,19 @@ type Tx interface {
 	DeleteState(ctx context.Context, slot string) error
 	Commit(ctx context.Context) error
 	Rollback(ctx context.Context) error
+}
+
+// CopyLoader is a Tx that can load a snapshot straight from the source's
+// COPY output, without the engine decoding it into rows: a destination that
+// keeps the source's types and formats.
+type CopyLoader interface {
+	// CopyFormat is the COPY format ("binary", "text") in which the
+	// destination takes t's rows as the source writes them, or "" when it
+	// needs rows.
+	CopyFormat(t *Table) string
+	// LoadCopy loads COPY data of t's columns, in that format, into t with
+	// _pg_lsn set to lsn, and returns the number of rows.
+	LoadCopy(ctx context.Context, t *Table, lsn uint64, data io.Reader) (int64, error)
 }
 
 // ErrReservedSchema is wrapped by CheckSchemaName's errors.
