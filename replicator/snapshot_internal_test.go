@@ -1,6 +1,7 @@
 package replicator
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -91,12 +92,12 @@ func TestLSN(t *testing.T) {
 // An unknown pgoutput message stops the stream with a clear error instead
 // of being skipped.
 func TestUnknownMessageIsAnError(t *testing.T) {
-	s := &stream{}
-	err := s.handleLogical(0x100, []byte{'Z', 0, 0, 0, 0})
+	rd := &reader{}
+	_, err := rd.logical(context.Background(), 0x100, []byte{'Z', 0, 0, 0, 0})
 	if err == nil || !strings.Contains(err.Error(), "cannot decode pgoutput message") {
 		t.Fatalf("unknown message: %v", err)
 	}
-	if err := s.handleCopyData([]byte{'q'}); err == nil || !strings.Contains(err.Error(), "unknown replication message") {
+	if _, err := rd.copyData(context.Background(), []byte{'q'}); err == nil || !strings.Contains(err.Error(), "unknown replication message") {
 		t.Fatalf("unknown CopyData message: %v", err)
 	}
 }

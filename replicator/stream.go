@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
@@ -120,23 +119,45 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 		return nil, sourceError("starting replication", err)
 	}
 
+	// The reader and the applier; see reader.go.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan chunk, chunksInFlight)
+	final := make(chan uint64, 1)
+	var committed atomic.Uint64
+	committed.Store(start)
+	rd := &reader{r: r, o: o, conn: conn, repl: repl, out: chunks, start: state.LSN, end: end,
+		committed: &committed, final: final, confirmed: slot.ConfirmedLSN, ceiling: end, interval: heartbeat(ctx, conn)}
 	s := &stream{
-		r: r, o: o, ctx: ctx, conn: conn, repl: repl, pub: pub, dataset: state.Dataset,
-		end: end, ceiling: end, state: state, committed: start, confirmed: slot.ConfirmedLSN, heartbeat: heartbeat(ctx, conn),
+		r: r, o: o, ctx: sctx, pub: pub, dataset: state.Dataset, end: end, state: state, committed: &committed,
 		relations: map[uint32]*relation{}, ensured: map[*replica.Table]bool{}, stats: map[string]*TableStats{}, batches: map[*replica.Table]*replica.Batch{},
-		heap: newHeapWatch(),
+		heap: newHeapWatch(), lastCommitAt: time.Now(),
 	}
 	if newID {
 		s.state.Source, s.stateDirty = id, true
 	}
-	if err := s.run(); err != nil {
+	readerDone := make(chan error, 1)
+	go func() { readerDone <- rd.run(sctx) }()
+	pos, err := s.run(chunks)
+	s.close()
+	if err == nil {
+		final <- pos
+		err = <-readerDone
+	} else {
+		close(final)
+		cancel()
+		if rerr := <-readerDone; err == errReaderStopped {
+			err = rerr // the source failed; its error explains why
+		}
+	}
+	if err != nil {
 		if s.tx != nil {
 			s.tx.Rollback(context.Background())
 		}
 		if ctx.Err() != nil {
 			return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeQueryCanceled,
 				Message: "canceling statement due to user request",
-				Detail:  fmt.Sprintf("The destination holds every change up to %s; the slot is not confirmed past it.", FormatLSN(s.committed))}
+				Detail:  fmt.Sprintf("The destination holds every change up to %s; the slot is not confirmed past it.", FormatLSN(committed.Load()))}
 		}
 		return nil, err
 	}
@@ -289,13 +310,14 @@ type relation struct {
 	cols []int
 }
 
-// stream is the state of one replicate() call.
+// stream is the applier half of one replicate() call: it turns the
+// reader's events into batches, applies them in destination transactions
+// and commits them with the position they reach.
 type stream struct {
 	r       *Replicator
 	o       ReplicateOptions
 	ctx     context.Context
-	conn    *pgx.Conn // catalog lookups on the source
-	repl    *pgconn.PgConn
+	src     *pgx.Conn // its own source connection, for backfills
 	pub     publication
 	dataset string
 	end     uint64
@@ -304,40 +326,42 @@ type stream struct {
 	// commit it; stateDirty says more than its position changed.
 	state      replica.State
 	stateDirty bool
-	committed  uint64 // LSN the destination holds everything up to
-	confirmed  uint64 // LSN confirmed to the slot
-	// ceiling is the highest WAL position the source has shown us: the
-	// slot is never confirmed past it.
-	ceiling uint64
-
-	statusMu   sync.Mutex // guards sends on repl, committed, confirmed, ceiling, lastStatus
-	lastStatus time.Time
-	heartbeat  time.Duration
+	// committed is the position the destination holds everything up to,
+	// which the reader reports to the source.
+	committed *atomic.Uint64
 
 	relations map[uint32]*relation
 	ensured   map[*replica.Table]bool
-	typeCache map[[2]int64]typeInfo
 
-	inTx       bool
-	skipTx     bool
-	begin      pglogrepl.BeginMessage
-	batches    map[*replica.Table]*replica.Batch
-	order      []*replica.Table
-	pending    int   // changes held in batches
-	pendingMem int64 // bytes held in batches
-	uncommited int   // changes written to tx but not committed
-	tx         replica.Tx
-	lastCommit uint64 // end LSN of the last source transaction seen
-	applied    int64
-	noted      int64 // applied count last reported
-	finishing  bool
-	lastNote   time.Time
+	commitTime   time.Time // of the source transaction being applied
+	batches      map[*replica.Table]*replica.Batch
+	order        []*replica.Table
+	pending      int   // changes held in batches
+	pendingMem   int64 // bytes held in batches
+	uncommited   int   // changes written to tx but not committed
+	tx           replica.Tx
+	lastCommit   uint64 // end LSN of the last source transaction seen
+	lastCommitAt time.Time
+	applied      int64
+	noted        int64 // applied count last reported
+	finishing    bool
+	lastNote     time.Time
 
 	stats map[string]*TableStats
 	heap  *heapWatch
 }
 
-var errDone = errors.New("stream reached its end")
+// errReaderStopped means the reader ended before the stream's end: its own
+// error says why.
+var errReaderStopped = errors.New("the replication stream stopped")
+
+// Commits happen at source transaction boundaries, at most this far apart
+// in changes or time. target_batch_size bounds memory, not this: a
+// destination commit per small batch is what made small batches slow.
+const (
+	commitEvery    = 100_000
+	commitInterval = time.Second
+)
 
 // heartbeat returns how often the stream must tell the source it is alive:
 // a quarter of the source's wal_sender_timeout (60s by default), at most
@@ -355,184 +379,37 @@ func heartbeat(ctx context.Context, conn *pgx.Conn) time.Duration {
 	return interval
 }
 
-func (s *stream) run() error {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(s.heartbeat / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				s.statusMu.Lock()
-				idle := time.Since(s.lastStatus) >= s.heartbeat
-				s.statusMu.Unlock()
-				if idle {
-					s.sendStatus(false) // errors surface on the stream itself
-				}
+// run applies the reader's events until the stream's end and returns the
+// position the destination then holds.
+func (s *stream) run(in <-chan chunk) (uint64, error) {
+	for ch := range in {
+		for i := range ch.events {
+			if err := s.handle(&ch.events[i]); err != nil {
+				return 0, err
 			}
 		}
-	}()
-	defer func() { close(stop); <-done }()
-	nextStatus := time.Now()
-	for {
-		if time.Now().After(nextStatus) {
-			if err := s.sendStatus(true); err != nil {
-				return err
-			}
-			nextStatus = time.Now().Add(statusInterval)
-		}
-		rctx, cancel := context.WithDeadline(s.ctx, nextStatus)
-		msg, err := s.repl.ReceiveMessage(rctx)
-		cancel()
-		if err != nil {
-			if pgconn.Timeout(err) && s.ctx.Err() == nil {
-				continue
-			}
-			if s.ctx.Err() != nil {
-				return s.ctx.Err()
-			}
-			return sourceError("receiving changes", err)
-		}
-		switch m := msg.(type) {
-		case *pgproto3.CopyData:
-			err = s.handleCopyData(m.Data)
-		case *pgproto3.ErrorResponse:
-			return sourceError("replication stream", pgconn.ErrorResponseToPgError(m))
-		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
-		default:
-			return fmt.Errorf("source: unexpected message %T in replication stream", msg)
-		}
-		if err == errDone {
+		if ch.end {
 			return s.finish()
 		}
-		if err != nil {
-			return err
-		}
 	}
+	return 0, errReaderStopped
 }
 
-func (s *stream) handleCopyData(data []byte) error {
-	if len(data) == 0 {
-		return fmt.Errorf("source: empty CopyData in replication stream")
-	}
-	switch data[0] {
-	case pglogrepl.PrimaryKeepaliveMessageByteID:
-		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
-		if err != nil {
-			return fmt.Errorf("source: %w", err)
-		}
-		s.r.log.Debug().Str("wal_end", FormatLSN(uint64(ka.ServerWALEnd))).Str("end", FormatLSN(s.end)).Bool("in_tx", s.inTx).Msg("keepalive")
-		s.raiseCeiling(uint64(ka.ServerWALEnd))
-		// The keepalive's position is how far the source has decoded: every
-		// transaction that committed before it has been sent to us.
-		if !s.inTx && uint64(ka.ServerWALEnd) >= s.end {
-			return errDone
-		}
-		if ka.ReplyRequested {
-			return s.sendStatus(false)
+func (s *stream) handle(ev *event) error {
+	switch ev.kind {
+	case evBegin:
+		s.commitTime = ev.commit
+		return nil
+	case evCommit:
+		s.lastCommit = ev.end
+		if s.pending+s.uncommited >= commitEvery || time.Since(s.lastCommitAt) >= commitInterval {
+			return s.commit(s.lastCommit)
 		}
 		return nil
-	case pglogrepl.XLogDataByteID:
-		xld, err := pglogrepl.ParseXLogData(data[1:])
-		if err != nil {
-			return fmt.Errorf("source: %w", err)
-		}
-		s.raiseCeiling(uint64(xld.ServerWALEnd))
-		return s.handleLogical(uint64(xld.WALStart), xld.WALData)
-	default:
-		return fmt.Errorf("source: unknown replication message %q", data[0])
-	}
-}
-
-func (s *stream) handleLogical(lsn uint64, data []byte) error {
-	msg, err := pglogrepl.Parse(data)
-	if err != nil {
-		return fmt.Errorf("source: cannot decode pgoutput message %q: %w", data[0], err)
-	}
-	switch m := msg.(type) {
-	case *pglogrepl.BeginMessage:
-		if uint64(m.FinalLSN) > s.end {
-			// Commits arrive in order, so everything up to the end has been seen.
-			return errDone
-		}
-		s.inTx = true
-		s.begin = *m
-		// Already in the destination: applied before a crash that came
-		// before the slot was confirmed.
-		s.skipTx = uint64(m.FinalLSN) < s.state.LSN
-		return nil
-	case *pglogrepl.CommitMessage:
-		s.inTx = false
-		if s.skipTx {
-			s.skipTx = false
-			return nil
-		}
-		s.lastCommit = uint64(m.TransactionEndLSN)
-		if s.pending+s.uncommited >= s.o.BatchSize {
-			if err := s.commit(s.lastCommit); err != nil {
-				return err
-			}
-		}
-		if s.lastCommit >= s.end {
-			return errDone
-		}
-		return nil
-	case *pglogrepl.RelationMessage:
-		return s.relation(m)
-	case *pglogrepl.TypeMessage:
-		// Custom types are resolved from the catalog by OID when their
-		// relation is described; the message's names add nothing.
-		return nil
-	case *pglogrepl.OriginMessage:
-		// Changes that came from another node through replication carry
-		// their origin; they are data like any other.
-		return nil
-	case *pglogrepl.LogicalDecodingMessage:
-		// pg_logical_emit_message() payloads are not table data.
-		return nil
-	}
-	if s.skipTx {
-		return nil
-	}
-	// A change's message is about the size of the values it holds.
-	size := int64(len(data)) + rowOverhead
-	var b *replica.Batch
-	switch m := msg.(type) {
-	case *pglogrepl.InsertMessage:
-		rel, err := s.rel(m.RelationID)
-		if err != nil {
-			return err
-		}
-		b = s.batch(rel.table)
-		b.Insert(rel.row(m.Tuple), lsn, s.begin.CommitTime)
-	case *pglogrepl.UpdateMessage:
-		rel, err := s.rel(m.RelationID)
-		if err != nil {
-			return err
-		}
-		var old *replica.Row
-		if m.OldTuple != nil {
-			o := rel.row(m.OldTuple)
-			old = &o
-		}
-		b = s.batch(rel.table)
-		b.Update(old, rel.row(m.NewTuple), lsn, s.begin.CommitTime)
-	case *pglogrepl.DeleteMessage:
-		rel, err := s.rel(m.RelationID)
-		if err != nil {
-			return err
-		}
-		if rel.table.AppendOnly {
-			return Errorf(CodePrerequisite, "a delete on %s cannot be replicated: the table has no key", rel.table.QualifiedSource())
-		}
-		b = s.batch(rel.table)
-		b.Delete(rel.row(m.OldTuple), lsn, s.begin.CommitTime, s.o.SoftDelete)
-	case *pglogrepl.TruncateMessage:
-		for _, id := range m.RelationIDs {
+	case evRelation:
+		return s.relation(ev.rel)
+	case evTruncate:
+		for _, id := range ev.relIDs {
 			rel, err := s.rel(id)
 			if err != nil {
 				return err
@@ -550,19 +427,45 @@ func (s *stream) handleLogical(lsn uint64, data []byte) error {
 			if err := s.tx.Truncate(s.ctx, rel.table); err != nil {
 				return fmt.Errorf("destination: truncating %s: %w", rel.table.Qualified(), err)
 			}
-			s.stat(rel.table, lsn).Truncates++
+			s.stat(rel.table, ev.lsn).Truncates++
 		}
 		return nil
-	default:
-		return fmt.Errorf("source: unexpected pgoutput message %T", msg)
+	}
+	rel, err := s.rel(ev.relID)
+	if err != nil {
+		return err
+	}
+	b := s.batch(rel.table)
+	switch ev.kind {
+	case evInsert:
+		b.Insert(rel.row(ev.new), ev.lsn, s.commitTime)
+	case evUpdate:
+		var old *replica.Row
+		if ev.old != nil {
+			o := rel.row(ev.old)
+			old = &o
+		}
+		b.Update(old, rel.row(ev.new), ev.lsn, s.commitTime)
+	case evDelete:
+		if rel.table.AppendOnly {
+			return Errorf(CodePrerequisite, "a delete on %s cannot be replicated: the table has no key", rel.table.QualifiedSource())
+		}
+		b.Delete(rel.row(ev.old), ev.lsn, s.commitTime, s.o.SoftDelete)
 	}
 	s.pending++
-	b.Bytes += size
-	s.pendingMem += size
+	b.Bytes += ev.size
+	s.pendingMem += ev.size
 	if s.pending >= s.o.BatchSize || s.pendingMem >= s.r.BatchBytes {
 		return s.spill()
 	}
 	return nil
+}
+
+// close releases the applier's own source connection.
+func (s *stream) close() {
+	if s.src != nil {
+		s.src.Close(context.Background())
+	}
 }
 
 func (s *stream) rel(id uint32) (*relation, error) {
@@ -677,49 +580,12 @@ func (s *stream) admit(t *replica.Table) error {
 	return nil
 }
 
-// relation handles a Relation message: the first sight of a table in this
-// stream, or its new shape after a schema change.
-func (s *stream) relation(m *pglogrepl.RelationMessage) error {
-	catalog, err := relationColumns(s.ctx, s.conn, m.RelationID)
-	if err != nil {
-		return err
-	}
-	// The current primary key is the merge key when the stream still has
-	// all its columns; otherwise the replica identity the stream marks.
-	useCatalog := false
-	for name, c := range catalog {
-		if !c.Key {
-			continue
-		}
-		useCatalog = true
-		found := false
-		for _, mc := range m.Columns {
-			found = found || mc.Name == name
-		}
-		if !found {
-			useCatalog = false
-			break
-		}
-	}
-	cols := make([]replica.Column, len(m.Columns))
-	for i, c := range m.Columns {
-		ti, err := s.resolveType(c.DataType, c.TypeModifier)
-		if err != nil {
-			return err
-		}
-		cc, known := catalog[c.Name]
-		key := c.Flags&1 == 1
-		if useCatalog {
-			key = cc.Key
-		}
-		cols[i] = replica.Column{Name: c.Name, TypeOID: ti.OID, TypeMod: ti.TypeMod, TypeName: ti.Name, TypeSQL: ti.SQL, Key: key, ElemOID: ti.ElemOID}
-		if known {
-			cols[i].Num, cols[i].Missing, cols[i].HasDefault = cc.Num, cc.Missing, cc.HasDefault
-		}
-		if ti.ElemOID != 0 {
-			cols[i].Dims = max(cc.Dims, 1)
-		}
-	}
+// relation handles a Relation message, as the reader described it: the
+// first sight of a table in this stream, or its new shape after a schema
+// change. The table's options and destination come from the slot's state,
+// by OID.
+func (s *stream) relation(src *sourceRelation) error {
+	m := src.msg
 	// Tables recorded without an OID are bound by destination name.
 	dest := replica.TableName{Schema: m.Namespace, Name: m.RelationName}
 	if s.dataset != "" {
@@ -736,19 +602,9 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 	if ts := s.state.Table(m.RelationID); ts != nil {
 		include, hints = ts.IncludeColumns, ts.Hints
 	}
-	shaped := shapeColumns(cols, include, hints)
-	// Without a catalog key, REPLICA IDENTITY FULL marks every column.
-	fullRow := !useCatalog && m.ReplicaIdentity == 'f'
-	t := s.r.destTable(m.RelationID, m.Namespace, m.RelationName, shaped, s.dataset, s.pub, fullRow)
-	var declared []uint32
-	for _, c := range m.Columns {
-		if t.ColumnIndex(c.Name) >= 0 {
-			declared = append(declared, c.DataType)
-		}
-	}
-	if t.Types, err = userTypes(s.ctx, s.conn, declared); err != nil {
-		return err
-	}
+	shaped := shapeColumns(src.columns, include, hints)
+	t := s.r.destTable(m.RelationID, m.Namespace, m.RelationName, shaped, s.dataset, s.pub, src.fullRow)
+	t.Types = src.types
 	rel := &relation{table: t, cols: make([]int, len(m.Columns))}
 	for i, c := range m.Columns {
 		rel.cols[i] = t.ColumnIndex(c.Name)
@@ -776,24 +632,6 @@ func (s *stream) relation(m *pglogrepl.RelationMessage) error {
 	}
 	s.relations[m.RelationID] = rel
 	return nil
-}
-
-// resolveType caches type lookups: a stream names the same types over and
-// over in its Relation messages.
-func (s *stream) resolveType(oid uint32, typmod int32) (typeInfo, error) {
-	key := [2]int64{int64(oid), int64(typmod)}
-	if ti, ok := s.typeCache[key]; ok {
-		return ti, nil
-	}
-	ti, err := resolveType(s.ctx, s.conn, oid, typmod)
-	if err != nil {
-		return ti, err
-	}
-	if s.typeCache == nil {
-		s.typeCache = map[[2]int64]typeInfo{}
-	}
-	s.typeCache[key] = ti
-	return ti, nil
 }
 
 // row converts a pgoutput tuple to a destination row.
@@ -933,105 +771,25 @@ func (s *stream) commit(lsn uint64) error {
 	}
 	s.tx = nil
 	s.state, s.stateDirty = st, false
-	s.statusMu.Lock()
-	s.committed = lsn
-	s.statusMu.Unlock()
+	s.committed.Store(lsn)
 	s.uncommited = 0
+	s.lastCommitAt = time.Now()
 	return nil
 }
 
-// finish commits the last batch at the end position and confirms the slot.
-func (s *stream) finish() error {
-	final := s.end
-	if s.lastCommit > final {
-		final = s.lastCommit
-	}
-	if final < s.committed {
-		final = s.committed
-	}
+// finish commits the last batch at the end position; the reader then
+// confirms the slot up to it.
+func (s *stream) finish() (uint64, error) {
+	final := max(s.end, s.lastCommit, s.committed.Load())
 	s.finishing = true // the summary below replaces a last progress note
 	if err := s.commit(final); err != nil {
-		return err
+		return 0, err
 	}
 	if s.o.Progress != nil && s.applied > 0 {
 		s.o.Progress(fmt.Sprintf("replicate %s: %d changes applied, at %s", s.o.Slot, s.applied, FormatLSN(final)))
 	}
 	s.r.log.Debug().Str("slot", s.o.Slot).Uint64("go_heap_peak_bytes", s.heap.max()).Int64("batch_bytes", s.r.BatchBytes).Msg("replicate memory")
-	if !s.o.FlushSlot {
-		return nil
-	}
-	// Wait until the source has taken the confirmation, so that a caller
-	// who sees replicate() return also sees the slot moved and its WAL free.
-	deadline, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-	defer cancel()
-	for {
-		if err := s.sendStatus(true); err != nil {
-			return err
-		}
-		if err := s.awaitKeepalive(deadline); err != nil {
-			return err
-		}
-		var confirmed *string
-		if err := s.conn.QueryRow(deadline, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-			s.o.Slot).Scan(&confirmed); err != nil {
-			return sourceError("confirming the slot", err)
-		}
-		if confirmed != nil {
-			if lsn, err := parseLSN(*confirmed); err == nil && lsn >= final {
-				return nil
-			}
-		}
-	}
-}
-
-// awaitKeepalive reads the stream until the source sends a keepalive.
-func (s *stream) awaitKeepalive(ctx context.Context) error {
-	for {
-		msg, err := s.repl.ReceiveMessage(ctx)
-		if err != nil {
-			return sourceError("confirming the slot", err)
-		}
-		switch m := msg.(type) {
-		case *pgproto3.CopyData:
-			if len(m.Data) > 0 && m.Data[0] == pglogrepl.PrimaryKeepaliveMessageByteID {
-				return nil
-			}
-		case *pgproto3.ErrorResponse:
-			return sourceError("confirming the slot", pgconn.ErrorResponseToPgError(m))
-		}
-	}
-}
-
-// sendStatus reports the committed position (or, without flush_slot, the
-// slot's original one) and optionally asks for a keepalive in reply.
-func (s *stream) sendStatus(reply bool) error {
-	// The heartbeat goroutine sends too; the frontend's buffer is not
-	// safe for two writers.
-	s.statusMu.Lock()
-	defer s.statusMu.Unlock()
-	s.lastStatus = time.Now()
-	pos := s.confirmed
-	if s.o.FlushSlot && s.committed > pos {
-		pos = s.committed
-	}
-	if pos > s.ceiling {
-		// Checked before the stream starts (checkPosition); reaching this
-		// means a bug, and confirming would tell the source to drop WAL it
-		// has not even written.
-		return fmt.Errorf("internal error: refusing to confirm slot %q at %s, past the source's WAL end %s", s.o.Slot, FormatLSN(pos), FormatLSN(s.ceiling))
-	}
-	s.confirmed = pos
-	err := pglogrepl.SendStandbyStatusUpdate(s.ctx, s.repl, pglogrepl.StandbyStatusUpdate{
-		WALWritePosition: pglogrepl.LSN(pos), WALFlushPosition: pglogrepl.LSN(pos), WALApplyPosition: pglogrepl.LSN(pos),
-		ReplyRequested: reply})
-	return sourceError("sending status", err)
-}
-
-// raiseCeiling notes a WAL position the source reported.
-func (s *stream) raiseCeiling(lsn uint64) {
-	s.statusMu.Lock()
-	s.ceiling = max(s.ceiling, lsn)
-	s.statusMu.Unlock()
+	return final, nil
 }
 
 func (s *stream) results() []TableStats {
@@ -1102,14 +860,22 @@ func (s *stream) backfill(t *replica.Table, stale []string) {
 	for _, i := range append(append([]int{}, keys...), cols...) {
 		view.Columns = append(view.Columns, t.Columns[i])
 	}
+	if s.src == nil {
+		conn, err := s.r.connect(s.ctx)
+		if err != nil {
+			warn(err)
+			return
+		}
+		s.src = conn
+	}
 	var kind byte
-	if err := s.conn.QueryRow(s.ctx, "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
+	if err := s.src.QueryRow(s.ctx, "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2",
 		t.SourceSchema, t.SourceName).Scan(&kind); err != nil {
 		warn(sourceError("reading the table's kind", err))
 		return
 	}
 	flush := func(rows []replica.Row) error { return s.tx.Backfill(s.ctx, t, cols, rows) }
-	if _, err := copyRows(s.ctx, s.conn, view, kind, s.r.BatchBytes, flush); err != nil {
+	if _, err := copyRows(s.ctx, s.src, view, kind, s.r.BatchBytes, flush); err != nil {
 		warn(err)
 		return
 	}

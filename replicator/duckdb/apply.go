@@ -93,7 +93,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 	if unchanged {
 		var on []string
 		for j, k := range keys {
-			on = append(on, fmt.Sprintf("_pgcdc_o.%s IS NOT DISTINCT FROM %s", ident(tbl.Columns[k].Name), castExpr(tbl.Columns[k], fmt.Sprintf("_pgcdc_s._l%d", j))))
+			on = append(on, fmt.Sprintf("_pgcdc_o.%s = %s", ident(tbl.Columns[k].Name), castExpr(tbl.Columns[k], fmt.Sprintf("_pgcdc_s._l%d", j))))
 		}
 		from += fmt.Sprintf(" LEFT JOIN %s AS _pgcdc_o ON _pgcdc_s._u IS NOT NULL AND %s", target, strings.Join(on, " AND "))
 	}
@@ -112,7 +112,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 	var match []string
 	for _, k := range keys {
 		n := ident(tbl.Columns[k].Name)
-		match = append(match, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM _pgcdc_m.%s", target, n, n))
+		match = append(match, fmt.Sprintf("%s.%s = _pgcdc_m.%s", target, n, n))
 	}
 	on := strings.Join(match, " AND ")
 	if tbl.HasDeletedTS && soft {
@@ -191,7 +191,7 @@ func (t *tx) Backfill(ctx context.Context, tbl *replica.Table, cols []int, rows 
 		c := tbl.Columns[col]
 		v := castExpr(c, fmt.Sprintf("_pgcdc_b.v%d", i))
 		if i < len(keys) {
-			on = append(on, fmt.Sprintf("%s.%s IS NOT DISTINCT FROM %s", target, ident(c.Name), v))
+			on = append(on, fmt.Sprintf("%s.%s = %s", target, ident(c.Name), v))
 		} else {
 			set = append(set, fmt.Sprintf("%s = %s", ident(c.Name), v))
 		}
