@@ -145,10 +145,12 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	var txs atomic.Int64
 	var wg sync.WaitGroup
 	var workErr error
+	// The seed is drawn here: rng is not safe for concurrent use.
+	seed := rng.Int63()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		workErr = workload(ctx, t, dsn, rng.Int63(), stop, &txs)
+		workErr = workload(ctx, t, dsn, seed, stop, &txs)
 	}()
 	stopWorkload := func() {
 		if stop != nil {
@@ -234,10 +236,11 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	wg.Wait()
 	stop = make(chan struct{})
 	workErr = nil
+	seed = rng.Int63()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		workErr = workload(ctx, t, dsn, rng.Int63(), stop, &txs)
+		workErr = workload(ctx, t, dsn, seed, stop, &txs)
 	}()
 	src.Close(ctx)
 	if src, err = pgx.Connect(ctx, dsn); err != nil {
