@@ -85,15 +85,15 @@ func TestSourceErrors(t *testing.T) {
 	})
 }
 
-// TestConcurrentReplicate: a second replicate() on a slot that one is
+// concurrentReplicate: a second replicate() on a slot that one is
 // consuming fails at once with 55006, from this pgcdc or from another
 // consumer, and the first call still completes.
-func TestConcurrentReplicate(t *testing.T) {
+func concurrentReplicate(t *testing.T, d *destination) {
 	ctx := testContext(t, 3*time.Minute)
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, "CREATE TABLE t (id int PRIMARY KEY, v text)")
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	rep := srv.Connect(ctx, t)
+	r := d.start(ctx, t, pgcdctest.Options{Source: dsn})
+	srv, rep := r.srv, r.pgcdc
 	mustExec(ctx, t, rep, "SELECT * FROM init_replication('busy', 'busy_pub', table_names => ARRAY['t'])")
 	mustExec(ctx, t, src, "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g")
 
@@ -131,14 +131,14 @@ func TestConcurrentReplicate(t *testing.T) {
 		t.Fatalf("second replicate() took %v to fail; it must fail fast", d)
 	}
 	// Another pgcdc on the same source and slot fails fast too.
-	other := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	expectError(ctx, t, other.Connect(ctx, t), "55006", "SELECT * FROM replicate('busy', 'busy_pub')")
+	other := d.start(ctx, t, pgcdctest.Options{Source: dsn})
+	expectError(ctx, t, other.pgcdc, "55006", "SELECT * FROM replicate('busy', 'busy_pub')")
 	wg.Wait()
 	if firstErr != nil {
 		t.Fatalf("first replicate: %v", firstErr)
 	}
 	var n int
-	if err := rep.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n); err != nil || n != 200000 {
+	if err := r.data.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n); err != nil || n != 200000 {
 		t.Fatalf("replica has %d rows (%v), want 200000", n, err)
 	}
 }

@@ -1,14 +1,9 @@
 package main_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/pgcdc/pgcdc/internal/pgcdctest"
 )
 
 // bigText is an incompressible value far over the TOAST threshold, so
@@ -16,17 +11,13 @@ import (
 // that do not touch it.
 const bigText = `(SELECT string_agg(md5(random()::text || g::text), '') FROM generate_series(1, 400) g)`
 
-func replicaSetup(ctx context.Context, t *testing.T, schema string) (*pgx.Conn, *pgx.Conn) {
-	t.Helper()
-	dsn, src := newSourceDB(ctx, t)
-	mustExec(ctx, t, src, schema)
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	return src, srv.Connect(ctx, t)
-}
-
-func TestStatusAndDrop(t *testing.T) {
+// statusAndDrop: replication_status reports a slot before and after
+// replicate, and drop_replication removes the slot, the publication and,
+// when asked, the replica tables.
+func statusAndDrop(t *testing.T, d *destination) {
 	ctx := testContext(t, 2*time.Minute)
-	src, rep := replicaSetup(ctx, t, `CREATE TABLE s (id int PRIMARY KEY); INSERT INTO s VALUES (1)`)
+	src, r := setup(ctx, t, d, `CREATE TABLE s (id int PRIMARY KEY); INSERT INTO s VALUES (1)`)
+	rep := r.pgcdc
 	mustExec(ctx, t, rep, "SELECT * FROM init_replication('st', 'st_pub', table_names => 's', persist_snapshots => true)")
 	mustExec(ctx, t, src, "INSERT INTO s VALUES (2)")
 	var lag int64
@@ -53,43 +44,40 @@ func TestStatusAndDrop(t *testing.T) {
 	if strings.Join(dropped, ",") != "public.s" {
 		t.Fatalf("dropped = %v", dropped)
 	}
-	var slots, pubs, tablesLeft int
+	var slots, pubs int
 	if err := src.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'st'),
 		(SELECT count(*) FROM pg_publication WHERE pubname = 'st_pub')`).Scan(&slots, &pubs); err != nil {
 		t.Fatal(err)
 	}
-	if err := rep.QueryRow(ctx, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 's'").Scan(&tablesLeft); err != nil {
-		t.Fatal(err)
-	}
-	if slots+pubs+tablesLeft != 0 {
-		t.Fatalf("after drop: %d slots, %d publications, %d tables", slots, pubs, tablesLeft)
+	if left := r.tables(ctx, t, "public"); slots+pubs+len(left) != 0 {
+		t.Fatalf("after drop: %d slots, %d publications, tables %v", slots, pubs, left)
 	}
 	expectError(ctx, t, rep, "42704", "SELECT * FROM drop_replication('st', 'st_pub')")
 }
 
-// TestReset: reset => true drops and recreates the slot and the publication
+// reset: reset => true drops and recreates the slot and the publication
 // and takes a new snapshot, so a replica that drifted is rebuilt.
-func TestReset(t *testing.T) {
+func reset(t *testing.T, d *destination) {
 	ctx := testContext(t, 2*time.Minute)
-	src, rep := replicaSetup(ctx, t, `CREATE TABLE r (id int PRIMARY KEY, v text); INSERT INTO r VALUES (1, 'a'), (2, 'b')`)
+	src, r := setup(ctx, t, d, `CREATE TABLE r (id int PRIMARY KEY, v text); INSERT INTO r VALUES (1, 'a'), (2, 'b')`)
 	var first string
-	if err := rep.QueryRow(ctx, "SELECT consistent_lsn FROM init_replication('rs', 'rs_pub', table_names => 'r', persist_snapshots => true)").Scan(&first); err != nil {
+	if err := r.pgcdc.QueryRow(ctx, "SELECT consistent_lsn FROM init_replication('rs', 'rs_pub', table_names => 'r', persist_snapshots => true)").Scan(&first); err != nil {
 		t.Fatal(err)
 	}
 	// The replica drifts: a client writes to it, and the source moves on.
-	mustExec(ctx, t, rep, "DELETE FROM r WHERE id = 1")
+	mustExec(ctx, t, r.data, "DELETE FROM r WHERE id = 1")
 	mustExec(ctx, t, src, "INSERT INTO r VALUES (3, 'c')")
 	var second string
 	var rows int64
-	if err := rep.QueryRow(ctx, `SELECT consistent_lsn, snapshot_rows FROM init_replication('rs', 'rs_pub', table_names => 'r',
+	if err := r.pgcdc.QueryRow(ctx, `SELECT consistent_lsn, snapshot_rows FROM init_replication('rs', 'rs_pub', table_names => 'r',
 		persist_snapshots => true, reset => true)`).Scan(&second, &rows); err != nil {
 		t.Fatal(err)
 	}
 	if second == first || rows != 3 {
 		t.Fatalf("reset kept the slot (consistent_lsn %s -> %s) or copied %d rows", first, second, rows)
 	}
-	sameRows(ctx, t, src, rep, "SELECT id, v FROM r ORDER BY id", "SELECT id, v FROM r ORDER BY id")
+	sameRows(ctx, t, src, r.data, "SELECT id, v FROM r ORDER BY id", "SELECT id, v FROM r ORDER BY id")
 	mustExec(ctx, t, src, "UPDATE r SET v = 'z' WHERE id = 2")
-	callReplicate(ctx, t, rep, "SELECT * FROM replicate('rs', 'rs_pub')")
-	sameRows(ctx, t, src, rep, "SELECT id, v FROM r ORDER BY id", "SELECT id, v FROM r ORDER BY id")
+	callReplicate(ctx, t, r.pgcdc, "SELECT * FROM replicate('rs', 'rs_pub')")
+	sameRows(ctx, t, src, r.data, "SELECT id, v FROM r ORDER BY id", "SELECT id, v FROM r ORDER BY id")
 }

@@ -49,10 +49,10 @@ func sameTable(ctx context.Context, t *testing.T, src *pgx.Conn, r *replica, tab
 	}
 }
 
-// TestLongStepKeepsStreamAlive: a backfill that takes longer than the
-// source's wal_sender_timeout must not get the stream dropped, or every
-// retry would repeat it.
-func TestLongStepKeepsStreamAlive(t *testing.T) {
+// longStepKeepsStreamAlive: a backfill that takes longer than the source's
+// wal_sender_timeout must not get the stream dropped, or every retry would
+// repeat it.
+func longStepKeepsStreamAlive(t *testing.T, d *destination) {
 	ctx := testContext(t, 3*time.Minute)
 	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"wal_sender_timeout": "'300ms'"}})
 	if err != nil {
@@ -66,13 +66,12 @@ func TestLongStepKeepsStreamAlive(t *testing.T) {
 	defer src.Close(context.Background())
 	mustExec(ctx, t, src, `CREATE TABLE wide (id int PRIMARY KEY, v int, pad text);
 		INSERT INTO wide SELECT g, g, repeat('p', 100) FROM generate_series(1, 1500000) g`)
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: c.DSN("")})
-	rep := srv.Connect(ctx, t)
-	mustExec(ctx, t, rep, "SELECT * FROM init_replication('long', 'long_pub', table_names => 'wide', persist_snapshots => true)")
+	r := d.start(ctx, t, pgcdctest.Options{Source: c.DSN("")})
+	mustExec(ctx, t, r.pgcdc, "SELECT * FROM init_replication('long', 'long_pub', table_names => 'wide', persist_snapshots => true)")
 	// A rewrite: the whole column is backfilled from the source.
 	mustExec(ctx, t, src, "ALTER TABLE wide ALTER COLUMN v TYPE text USING 'v' || v; UPDATE wide SET pad = 'x' WHERE id = 1")
 	start := time.Now()
-	callReplicate(ctx, t, rep, "SELECT * FROM replicate('long', 'long_pub')")
+	callReplicate(ctx, t, r.pgcdc, "SELECT * FROM replicate('long', 'long_pub')")
 	t.Logf("replicate with a 1.5M-row backfill took %v against a 300ms wal_sender_timeout", time.Since(start))
-	sameRows(ctx, t, src, rep, "SELECT count(*), count(*) FILTER (WHERE v = 'v' || id) FROM wide", "SELECT count(*), count(*) FILTER (WHERE v = 'v' || id) FROM wide")
+	sameRows(ctx, t, src, r.data, "SELECT count(*), count(*) FILTER (WHERE v = 'v' || id) FROM wide", "SELECT count(*), count(*) FILTER (WHERE v = 'v' || id) FROM wide")
 }
