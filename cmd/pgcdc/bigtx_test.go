@@ -29,11 +29,12 @@ func peakRSS(t *testing.T, pid int) int64 {
 	return 0
 }
 
-// TestBigTransaction replicates one source transaction that inserts, then
+// bigTransaction replicates one source transaction that inserts, then
 // updates, then deletes many rows, and checks that pgcdc's memory stays
 // bounded by the batch, not by the transaction. PGCDC_BIGTX_ROWS sets the
-// row count (default 1,000,000: 3 million changes in one transaction).
-func TestBigTransaction(t *testing.T) {
+// row count (default 1,000,000: 3 million changes in one transaction), and
+// PGCDC_BIGTX_DEST DuckDB settings for its file (?memory_limit=256MB).
+func bigTransaction(t *testing.T, d *destination) {
 	rows := 1_000_000
 	if v := os.Getenv("PGCDC_BIGTX_ROWS"); v != "" {
 		rows, _ = strconv.Atoi(v)
@@ -42,11 +43,11 @@ func TestBigTransaction(t *testing.T) {
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, `CREATE TABLE big (id int PRIMARY KEY, v text, n int8)`)
 	opts := pgcdctest.Options{Source: dsn}
-	if v := os.Getenv("PGCDC_BIGTX_DEST"); v != "" {
+	if v := os.Getenv("PGCDC_BIGTX_DEST"); v != "" && d == duckdbDestination {
 		opts.Extra = []string{"--destination", "duckdb:" + t.TempDir() + "/big.duckdb" + v}
 	}
-	srv := pgcdctest.Start(t, opts)
-	rep := srv.Connect(ctx, t)
+	r := d.start(ctx, t, opts)
+	srv, rep := r.srv, r.pgcdc
 	mustExec(ctx, t, rep, "SELECT * FROM init_replication('big', 'big_pub', table_names => 'big')")
 	base := peakRSS(t, srv.PID())
 
@@ -61,17 +62,17 @@ func TestBigTransaction(t *testing.T) {
 	start = time.Now()
 	res := callReplicate(ctx, t, rep, "SELECT * FROM replicate('big', 'big_pub', target_batch_size => 10000)")
 	elapsed := time.Since(start)
-	r := res["public.big"]
-	if r.inserts != int64(rows) || r.updates != int64(rows) || r.deletes != int64(rows/3) {
-		t.Fatalf("replicate = %+v", r)
+	got := res["public.big"]
+	if got.inserts != int64(rows) || got.updates != int64(rows) || got.deletes != int64(rows/3) {
+		t.Fatalf("replicate = %+v", got)
 	}
 	peak := peakRSS(t, srv.PID())
-	changes := r.inserts + r.updates + r.deletes
+	changes := got.inserts + got.updates + got.deletes
 	t.Logf("replicated %d changes in one transaction in %v (%.0f changes/s); pgcdc peak RSS %d MiB (%d MiB before the call)",
 		changes, elapsed, float64(changes)/elapsed.Seconds(), peak>>20, base>>20)
 
 	var n, bad int64
-	if err := rep.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE v <> 'updated ' || id OR n <> 2 * id OR id % 3 = 0) FROM big").Scan(&n, &bad); err != nil {
+	if err := r.data.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE v <> 'updated ' || id OR n <> 2 * id OR id % 3 = 0) FROM big").Scan(&n, &bad); err != nil {
 		t.Fatal(err)
 	}
 	if n != int64(rows-rows/3) || bad != 0 {
@@ -106,7 +107,7 @@ func goHeapPeak(t *testing.T, srv *pgcdctest.Server, msg string) int64 {
 	return peak
 }
 
-// TestMemoryBoundedByBytes copies and then updates, in one source
+// memoryBoundedByBytes copies and then updates, in one source
 // transaction, rows of 50 kB each, with --batch-memory 16MB: pgcdc's own
 // memory must follow the byte budget, not target_batch_size's 1000 rows
 // (50 MB of values) or the snapshot's 10,000-row chunks (500 MB).
@@ -116,7 +117,7 @@ func goHeapPeak(t *testing.T, srv *pgcdctest.Server, msg string) int64 {
 // points; the process's RSS also holds DuckDB's buffer pool and
 // transaction-local storage, which the budget does not govern and which
 // the test only reports.
-func TestMemoryBoundedByBytes(t *testing.T) {
+func memoryBoundedByBytes(t *testing.T, d *destination) {
 	rows := 4000
 	if v := os.Getenv("PGCDC_WIDE_ROWS"); v != "" {
 		rows, _ = strconv.Atoi(v)
@@ -130,8 +131,8 @@ func TestMemoryBoundedByBytes(t *testing.T) {
 	mustExec(ctx, t, src, fmt.Sprintf(`CREATE TABLE wide (id int PRIMARY KEY, body text);
 		INSERT INTO wide SELECT g, (SELECT string_agg(md5(g::text || '-' || i::text), '') FROM generate_series(1, 1600) i) FROM generate_series(1, %d) g`, rows))
 	t.Logf("source: %d rows of 50 kB in %v", rows, time.Since(start))
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn, Extra: []string{"--batch-memory", "16MB"}})
-	rep := srv.Connect(ctx, t)
+	r := d.start(ctx, t, pgcdctest.Options{Source: dsn, Extra: []string{"--batch-memory", "16MB"}})
+	srv, rep := r.srv, r.pgcdc
 	base := peakRSS(t, srv.PID())
 	start = time.Now()
 	mustExec(ctx, t, rep, "SELECT * FROM init_replication('wide', 'wide_pub', table_names => 'wide', persist_snapshots => true)")
@@ -145,7 +146,7 @@ func TestMemoryBoundedByBytes(t *testing.T) {
 	streamHeap := goHeapPeak(t, srv, "replicate memory")
 	t.Logf("stream of %d updates in one transaction in %v: Go heap peak %d MiB; process peak RSS %d MiB",
 		res["public.wide"].updates, time.Since(start), streamHeap>>20, peakRSS(t, srv.PID())>>20)
-	sameRows(ctx, t, src, rep, "SELECT id, md5(body) FROM wide ORDER BY id", "SELECT id, md5(body) FROM wide ORDER BY id")
+	sameRows(ctx, t, src, r.data, "SELECT id, md5(body) FROM wide ORDER BY id", "SELECT id, md5(body) FROM wide ORDER BY id")
 
 	// A batch's values are held as source rows and as staged text for the
 	// destination, and the garbage of the previous batch may not be

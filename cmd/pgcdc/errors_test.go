@@ -43,38 +43,6 @@ func expectError(ctx context.Context, t *testing.T, conn *pgx.Conn, code, sql st
 	return pe
 }
 
-func TestArgumentErrors(t *testing.T) {
-	ctx := testContext(t, 2*time.Minute)
-	dsn, src := newSourceDB(ctx, t)
-	mustExec(ctx, t, src, shopSchema)
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	rep := srv.Connect(ctx, t)
-
-	expectError(ctx, t, rep, "42883", `SELECT * FROM replicate('s1', 'p1', bogus => 1)`)
-	expectError(ctx, t, rep, "42883", `SELECT * FROM replicate('s1')`)
-	expectError(ctx, t, rep, "22P02", `SELECT * FROM replicate('s1', 'p1', target_batch_size => 'many')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('s1', 'p1', target_batch_size => 0)`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('s1', 'p1', delete_mode => 'sometimes')`)
-	expectError(ctx, t, rep, "22004", `SELECT * FROM replicate(NULL, 'p1')`)
-	expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('Bad Slot', 'p1', schema_name => 'shop')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', publish => 'insert, upsert')`)
-	expectError(ctx, t, rep, "42P01", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => ARRAY['orders', 'nope'])`)
-	expectError(ctx, t, rep, "3F000", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'nope')`)
-	expectError(ctx, t, rep, "42703", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => 'orders',
-		include_columns => '{"orders": ["id", "nope"]}')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('s1', 'p1', schema_name => 'shop', table_names => 'orders',
-		columns => '{"orders": {"amount": {"data_type": "float128"}}}')`)
-	expectError(ctx, t, rep, "42704", `SELECT * FROM replicate('never_made', 'p1')`)
-	// Nothing was created by the failed calls.
-	var slots, pubs int
-	if err := src.QueryRow(ctx, "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()), (SELECT count(*) FROM pg_publication)").Scan(&slots, &pubs); err != nil {
-		t.Fatal(err)
-	}
-	if slots != 0 || pubs != 0 {
-		t.Fatalf("failed calls left %d slots and %d publications behind", slots, pubs)
-	}
-}
-
 func TestSourceErrors(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 
@@ -117,15 +85,15 @@ func TestSourceErrors(t *testing.T) {
 	})
 }
 
-// TestConcurrentReplicate: a second replicate() on a slot that one is
+// concurrentReplicate: a second replicate() on a slot that one is
 // consuming fails at once with 55006, from this pgcdc or from another
 // consumer, and the first call still completes.
-func TestConcurrentReplicate(t *testing.T) {
+func concurrentReplicate(t *testing.T, d *destination) {
 	ctx := testContext(t, 3*time.Minute)
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, "CREATE TABLE t (id int PRIMARY KEY, v text)")
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	rep := srv.Connect(ctx, t)
+	r := d.start(ctx, t, pgcdctest.Options{Source: dsn})
+	srv, rep := r.srv, r.pgcdc
 	mustExec(ctx, t, rep, "SELECT * FROM init_replication('busy', 'busy_pub', table_names => ARRAY['t'])")
 	mustExec(ctx, t, src, "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 200000) g")
 
@@ -163,14 +131,14 @@ func TestConcurrentReplicate(t *testing.T) {
 		t.Fatalf("second replicate() took %v to fail; it must fail fast", d)
 	}
 	// Another pgcdc on the same source and slot fails fast too.
-	other := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	expectError(ctx, t, other.Connect(ctx, t), "55006", "SELECT * FROM replicate('busy', 'busy_pub')")
+	other := d.start(ctx, t, pgcdctest.Options{Source: dsn})
+	expectError(ctx, t, other.pgcdc, "55006", "SELECT * FROM replicate('busy', 'busy_pub')")
 	wg.Wait()
 	if firstErr != nil {
 		t.Fatalf("first replicate: %v", firstErr)
 	}
 	var n int
-	if err := rep.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n); err != nil || n != 200000 {
+	if err := r.data.QueryRow(ctx, "SELECT count(*) FROM public.t").Scan(&n); err != nil || n != 200000 {
 		t.Fatalf("replica has %d rows (%v), want 200000", n, err)
 	}
 }

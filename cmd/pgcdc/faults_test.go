@@ -114,10 +114,10 @@ func assertEqual(ctx context.Context, t *testing.T, src, rep *pgx.Conn) {
 
 // slotWithinState checks invariant 1: the slot is never confirmed past what
 // the destination has committed.
-func slotWithinState(ctx context.Context, t *testing.T, src, rep *pgx.Conn, slot string) {
+func slotWithinState(ctx context.Context, t *testing.T, src *pgx.Conn, r *replica, slot string) {
 	t.Helper()
 	var state *int64
-	if err := rep.QueryRow(ctx, "SELECT CAST(lsn AS BIGINT) FROM _pgcdc.slots WHERE slot_name = $1 AND ready", slot).Scan(&state); err != nil && err != pgx.ErrNoRows {
+	if err := r.data.QueryRow(ctx, r.d.stateLSNSQL, slot).Scan(&state); err != nil && err != pgx.ErrNoRows {
 		t.Fatal(err)
 	}
 	var confirmed int64
@@ -129,15 +129,16 @@ func slotWithinState(ctx context.Context, t *testing.T, src, rep *pgx.Conn, slot
 	}
 }
 
-// TestFaultsExactlyOnce kills pgcdc with SIGKILL at random points of the
+// faultsExactlyOnce kills pgcdc with SIGKILL at random points of the
 // snapshot and of replicate() while a workload runs on the source, restarts
 // the source in the middle of a stream, and makes a destination write fail;
 // after each, the next call must bring the replica to exactly the source.
-func TestFaultsExactlyOnce(t *testing.T) {
+func faultsExactlyOnce(t *testing.T, d *destination) {
 	ctx := testContext(t, 8*time.Minute)
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, faultSchema)
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
+	r := d.start(ctx, t, pgcdctest.Options{Source: dsn})
+	srv := r.srv
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	kills := 0
 
@@ -145,10 +146,12 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	var txs atomic.Int64
 	var wg sync.WaitGroup
 	var workErr error
+	// The seed is drawn here: rng is not safe for concurrent use.
+	seed := rng.Int63()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		workErr = workload(ctx, t, dsn, rng.Int63(), stop, &txs)
+		workErr = workload(ctx, t, dsn, seed, stop, &txs)
 	}()
 	stopWorkload := func() {
 		if stop != nil {
@@ -199,9 +202,9 @@ func TestFaultsExactlyOnce(t *testing.T) {
 		mustExec(ctx, t, srv.Connect(ctx, t), initSQL)
 		t.Logf("init_replication with its snapshot took %v", time.Since(start).Round(time.Millisecond))
 	}
-	rep := srv.Connect(ctx, t)
-	slotWithinState(ctx, t, src, rep, "f")
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('g', 'g_pub', table_names => 'audit', publish => 'insert', persist_snapshots => true)`)
+	r.connect(ctx, t)
+	slotWithinState(ctx, t, src, r, "f")
+	mustExec(ctx, t, r.pgcdc, `SELECT * FROM init_replication('g', 'g_pub', table_names => 'audit', publish => 'insert', persist_snapshots => true)`)
 
 	// Kills during replicate() with small batches, so kills land between
 	// and inside batch commits, on both slots.
@@ -213,8 +216,8 @@ func TestFaultsExactlyOnce(t *testing.T) {
 		if !callThenKill(sql, 400*time.Millisecond) {
 			replicateKills++
 		}
-		rep = srv.Connect(ctx, t)
-		slotWithinState(ctx, t, src, rep, slot)
+		r.connect(ctx, t)
+		slotWithinState(ctx, t, src, r, slot)
 	}
 
 	// The source restarts in the middle of a stream.
@@ -234,10 +237,11 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	wg.Wait()
 	stop = make(chan struct{})
 	workErr = nil
+	seed = rng.Int63()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		workErr = workload(ctx, t, dsn, rng.Int63(), stop, &txs)
+		workErr = workload(ctx, t, dsn, seed, stop, &txs)
 	}()
 	src.Close(ctx)
 	if src, err = pgx.Connect(ctx, dsn); err != nil {
@@ -246,16 +250,16 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 
 	stopWorkload()
-	rep = srv.Connect(ctx, t)
-	if _, err := rep.Exec(ctx, "SELECT * FROM replicate('f', 'f_pub')"); err != nil {
+	r.connect(ctx, t)
+	if _, err := r.pgcdc.Exec(ctx, "SELECT * FROM replicate('f', 'f_pub')"); err != nil {
 		t.Fatal(err)
 	}
 	// A destination write error: a constraint a client added to the replica
 	// rejects a change, so the batch's commit fails.
-	mustExec(ctx, t, rep, "ALTER TABLE accounts ALTER COLUMN note SET NOT NULL")
+	mustExec(ctx, t, r.data, "ALTER TABLE accounts ALTER COLUMN note SET NOT NULL")
 	mustExec(ctx, t, src, "INSERT INTO accounts VALUES (900001, 1, NULL)")
 	before := confirmedLSN(ctx, t, src, "f")
-	_, err = rep.Exec(ctx, "SELECT * FROM replicate('f', 'f_pub')")
+	_, err = r.pgcdc.Exec(ctx, "SELECT * FROM replicate('f', 'f_pub')")
 	if err == nil {
 		t.Fatal("replicate() succeeded although the destination rejects a change")
 	}
@@ -263,15 +267,15 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	if after := confirmedLSN(ctx, t, src, "f"); after != before {
 		t.Fatalf("a failed destination write moved the slot from %s to %s", before, after)
 	}
-	slotWithinState(ctx, t, src, rep, "f")
-	mustExec(ctx, t, rep, "ALTER TABLE accounts ALTER COLUMN note DROP NOT NULL")
+	slotWithinState(ctx, t, src, r, "f")
+	mustExec(ctx, t, r.data, "ALTER TABLE accounts ALTER COLUMN note DROP NOT NULL")
 
 	for i := 0; i < 2; i++ {
 		for _, slot := range []string{"f", "g"} {
-			if _, err := rep.Exec(ctx, fmt.Sprintf("SELECT * FROM replicate('%s', '%s_pub')", slot, slot)); err != nil {
+			if _, err := r.pgcdc.Exec(ctx, fmt.Sprintf("SELECT * FROM replicate('%s', '%s_pub')", slot, slot)); err != nil {
 				t.Fatal(err)
 			}
-			slotWithinState(ctx, t, src, rep, slot)
+			slotWithinState(ctx, t, src, r, slot)
 		}
 	}
 	t.Logf("%d SIGKILLs (%d during the snapshot, %d during replicate), 1 source crash, 1 destination write error; %d source transactions",
@@ -279,9 +283,9 @@ func TestFaultsExactlyOnce(t *testing.T) {
 	if kills < 20 {
 		t.Fatalf("only %d kills injected", kills)
 	}
-	assertEqual(ctx, t, src, rep)
+	assertEqual(ctx, t, src, r.data)
 	var dup int
-	if err := rep.QueryRow(ctx, "SELECT count(*) - count(DISTINCT id) FROM accounts").Scan(&dup); err != nil || dup != 0 {
+	if err := r.data.QueryRow(ctx, "SELECT count(*) - count(DISTINCT id) FROM accounts").Scan(&dup); err != nil || dup != 0 {
 		t.Fatalf("%d duplicate keys in the replica (%v)", dup, err)
 	}
 }

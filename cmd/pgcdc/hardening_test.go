@@ -15,10 +15,11 @@ import (
 	"github.com/pgcdc/pgcdc/internal/pgtest"
 )
 
-// These tests pin down how pgcdc refuses, instead of silently skipping or
-// duplicating changes, when what it finds does not match what it recorded:
-// another source, options that differ from the slot's, renamed or dropped
-// tables, objects it did not create, and a damaged state.
+// These scenarios pin down how pgcdc refuses, instead of silently skipping
+// or duplicating changes, when what it finds does not match what it
+// recorded: another source, renamed or dropped tables, objects it did not
+// create, and a damaged state (options that differ from the slot's, and
+// renamed tables: testdata/conformance).
 
 // sourceObjects lists the source's slots and publications, for checks that
 // a refused call created or dropped nothing.
@@ -35,19 +36,17 @@ func sourceObjects(ctx context.Context, t *testing.T, src *pgx.Conn) string {
 	return s
 }
 
-// TestNewSourceIsRefused: a replica file pointed at another server must not
-// apply the first source's position to the second one.
-func TestNewSourceIsRefused(t *testing.T) {
+// newSourceIsRefused: a replica pointed at another server must not apply
+// the first source's position to the second one.
+func newSourceIsRefused(t *testing.T, d *destination) {
 	ctx := testContext(t, 3*time.Minute)
-	dsnA, srcA := newSourceDB(ctx, t)
-	mustExec(ctx, t, srcA, shopSchema)
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsnA})
-	rep := srv.Connect(ctx, t)
+	srcA, r := setup(ctx, t, d, shopSchema)
+	rep := r.pgcdc
 	mustExec(ctx, t, rep, `SELECT * FROM init_replication('ns_s1', 'ns_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
 	mustExec(ctx, t, srcA, `INSERT INTO shop.orders (customer_id, amount) SELECT 1, g FROM generate_series(1, 2000) g`)
 	mustExec(ctx, t, rep, `SELECT * FROM replicate('ns_s1', 'ns_p1')`)
 	rep.Close(ctx)
-	srv.Kill()
+	r.srv.Kill()
 
 	// Another cluster with the same schema, behind its WAL: far fewer changes.
 	other, err := pgtest.Start(ctx, pgtest.Options{})
@@ -66,8 +65,8 @@ func TestNewSourceIsRefused(t *testing.T) {
 	defer srcB.Close(context.Background())
 	mustExec(ctx, t, srcB, shopSchema)
 
-	srvB := pgcdctest.Start(t, pgcdctest.Options{Source: dsnB, DuckDB: srv.DuckDB})
-	repB := srvB.Connect(ctx, t)
+	rB := r.withSource(ctx, t, dsnB)
+	repB := rB.pgcdc
 	before := sourceObjects(ctx, t, srcB)
 	pe := expectError(ctx, t, repB, "55000", `SELECT * FROM init_replication('ns_s1', 'ns_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
 	if !strings.Contains(pe.Message, "system identifier") || !strings.Contains(pe.Hint, "reset => true") {
@@ -96,19 +95,19 @@ func TestNewSourceIsRefused(t *testing.T) {
 	mustExec(ctx, t, repB, `SELECT * FROM init_replication('ns_s1', 'ns_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true, reset => true)`)
 	mustExec(ctx, t, srcB, `UPDATE shop.orders SET note = 'b' WHERE id = 1; INSERT INTO shop.customers VALUES (4, 'Barbara', NULL)`)
 	mustExec(ctx, t, repB, `SELECT * FROM replicate('ns_s1', 'ns_p1')`)
-	sameRows(ctx, t, srcB, repB, srcOrders, repOrders)
-	sameRows(ctx, t, srcB, repB, srcCustomers, repCustomers)
+	sameRows(ctx, t, srcB, rB.data, srcOrders, repOrders)
+	sameRows(ctx, t, srcB, rB.data, srcCustomers, repCustomers)
 }
 
-// TestTableNamesWithDots: names holding a dot or chr(1) stay two parts, so
+// tableNamesWithDots: names holding a dot or chr(1) stay two parts, so
 // dropping one slot's tables cannot reach another slot's.
-func TestTableNamesWithDots(t *testing.T) {
+func tableNamesWithDots(t *testing.T, d *destination) {
 	ctx := testContext(t, 2*time.Minute)
-	src, rep := replicaSetup(ctx, t, `CREATE SCHEMA shop; CREATE SCHEMA "shop.x";
+	_, r := setup(ctx, t, d, `CREATE SCHEMA shop; CREATE SCHEMA "shop.x";
 		CREATE TABLE shop."x.y" (id int PRIMARY KEY); INSERT INTO shop."x.y" VALUES (1), (2);
 		CREATE TABLE "shop.x".y (id int PRIMARY KEY); INSERT INTO "shop.x".y VALUES (3);
 		CREATE TABLE "shop.x"."z`+"\x01"+`w" (id int PRIMARY KEY); INSERT INTO "shop.x"."z`+"\x01"+`w" VALUES (4)`)
-	_ = src
+	rep := r.pgcdc
 	mustExec(ctx, t, rep, `SELECT * FROM init_replication('dots_s1', 'dots_p1', schema_name => 'shop', table_names => ARRAY['x.y'], persist_snapshots => true)`)
 	mustExec(ctx, t, rep, `SELECT * FROM init_replication('dots_s2', 'dots_p2', schema_name => 'shop.x', persist_snapshots => true)`)
 	var dropped []string
@@ -121,12 +120,11 @@ func TestTableNamesWithDots(t *testing.T) {
 	if !slices.Equal(dropped, want) {
 		t.Fatalf("dropped_tables = %q, want %q", dropped, want)
 	}
-	if got := rowsOf(ctx, t, rep, `SELECT id FROM shop."x.y" ORDER BY id`); strings.Join(got, ",") != "1,2" {
+	if got := rowsOf(ctx, t, r.data, `SELECT id FROM shop."x.y" ORDER BY id`); strings.Join(got, ",") != "1,2" {
 		t.Fatalf("slot s1's table after dropping s2's: %v", got)
 	}
-	var left int
-	if err := rep.QueryRow(ctx, `SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'shop.x'`).Scan(&left); err != nil || left != 0 {
-		t.Fatalf("s2's tables left: %d (%v)", left, err)
+	if left := r.tables(ctx, t, "shop.x"); len(left) != 0 {
+		t.Fatalf("s2's tables left: %q", left)
 	}
 	var tables []string
 	if err := rep.QueryRow(ctx, `SELECT tables FROM replication_status('dots_s1')`).Scan(&tables); err != nil {
@@ -137,100 +135,15 @@ func TestTableNamesWithDots(t *testing.T) {
 	}
 }
 
-// TestReplicateUsesStoredOptions: include_columns, columns and dataset_name
-// are fixed at init_replication; replicate() uses them, validates what it is
-// given exactly as init does, and refuses a conflicting value.
-func TestReplicateUsesStoredOptions(t *testing.T) {
-	ctx := testContext(t, 2*time.Minute)
-	src, rep := replicaSetup(ctx, t, shopSchema)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('opts_s1', 'opts_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true,
-		include_columns => '{"orders": ["customer_id", "amount"]}', columns => '{"orders": {"amount": {"data_type": "double"}}}', dataset_name => 'raw')`)
-	// Postgres 15+ publishes only those columns (and the key).
-	var attnames []string
-	if err := src.QueryRow(ctx, `SELECT attnames FROM pg_publication_tables WHERE pubname = 'opts_p1'`).Scan(&attnames); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(attnames, ",") != "id,customer_id,amount" {
-		t.Fatalf("publication column list = %v", attnames)
-	}
-	mustExec(ctx, t, src, `UPDATE shop.orders SET amount = 1.25, note = 'changed' WHERE id = 1; INSERT INTO shop.orders (customer_id, amount, note) VALUES (7, 2.5, 'x')`)
-	lsn := confirmedLSN(ctx, t, src, "opts_s1")
-
-	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('opts_s1', 'opts_p1', include_columns => '{"orders": ["customer_id", "amount", "note"]}')`)
-	expectError(ctx, t, rep, "42P01", `SELECT * FROM replicate('opts_s1', 'opts_p1', include_columns => '{"ordres": ["amount"]}')`)
-	expectError(ctx, t, rep, "42703", `SELECT * FROM replicate('opts_s1', 'opts_p1', include_columns => '{"orders": ["amuont"]}')`)
-	expectError(ctx, t, rep, "42P01", `SELECT * FROM replicate('opts_s1', 'opts_p1', columns => '{"customers": {"name": {"data_type": "text"}}}')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('opts_s1', 'opts_p1', columns => '{"orders": {"amount": {"data_type": "text"}}}')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM replicate('opts_s1', 'opts_p1', dataset_name => 'shop')`)
-	// init_replication again with other options is refused just the same.
-	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('opts_s1', 'opts_p1', schema_name => 'shop', table_names => ARRAY['orders'], include_columns => '{"orders": ["note"]}')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('opts_s1', 'opts_p1', schema_name => 'shop', table_names => ARRAY['orders'], dataset_name => 'other')`)
-	expectError(ctx, t, rep, "22023", `SELECT * FROM init_replication('opts_s1', 'opts_p1', schema_name => 'shop', table_names => ARRAY['orders'], publish => 'insert')`)
-	if got := confirmedLSN(ctx, t, src, "opts_s1"); got != lsn {
-		t.Fatalf("refused calls moved the slot from %s to %s", lsn, got)
-	}
-
-	// Without options, and with the same ones, the stored ones apply.
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('opts_s1', 'opts_p1')`)
-	mustExec(ctx, t, src, `UPDATE shop.orders SET amount = 3.75 WHERE id = 2`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('opts_s1', 'opts_p1', include_columns => '{"shop.orders": ["amount", "customer_id"]}', dataset_name => 'raw')`)
-	sameRows(ctx, t, src, rep, `SELECT id, customer_id, amount::float8 FROM shop.orders ORDER BY id`, `SELECT id, customer_id, amount FROM raw.orders ORDER BY id`)
-	var cols string
-	if err := rep.QueryRow(ctx, `SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_index) FROM duckdb_columns() WHERE schema_name = 'raw' AND table_name = 'orders'`).Scan(&cols); err != nil {
-		t.Fatal(err)
-	}
-	if cols != "id BIGINT, customer_id INTEGER, amount DOUBLE, _pg_lsn BIGINT, _pg_deleted_ts TIMESTAMP WITH TIME ZONE" {
-		t.Fatalf("replica columns: %s", cols)
-	}
-}
-
-// TestRenamedAndMovedTables: a source table renamed or moved to another
-// schema keeps feeding its replica table, which follows the new name.
-func TestRenamedAndMovedTables(t *testing.T) {
-	ctx := testContext(t, 2*time.Minute)
-	src, rep := replicaSetup(ctx, t, shopSchema)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('ren_s1', 'ren_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
-	mustExec(ctx, t, src, `UPDATE shop.orders SET note = 'before' WHERE id = 1;
-		ALTER TABLE shop.orders RENAME TO orders2;
-		INSERT INTO shop.orders2 (customer_id, amount) VALUES (5, 5);
-		UPDATE shop.orders2 SET note = 'after rename' WHERE id = 2`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('ren_s1', 'ren_p1')`)
-	sameRows(ctx, t, src, rep, `SELECT id, note FROM shop.orders2 ORDER BY id`, `SELECT id, note FROM shop.orders2 ORDER BY id`)
-
-	mustExec(ctx, t, src, `CREATE SCHEMA archive;
-		BEGIN; ALTER TABLE shop.orders2 SET SCHEMA archive; INSERT INTO archive.orders2 (customer_id, amount) VALUES (6, 6); COMMIT;
-		DELETE FROM archive.orders2 WHERE id = 3;
-		UPDATE shop.customers SET name = 'Ada L.' WHERE id = 1`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('ren_s1', 'ren_p1')`)
-	sameRows(ctx, t, src, rep, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`)
-	sameRows(ctx, t, src, rep, srcCustomers, repCustomers)
-	var stale int
-	if err := rep.QueryRow(ctx, `SELECT count(*) FROM duckdb_tables() WHERE (schema_name, table_name) IN (('shop', 'orders'), ('shop', 'orders2'))`).Scan(&stale); err != nil || stale != 0 {
-		t.Fatalf("old replica tables left: %d (%v)", stale, err)
-	}
-	// The attnums recorded with the columns moved along: a later ADD and
-	// DROP COLUMN still land on the right columns.
-	mustExec(ctx, t, src, `ALTER TABLE archive.orders2 DROP COLUMN note; ALTER TABLE archive.orders2 ADD COLUMN note int; UPDATE archive.orders2 SET note = id * 10`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('ren_s1', 'ren_p1')`)
-	sameRows(ctx, t, src, rep, `SELECT id, customer_id, note AS new_note FROM archive.orders2 ORDER BY id`, `SELECT id, customer_id, note FROM archive.orders2 ORDER BY id`)
-	var tables []string
-	if err := rep.QueryRow(ctx, `SELECT tables FROM replication_status('ren_s1')`).Scan(&tables); err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(tables)
-	if !slices.Equal(tables, []string{"archive.orders2", "shop.customers"}) {
-		t.Fatalf("replication_status tables = %q", tables)
-	}
-}
-
-// TestDroppedReplicaTableIsDetected: a replica table a client dropped is not
+// droppedReplicaTableIsDetected: a replica table a client dropped is not
 // silently recreated with only the new rows; the error says how to copy it
 // again, and that works.
-func TestDroppedReplicaTableIsDetected(t *testing.T) {
+func droppedReplicaTableIsDetected(t *testing.T, d *destination) {
 	ctx := testContext(t, 2*time.Minute)
-	src, rep := replicaSetup(ctx, t, shopSchema)
+	src, r := setup(ctx, t, d, shopSchema)
+	rep := r.pgcdc
 	mustExec(ctx, t, rep, `SELECT * FROM init_replication('drop_s1', 'drop_p1', schema_name => 'shop', table_names => ARRAY['orders','customers'], persist_snapshots => true)`)
-	mustExec(ctx, t, rep, `DROP TABLE shop.orders`)
+	mustExec(ctx, t, r.data, `DROP TABLE shop.orders`)
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (4, 4); INSERT INTO shop.customers VALUES (4, 'Dana', NULL)`)
 	lsn := confirmedLSN(ctx, t, src, "drop_s1")
 	pe := expectError(ctx, t, rep, "55000", `SELECT * FROM replicate('drop_s1', 'drop_p1')`)
@@ -245,56 +158,40 @@ func TestDroppedReplicaTableIsDetected(t *testing.T) {
 	// The hint's command copies it again.
 	mustExec(ctx, t, rep, "SELECT * FROM "+pe.Hint[strings.Index(pe.Hint, "init_replication("):strings.Index(pe.Hint, ", then")])
 	mustExec(ctx, t, rep, `SELECT * FROM replicate('drop_s1', 'drop_p1')`)
-	sameRows(ctx, t, src, rep, srcOrders, repOrders)
-	sameRows(ctx, t, src, rep, srcCustomers, repCustomers)
+	sameRows(ctx, t, src, r.data, srcOrders, repOrders)
+	sameRows(ctx, t, src, r.data, srcCustomers, repCustomers)
 }
 
-// TestTruncateIsPublishedByDefault: the default publication publishes
-// TRUNCATE, as Postgres's does, so the replica follows it.
-func TestTruncateIsPublishedByDefault(t *testing.T) {
-	ctx := testContext(t, 2*time.Minute)
-	src, rep := replicaSetup(ctx, t, shopSchema)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('trunc_s1', 'trunc_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
-	var pubtruncate bool
-	if err := src.QueryRow(ctx, `SELECT pubtruncate FROM pg_publication WHERE pubname = 'trunc_p1'`).Scan(&pubtruncate); err != nil || !pubtruncate {
-		t.Fatalf("pubtruncate = %v (%v)", pubtruncate, err)
-	}
-	mustExec(ctx, t, src, `TRUNCATE shop.orders; INSERT INTO shop.orders (customer_id, amount) VALUES (8, 8)`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('trunc_s1', 'trunc_p1')`)
-	sameRows(ctx, t, src, rep, srcOrders, repOrders)
-}
-
-// TestFailedInitLeavesNothing: bad datasets are refused before anything is
+// failedInitLeavesNothing: bad datasets are refused before anything is
 // created, and a failure after creation takes back what the call created.
-func TestFailedInitLeavesNothing(t *testing.T) {
+func failedInitLeavesNothing(t *testing.T, d *destination) {
 	ctx := testContext(t, 2*time.Minute)
-	dsn, src := newSourceDB(ctx, t)
-	mustExec(ctx, t, src, shopSchema+`CREATE TABLE shop.bad (id int PRIMARY KEY, v numeric(10,2)); INSERT INTO shop.bad VALUES (1, 'NaN');
-		CREATE SCHEMA system; CREATE TABLE system.t (id int PRIMARY KEY)`)
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	rep := srv.Connect(ctx, t)
+	reserved := pgx.Identifier{d.reservedSourceSchema}.Sanitize()
+	src, r := setup(ctx, t, d, shopSchema+`CREATE SCHEMA `+reserved+`; CREATE TABLE `+reserved+`.t (id int PRIMARY KEY)`)
+	rep := r.pgcdc
+	refusal := d.refusedTable(ctx, t, src, r)
 	empty := sourceObjects(ctx, t, src)
-	for _, ds := range []string{"_pgcdc", "_PGCDC", "temp", "system", "memory", "pg_catalog", "information_schema", "pg_foo", "replica"} {
+	for _, ds := range d.reservedDatasets {
 		pe := expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true, dataset_name => $1)`, ds)
 		if !strings.Contains(pe.Message, "cannot hold replicated tables") {
 			t.Fatalf("dataset %q: %s", ds, pe.Message)
 		}
 	}
 	// A source schema whose name the destination reserves needs a dataset.
-	expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'system', persist_snapshots => true)`)
+	expectError(ctx, t, rep, "42602", `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => $1, persist_snapshots => true)`, d.reservedSourceSchema)
 	if got := sourceObjects(ctx, t, src); got != empty {
 		t.Fatalf("refused calls left %q", got)
 	}
 	// Fails in the snapshot, after the slot and the publication exist.
 	_, err := rep.Exec(ctx, `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'shop', table_names => ARRAY['orders', 'bad'], persist_snapshots => true)`)
-	if err == nil || !strings.Contains(err.Error(), "NaN") {
-		t.Fatalf("snapshot of NaN into numeric(10,2): %v", err)
+	if err == nil || !strings.Contains(err.Error(), refusal) {
+		t.Fatalf("snapshot of a table the destination refuses: %v, want an error naming %s", err, refusal)
 	}
 	if got := sourceObjects(ctx, t, src); got != empty {
 		t.Fatalf("failed init_replication left %q", got)
 	}
 	var states int
-	if err := rep.QueryRow(ctx, `SELECT count(*) FROM _pgcdc.slots`).Scan(&states); err != nil || states != 0 {
+	if err := r.data.QueryRow(ctx, `SELECT count(*) FROM _pgcdc.slots`).Scan(&states); err != nil || states != 0 {
 		t.Fatalf("failed init_replication left %d states (%v)", states, err)
 	}
 	// Adding a table to an existing slot that fails takes back only the
@@ -302,85 +199,60 @@ func TestFailedInitLeavesNothing(t *testing.T) {
 	mustExec(ctx, t, rep, `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
 	with := sourceObjects(ctx, t, src)
 	if _, err := rep.Exec(ctx, `SELECT * FROM init_replication('fail_s1', 'fail_p1', schema_name => 'shop', table_names => ARRAY['bad'], persist_snapshots => true)`); err == nil {
-		t.Fatal("snapshot of NaN into numeric(10,2) succeeded")
+		t.Fatal("a snapshot the destination refuses succeeded")
 	}
 	if got := sourceObjects(ctx, t, src); got != with {
 		t.Fatalf("failed addition changed the source: %q -> %q", with, got)
 	}
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (3, 3)`)
 	mustExec(ctx, t, rep, `SELECT * FROM replicate('fail_s1', 'fail_p1')`)
-	sameRows(ctx, t, src, rep, srcOrders, repOrders)
+	sameRows(ctx, t, src, r.data, srcOrders, repOrders)
 }
 
-// TestDamagedStateIsRefused edits the state in the replica file directly, as
+// damagedStateIsRefused edits the state as the destination stores it, as
 // a client could before clients were kept out of pgcdc's schema, and checks
 // that replicate() refuses it instead of skipping changes or confirming the
 // slot where the source has no WAL.
-func TestDamagedStateIsRefused(t *testing.T) {
+func damagedStateIsRefused(t *testing.T, d *destination) {
 	ctx := testContext(t, 2*time.Minute)
-	dsn, src := newSourceDB(ctx, t)
-	mustExec(ctx, t, src, shopSchema)
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	rep := srv.Connect(ctx, t)
-	mustExec(ctx, t, rep, `SELECT * FROM init_replication('dmg_s1', 'dmg_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
+	src, r := setup(ctx, t, d, shopSchema)
+	mustExec(ctx, t, r.pgcdc, `SELECT * FROM init_replication('dmg_s1', 'dmg_p1', schema_name => 'shop', table_names => ARRAY['orders'], persist_snapshots => true)`)
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (4, 4)`)
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
+	mustExec(ctx, t, r.pgcdc, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (5, 5)`)
-
-	var conns []*pgx.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close(context.Background())
-		}
-	}()
-	edit := func(t *testing.T, sql string) {
-		t.Helper()
-		srv.Kill()
-		db, err := sqlOpenDuckDB(srv.DuckDB)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.ExecContext(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		db.Close()
-		srv.Restart(t)
-		// The connection outlives the subtest that reconnects.
-		if rep, err = pgx.Connect(ctx, srv.DSN()); err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, rep)
-	}
 
 	lsn := confirmedLSN(ctx, t, src, "dmg_s1")
 	cases := []struct{ name, sql, code, msg string }{
-		{"lsn past the source's WAL", `UPDATE _pgcdc.slots SET lsn = 4611686018427387904`, "55000", "beyond the source's WAL end"},
-		{"lsn behind the slot", `UPDATE _pgcdc.slots SET lsn = slot_lsn - 1, slot_lsn = 0`, "55000", "confirmed up to"},
+		{"lsn past the source's WAL", `UPDATE _pgcdc.slots SET lsn = ` + d.lsnLiteral(1<<62), "55000", "beyond the source's WAL end"},
+		{"lsn behind the slot", `UPDATE _pgcdc.slots SET lsn = slot_lsn - 1, slot_lsn = ` + d.lsnLiteral(0), "55000", "confirmed up to"},
 		{"lsn before the slot's start", `UPDATE _pgcdc.slots SET slot_lsn = lsn + 1`, "55000", "starting point"},
 		{"state row deleted", `DELETE FROM _pgcdc.slots`, "42501", "not set up by pgcdc"},
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
-			edit(t, `CREATE OR REPLACE TABLE _pgcdc.saved AS SELECT * FROM _pgcdc.slots; `+c.sql)
-			pe := expectError(ctx, t, rep, c.code, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
+			d.editState(ctx, t, r, `DROP TABLE IF EXISTS _pgcdc.saved; CREATE TABLE _pgcdc.saved AS SELECT * FROM _pgcdc.slots; `+c.sql)
+			pe := expectError(ctx, t, r.pgcdc, c.code, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
 			if !strings.Contains(pe.Message, c.msg) {
 				t.Fatalf("error %q does not say %q", pe.Message, c.msg)
 			}
 			if got := confirmedLSN(ctx, t, src, "dmg_s1"); got != lsn {
 				t.Fatalf("refused call moved the slot from %s to %s", lsn, got)
 			}
-			edit(t, `DELETE FROM _pgcdc.slots; INSERT INTO _pgcdc.slots SELECT * FROM _pgcdc.saved; DROP TABLE _pgcdc.saved`)
+			d.editState(ctx, t, r, `DELETE FROM _pgcdc.slots; INSERT INTO _pgcdc.slots SELECT * FROM _pgcdc.saved; DROP TABLE _pgcdc.saved`)
 		})
 	}
-	mustExec(ctx, t, rep, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
-	sameRows(ctx, t, src, rep, srcOrders, repOrders)
+	// Sessions a subtest opened end with it.
+	r.connect(ctx, t)
+	mustExec(ctx, t, r.pgcdc, `SELECT * FROM replicate('dmg_s1', 'dmg_p1')`)
+	sameRows(ctx, t, src, r.data, srcOrders, repOrders)
 }
 
 func sqlOpenDuckDB(path string) (*sql.DB, error) { return sql.Open("duckdb", path) }
 
-// TestOnlyWhatPgcdcCreated: slots and publications pgcdc did not create are
-// never dropped, consumed or altered, unless adopt => true says so.
-func TestOnlyWhatPgcdcCreated(t *testing.T) {
+// onlyWhatPgcdcCreated: slots and publications pgcdc did not create are
+// never dropped, consumed or altered, unless adopt => true says so; nor is a
+// destination table.
+func onlyWhatPgcdcCreated(t *testing.T, d *destination) {
 	ctx := testContext(t, 2*time.Minute)
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, shopSchema)
@@ -407,8 +279,8 @@ func TestOnlyWhatPgcdcCreated(t *testing.T) {
 	})
 	// Flushed, so that decoding (which stops at the flush position) sees it.
 	mustExec(ctx, t, src, `SET synchronous_commit = on; INSERT INTO shop.customers VALUES (10, 'pending', NULL)`)
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn})
-	rep := srv.Connect(ctx, t)
+	r := d.start(ctx, t, pgcdctest.Options{Source: dsn})
+	rep := r.pgcdc
 	before := sourceObjects(ctx, t, src)
 	expectError(ctx, t, rep, "42501", `SELECT * FROM drop_replication('only_phys', 'x')`)
 	expectError(ctx, t, rep, "42501", `SELECT * FROM drop_replication('only_td', 'x')`)
@@ -431,16 +303,16 @@ func TestOnlyWhatPgcdcCreated(t *testing.T) {
 		t.Fatalf("native slot's pending changes: %d (%v)", pending, err)
 	}
 	// A destination table pgcdc did not create is not written either.
-	mustExec(ctx, t, rep, `CREATE SCHEMA shop; CREATE TABLE shop.customers (mine int)`)
+	mustExec(ctx, t, r.data, `CREATE SCHEMA shop; CREATE TABLE shop.customers (mine int)`)
 	expectError(ctx, t, rep, "42P07", `SELECT * FROM init_replication('owc_s1', 'owc_p1', schema_name => 'shop', table_names => ARRAY['customers'], persist_snapshots => true)`)
-	mustExec(ctx, t, rep, `DROP TABLE shop.customers`)
+	mustExec(ctx, t, r.data, `DROP TABLE shop.customers`)
 
 	// adopt => true takes the native slot and its publication over on
 	// purpose: the snapshot is merged, the pending change applied.
 	mustExec(ctx, t, rep, `SELECT * FROM init_replication('only_native', 'native_pub', schema_name => 'shop', table_names => ARRAY['customers'], persist_snapshots => true, adopt => true)`)
 	mustExec(ctx, t, src, `UPDATE shop.customers SET name = 'adopted' WHERE id = 10`)
 	mustExec(ctx, t, rep, `SELECT * FROM replicate('only_native', 'native_pub')`)
-	sameRows(ctx, t, src, rep, srcCustomers, repCustomers)
+	sameRows(ctx, t, src, r.data, srcCustomers, repCustomers)
 	mustExec(ctx, t, rep, `SELECT * FROM drop_replication('only_native', 'native_pub')`)
 	var left int
 	if err := src.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'only_native') + (SELECT count(*) FROM pg_publication WHERE pubname = 'native_pub')`).Scan(&left); err != nil || left != 0 {

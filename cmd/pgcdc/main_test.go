@@ -37,20 +37,28 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopDestinationCluster()
 	c.Stop()
 	os.Exit(code)
 }
 
 var dbSeq atomic.Int64
 
-// newSourceDB creates a fresh source database and returns its DSN and a
-// connection to it.
-func newSourceDB(ctx context.Context, t *testing.T) (string, *pgx.Conn) {
-	t.Helper()
+// testDatabaseName is a new database name for test t, unique in this
+// process.
+func testDatabaseName(t *testing.T) string {
 	name := fmt.Sprintf("%s_%d", strings.ToLower(strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())), dbSeq.Add(1))
 	if len(name) > 60 {
 		name = name[len(name)-60:]
 	}
+	return name
+}
+
+// newSourceDB creates a fresh source database and returns its DSN and a
+// connection to it.
+func newSourceDB(ctx context.Context, t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
+	name := testDatabaseName(t)
 	if err := source.CreateDatabase(ctx, name); err != nil {
 		t.Fatal(err)
 	}
@@ -80,16 +88,25 @@ func mustExec(ctx context.Context, t *testing.T, conn *pgx.Conn, sql string, arg
 // do not depend on how each side types its values.
 func rowsOf(ctx context.Context, t *testing.T, conn *pgx.Conn, sql string, args ...any) []string {
 	t.Helper()
-	rows, err := conn.Query(ctx, sql, args...)
+	out, err := queryRows(ctx, conn, sql, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
+// queryRows is rowsOf returning its error.
+func queryRows(ctx context.Context, conn *pgx.Conn, sql string, args ...any) ([]string, error) {
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
-			t.Fatalf("%s: %v", sql, err)
+			return nil, err
 		}
 		parts := make([]string, len(vals))
 		for i, v := range vals {
@@ -97,10 +114,7 @@ func rowsOf(ctx context.Context, t *testing.T, conn *pgx.Conn, sql string, args 
 		}
 		out = append(out, strings.Join(parts, "|"))
 	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return out
+	return out, rows.Err()
 }
 
 func norm(v any) string {
