@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
@@ -60,7 +61,7 @@ func (t *tx) Load(ctx context.Context, tbl *replica.Table, rows []replica.Row, l
 		cols = append(cols, c.Name)
 	}
 	cols = append(cols, replica.LSNColumn)
-	l := []byte(formatLSN(lsn))
+	l := []byte(strconv.FormatUint(lsn, 10))
 	var buf bytes.Buffer
 	for _, r := range rows {
 		for _, v := range r.Values {
@@ -82,7 +83,7 @@ func (t *tx) stage(ctx context.Context, tbl *replica.Table) (string, error) {
 		return name, t.exec(ctx, "TRUNCATE "+name)
 	}
 	name := ident(fmt.Sprintf("_pgcdc_stage_%d", t.next()))
-	defs := []string{`_op "char"`, "_lsn pg_lsn", "_ts timestamp with time zone", "_u text", "_n integer"}
+	defs := []string{`_op "char"`, "_lsn bigint", "_ts timestamp with time zone", "_u text", "_n integer"}
 	for j, k := range tbl.KeyIndexes() {
 		defs = append(defs, fmt.Sprintf("_l%d %s", j, columnType(tbl.Columns[k])))
 	}
@@ -120,7 +121,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 	for _, c := range b.Changes {
 		buf.WriteByte(byte(c.Kind))
 		buf.WriteByte('\t')
-		buf.WriteString(formatLSN(c.LSN))
+		buf.WriteString(strconv.FormatUint(c.LSN, 10))
 		buf.WriteByte('\t')
 		if c.Kind == replica.SoftDelete || c.Deleted {
 			buf.WriteString(c.CommitTime.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
@@ -357,7 +358,7 @@ func (t *tx) CopyFormat(tbl *replica.Table) string {
 func (t *tx) LoadCopy(ctx context.Context, tbl *replica.Table, lsn uint64, data io.Reader) (int64, error) {
 	target := ident(tbl.Schema, tbl.Name)
 	lsnCol := ident(replica.LSNColumn)
-	if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s::pg_lsn", target, lsnCol, literal(formatLSN(lsn)))); err != nil {
+	if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %d", target, lsnCol, lsn)); err != nil {
 		return 0, err
 	}
 	cols := make([]string, len(tbl.Columns))

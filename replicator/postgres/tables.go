@@ -75,7 +75,7 @@ func tableColumns(tbl *replica.Table) []colDef {
 	for _, c := range tbl.Columns {
 		defs = append(defs, colDef{c.Name, columnType(c)})
 	}
-	defs = append(defs, colDef{replica.LSNColumn, "pg_lsn"})
+	defs = append(defs, colDef{replica.LSNColumn, "bigint"})
 	if tbl.HasDeletedTS {
 		defs = append(defs, colDef{replica.DeletedTSColumn, "timestamp with time zone"})
 	}
