@@ -152,7 +152,7 @@ var postgresDestination = &destination{
 		mustExec(ctx, t, r.data, sql)
 	},
 	types:                sourceTypes,
-	reservedDatasets:     []string{"_pgcdc", "_PGCDC", "pgcdc", "public_pgcdc_tmp", "pg_catalog", "information_schema", "pg_foo"},
+	reservedDatasets:     []string{"_pgcdc", "_PGCDC", "pgcdc", "pg_catalog", "information_schema", "pg_foo"},
 	reservedSourceSchema: "pgcdc",
 	// Postgres stores every source value, so the replica refuses the table
 	// the way a destination a client changed would: an event trigger (one

@@ -79,7 +79,7 @@ func (d *Destination) migrate(ctx context.Context) error {
 
 // reservedSchemas are names a dataset can never take: pgcdc's own schema and
 // Postgres's system schemas.
-var reservedSchemas = []string{stateSchema, "pgcdc", "information_schema", "public_pgcdc_tmp"}
+var reservedSchemas = []string{stateSchema, "pgcdc", "information_schema"}
 
 // CheckSchemaName implements replica.Destination.
 func (d *Destination) CheckSchemaName(name string) error {
