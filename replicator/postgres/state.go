@@ -77,8 +77,9 @@ func (d *Destination) migrate(ctx context.Context) error {
 	})
 }
 
-// reservedSchemas are names a dataset can never take: pgcdc's own schema and
-// Postgres's system schemas.
+// reservedSchemas are names a dataset can never take: pgcdc's state schema,
+// the schema that declares pgcdc's functions to clients, and Postgres's
+// system schemas (pg_* is refused separately).
 var reservedSchemas = []string{stateSchema, "pgcdc", "information_schema"}
 
 // CheckSchemaName implements replica.Destination.
