@@ -230,6 +230,7 @@ func (f *forwarding) start() {
 func (f *forwarding) run() error {
 	f.trace = f.sess.log.Trace().Enabled()
 	f.start()
+	f.checkIdle()
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
