@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -21,6 +22,10 @@ type PostgresUpstream struct {
 	// never reads or writes conn.
 	canceller *pgconn.PgConn
 }
+
+// defaultUpstreamConnectTimeout bounds ConnectUpstream when the
+// configuration sets no connect_timeout.
+const defaultUpstreamConnectTimeout = 30 * time.Second
 
 // notForwarded are the startup parameters a client does not pass on:
 // who it logs in as and where are the upstream's configuration, and a
@@ -50,6 +55,13 @@ func ConnectUpstream(ctx context.Context, cfg *pgconn.Config, info SessionInfo) 
 	}
 	cfg.RuntimeParams = params
 	cfg.OnNotice, cfg.OnNotification, cfg.OnPgError = nil, nil, nil
+	if cfg.ConnectTimeout == 0 {
+		// The client waits, holding a session slot: bound the wait for an
+		// upstream that does not answer.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultUpstreamConnectTimeout)
+		defer cancel()
+	}
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		var pe *pgconn.PgError

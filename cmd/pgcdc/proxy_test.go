@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/pgcdc/pgcdc/internal/pgcdctest"
 	"github.com/pgcdc/pgcdc/internal/pgtest"
+	"github.com/pgcdc/pgcdc/internal/testcert"
 )
 
 // The proxy tests run pgcdc serve --destination postgres://... in front of
@@ -145,6 +147,42 @@ func TestProxy(t *testing.T) {
 	t.Run("cancel", func(t *testing.T) { proxyCancel(t, dest) })
 	t.Run("discovery", func(t *testing.T) { proxyDiscovery(t, dest) })
 	t.Run("pgbench", func(t *testing.T) { proxyPgbench(t, dest) })
+	t.Run("tls_and_password", func(t *testing.T) { proxyTLS(t, dest) })
+}
+
+// proxyTLS: clients authenticate to pgcdc (SCRAM over TLS) as over DuckDB;
+// a wrong password never reaches the destination.
+func proxyTLS(t *testing.T, dest *pgtest.Cluster) {
+	ctx := testContext(t, time.Minute)
+	cert, key := testcert.Files(t)
+	srcDSN, _ := newSourceDB(ctx, t)
+	name := testDatabaseNameFor(t)
+	if err := dest.CreateDatabase(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: srcDSN, Destination: dest.DSN(name), Password: clientPassword,
+		Extra: []string{"--tls-cert", cert, "--tls-key", key, "--tls-required"}})
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=someone dbname=whatever password=%s sslmode=require connect_timeout=10", srv.Port, clientPassword)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, ok := conn.PgConn().Conn().(*tls.Conn); !ok {
+		t.Fatalf("connection is %T, not TLS", conn.PgConn().Conn())
+	}
+	if got := rowsOf(ctx, t, conn, "SELECT current_database()"); got[0] != name {
+		t.Fatalf("current_database() = %v, want the destination's %s", got, name)
+	}
+	if _, err := conn.Exec(ctx, "SELECT * FROM replication_status()"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pgx.Connect(ctx, strings.Replace(dsn, clientPassword, "wrong", 1)); pgCode(err) != "28P01" {
+		t.Fatalf("wrong password: %v, want 28P01", err)
+	}
+	if _, err := pgx.Connect(ctx, strings.Replace(dsn, "sslmode=require", "sslmode=disable", 1)); pgCode(err) != "28000" {
+		t.Fatalf("without TLS: %v, want 28000", err)
+	}
 }
 
 // proxyPsql: psql's catalog commands answer the same through pgcdc as
