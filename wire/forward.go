@@ -170,8 +170,8 @@ type forwarding struct {
 	local      bool // the client goroutine answers a message itself
 	drained    chan struct{}
 	ended      bool
-	shutdown   bool // Shutdown asked to end the session when it is idle
-	lastFrame  byte // type of the last frame relayed to the client
+	shutdown   atomic.Bool // Shutdown asked to end the session when it is idle
+	lastFrame  byte        // type of the last frame relayed to the client
 	idleTimer  *time.Timer
 	activity   atomic.Uint64 // client reads, for the idle timeout
 	timerArmed uint64
@@ -274,9 +274,7 @@ func (f *forwarding) watch(stop <-chan struct{}) {
 			return
 		case <-shutdown:
 			shutdown = nil
-			f.mu.Lock()
-			f.shutdown = true
-			f.mu.Unlock()
+			f.shutdown.Store(true)
 			f.checkIdle()
 		case <-f.sess.ctx.Done():
 			cause := context.Cause(f.sess.ctx)
@@ -322,9 +320,12 @@ func (f *forwarding) idleLocked() bool {
 // the idle timeout.
 func (f *forwarding) checkIdle() {
 	d := f.sess.srv.cfg.IdleSessionTimeout
+	if d <= 0 && !f.shutdown.Load() {
+		return
+	}
 	f.mu.Lock()
 	idle := f.idleLocked()
-	shut := idle && f.shutdown
+	shut := idle && f.shutdown.Load()
 	arm := idle && !shut && d > 0 && f.status == 'I'
 	if arm {
 		gen := f.activity.Load()
@@ -998,17 +999,18 @@ func (f *forwarding) parse(frame []byte) error {
 func (f *forwarding) bind(frame []byte) error {
 	sess := f.sess
 	body := frame[frameHeaderLen:]
-	portal, rest, ok := cstring(body)
-	stmt, _, ok2 := cstring(rest)
+	portalName, rest, ok := cbytes(body)
+	stmt, _, ok2 := cbytes(rest)
 	if ok && ok2 {
-		if _, local := sess.statements[stmt]; local {
+		if _, local := sess.statements[string(stmt)]; local {
 			msg, err := decodeFrontend('B', body)
 			if err != nil {
 				return sess.protocolViolation(err)
 			}
 			return f.answer(true, func() error { return sess.bind(msg.(*pgproto3.Bind)) })
 		}
-		if _, local := sess.portals[portal]; local {
+		if _, local := sess.portals[string(portalName)]; local {
+			portal := string(portalName)
 			if portal != "" {
 				return f.answer(false, func() error {
 					return sess.extendedFail(context.Background(), errorf(codeDuplicateCursor, "portal \"%s\" already exists", portal))
@@ -1026,11 +1028,11 @@ func (f *forwarding) describe(frame []byte) error {
 	sess := f.sess
 	body := frame[frameHeaderLen:]
 	if len(body) > 0 {
-		name, _, ok := cstring(body[1:])
-		_, stmt := sess.statements[name]
-		_, portal := sess.portals[name]
+		name, _, ok := cbytes(body[1:])
+		_, stmt := sess.statements[string(name)]
+		_, portal := sess.portals[string(name)]
 		if ok && (body[0] == 'S' && stmt || body[0] == 'P' && portal) {
-			m := &pgproto3.Describe{ObjectType: body[0], Name: name}
+			m := &pgproto3.Describe{ObjectType: body[0], Name: string(name)}
 			return f.answer(true, func() error { return sess.describe(m) })
 		}
 	}
@@ -1042,8 +1044,8 @@ func (f *forwarding) describe(frame []byte) error {
 func (f *forwarding) execute(frame []byte) error {
 	sess := f.sess
 	body := frame[frameHeaderLen:]
-	if name, _, ok := cstring(body); ok {
-		if _, local := sess.portals[name]; local {
+	if name, _, ok := cbytes(body); ok {
+		if _, local := sess.portals[string(name)]; local {
 			msg, err := decodeFrontend('E', body)
 			if err != nil {
 				return sess.protocolViolation(err)
@@ -1064,14 +1066,14 @@ func (f *forwarding) closeObject(frame []byte) error {
 	sess := f.sess
 	body := frame[frameHeaderLen:]
 	if len(body) > 0 {
-		name, _, ok := cstring(body[1:])
+		nb, _, ok := cbytes(body[1:])
 		switch {
 		case !ok:
 		case body[0] == 'S':
-			if ps, local := sess.statements[name]; local {
+			if ps, local := sess.statements[string(nb)]; local {
 				// The upstream closes the empty statement mirroring it
 				// and answers.
-				delete(sess.statements, name)
+				delete(sess.statements, string(nb))
 				for pname, p := range sess.portals {
 					if p.stmt == ps {
 						sess.closePortal(pname)
@@ -1079,8 +1081,8 @@ func (f *forwarding) closeObject(frame []byte) error {
 				}
 			}
 		case body[0] == 'P':
-			if _, local := sess.portals[name]; local {
-				m := &pgproto3.Close{ObjectType: 'P', Name: name}
+			if _, local := sess.portals[string(nb)]; local {
+				m := &pgproto3.Close{ObjectType: 'P', Name: string(nb)}
 				return f.answer(false, func() error { return sess.closeObject(m) })
 			}
 		}

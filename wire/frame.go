@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -46,12 +47,18 @@ func appendFrame(buf []byte, msg interface{ Encode([]byte) ([]byte, error) }) []
 
 // cstring returns the NUL-terminated string at the start of b and the rest.
 func cstring(b []byte) (string, []byte, bool) {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i]), b[i+1:], true
-		}
+	s, rest, ok := cbytes(b)
+	return string(s), rest, ok
+}
+
+// cbytes is cstring without the copy: map lookups with string(s) do not
+// allocate.
+func cbytes(b []byte) (s, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return nil, nil, false
 	}
-	return "", nil, false
+	return b[:i], b[i+1:], true
 }
 
 // decodeFrontend decodes a client frame body. pgproto3's decoders may
