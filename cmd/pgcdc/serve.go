@@ -26,7 +26,6 @@ import (
 	"github.com/pgcdc/pgcdc/wire"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
-	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
 // ServeCommand runs the server.
@@ -421,10 +420,10 @@ func (c *ServeCommand) logger() (zerolog.Logger, error) {
 	return log.Level(lvl).With().Timestamp().Logger(), nil
 }
 
-// destination is what serve needs from a destination.
+// destination is what serve needs from a DuckDB destination.
 type destination interface {
 	replica.Destination
-	pgsql.Backend
+	sql.Backend
 }
 
 func openDestination(ctx context.Context, spec string, opts ...duckdb.Option) (destination, error) {
@@ -436,7 +435,7 @@ func openDestination(ctx context.Context, spec string, opts ...duckdb.Option) (d
 		}
 		return duckdb.Open(ctx, arg, opts...)
 	}
-	return nil, fmt.Errorf("unknown destination %q: use duckdb:<file> or postgres://...", spec)
+	return nil, fmt.Errorf("unknown destination %q: use duckdb:<file> or postgres://user:password@host/db", spec)
 }
 
 // isPostgresURL reports a destination that is a Postgres database.
