@@ -148,6 +148,34 @@ func TestProxy(t *testing.T) {
 	t.Run("discovery", func(t *testing.T) { proxyDiscovery(t, dest) })
 	t.Run("pgbench", func(t *testing.T) { proxyPgbench(t, dest) })
 	t.Run("tls_and_password", func(t *testing.T) { proxyTLS(t, dest) })
+	t.Run("destination_is_a_secret", func(t *testing.T) { proxyDestinationSecret(t, dest) })
+}
+
+// proxyDestinationSecret: the destination URL holds a password: --help
+// does not echo it from the environment, pgcdc warns when it is on the
+// command line, and never logs it.
+func proxyDestinationSecret(t *testing.T, dest *pgtest.Cluster) {
+	ctx := testContext(t, time.Minute)
+	bin, err := pgcdctest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := exec.Command(bin, "serve", "--help")
+	help.Env = append(os.Environ(), "PGCDC_DESTINATION="+dest.DSN("postgres"))
+	out, _ := help.CombinedOutput()
+	if strings.Contains(string(out), pgtest.Password) {
+		t.Errorf("--help shows the destination's password:\n%s", out)
+	}
+	srcDSN, _ := newSourceDB(ctx, t)
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: srcDSN, Extra: []string{"--destination", dest.DSN("postgres")}})
+	waitServing(ctx, t, srv)
+	logs := srv.Logs()
+	if !strings.Contains(logs, "--destination was given on the command line") {
+		t.Errorf("no warning about --destination on the command line:\n%s", logs)
+	}
+	if strings.Contains(logs, pgtest.Password) {
+		t.Errorf("the destination's password is in the logs:\n%s", logs)
+	}
 }
 
 // proxyTLS: clients authenticate to pgcdc (SCRAM over TLS) as over DuckDB;

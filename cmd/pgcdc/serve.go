@@ -435,7 +435,11 @@ func openDestination(ctx context.Context, spec string, opts ...duckdb.Option) (d
 		}
 		return duckdb.Open(ctx, arg, opts...)
 	}
-	return nil, fmt.Errorf("unknown destination %q: use duckdb:<file> or postgres://user:password@host/db", spec)
+	// Only the kind: the rest may hold a password.
+	if _, _, ok := strings.Cut(spec, ":"); ok && !strings.ContainsAny(kind, " =@/") {
+		return nil, fmt.Errorf("unknown destination kind %q: use duckdb:<file> or postgres://user:password@host/db", kind)
+	}
+	return nil, errors.New("unknown destination (not shown: it may hold a password): use duckdb:<file> or postgres://user:password@host/db")
 }
 
 // isPostgresURL reports a destination that is a Postgres database.
