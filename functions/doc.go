@@ -12,5 +12,11 @@
 // and SHOW of Postgres settings such as extra_float_digits (pgJDBC, on
 // connect), application_name and DateStyle, and SELECT version(). Any
 // failed statement, one of ours included, aborts an open transaction block,
-// so ReadyForQuery tells clients the truth.
+// so ReadyForQuery tells clients the truth. That emulation is for DuckDB.
+//
+// Over a Postgres destination the Proxy is the wire.Forwarder instead: each
+// client session is forwarded, message by message, to a session of its own
+// on the destination, and Intercept picks out the calls of our functions
+// (proxy.go). DeclareFunctions declares the catalog in the destination, so
+// that clients can list the functions there.
 package functions

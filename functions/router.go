@@ -44,12 +44,20 @@ var _ wire.Handler = (*Router)(nil)
 
 // NewRouter checks that every catalog function has an implementation.
 func NewRouter(env *Env, pass sql.Backend) (*Router, error) {
-	for _, f := range env.Catalog.Functions {
-		if impls[f.Name] == nil {
-			return nil, fmt.Errorf("functions: catalog declares %s() but it has no implementation", f.Name)
-		}
+	if err := checkImpls(env.Catalog); err != nil {
+		return nil, err
 	}
 	return &Router{env: env, pass: pass}, nil
+}
+
+// checkImpls makes sure every catalog function has an implementation.
+func checkImpls(c *sql.Catalog) error {
+	for _, f := range c.Functions {
+		if impls[f.Name] == nil {
+			return fmt.Errorf("functions: catalog declares %s() but it has no implementation", f.Name)
+		}
+	}
+	return nil
 }
 
 // NewSession implements wire.Handler.
@@ -113,7 +121,7 @@ func (s *session) Parse(ctx context.Context, query string, paramOIDs []uint32) (
 			return nil, err
 		}
 		if call != nil {
-			stmts = append(stmts, &callStatement{s: s, env: s.r.env, call: call, declared: paramOIDs})
+			stmts = append(stmts, &callStatement{env: s.r.env, call: call, declared: paramOIDs, txStatus: s.dest.TxStatus})
 			continue
 		}
 		ps := &passStatement{s: s, query: q, declared: paramOIDs}
@@ -145,10 +153,14 @@ func withDeclared(inferred, declared []uint32) []uint32 {
 
 // callStatement is a call of one of our functions.
 type callStatement struct {
-	s        *session
 	env      *Env
 	call     *sql.Call
 	declared []uint32
+	// txStatus, when set, is the session's transaction status: a call in
+	// a failed block is refused, as Postgres refuses any statement there.
+	// A forwarded session leaves it to the wire layer, which knows the
+	// upstream's.
+	txStatus func() byte
 }
 
 func (c *callStatement) ParamOIDs() []uint32 { return withDeclared(c.call.ParamOIDs(), c.declared) }
@@ -171,7 +183,7 @@ func (c *callStatement) Columns() []wire.Column {
 }
 
 func (c *callStatement) Execute(ctx context.Context, params []any, n wire.Notifier) (wire.Result, error) {
-	if c.s.dest.TxStatus() == 'E' {
+	if c.txStatus != nil && c.txStatus() == 'E' {
 		return nil, errAborted
 	}
 	if used := len(c.call.ParamOIDs()); len(params) > used {

@@ -41,6 +41,12 @@ func (c *Catalog) buildFilter() {
 	}
 }
 
+// Mentions reports whether query could call one of our functions: whether it
+// contains one of their names in any ASCII case. It is the pre-filter
+// Classify starts with, without allocating; false means the query is
+// certainly not ours.
+func (c *Catalog) Mentions(query string) bool { return c.mentionsFunction(query) }
+
 // mentionsFunction reports whether query contains one of our function names,
 // ignoring ASCII case, without allocating.
 func (c *Catalog) mentionsFunction(query string) bool {

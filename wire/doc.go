@@ -10,6 +10,13 @@
 // boundary keeps this package testable with a fake handler and real clients,
 // and lets the SQL side change without touching protocol code.
 //
+// A session is served in one of two ways. A value-level session (NewServer)
+// hands each statement to a Handler and encodes the Go values it returns. A
+// forwarded session (NewForwardingServer) relays the client's messages, as
+// bytes, to a session of its own on an upstream Postgres server, and
+// answers only the statements its Forwarder intercepts, with the
+// value-level machinery; see "Forwarded sessions" below.
+//
 // # Architecture
 //
 // The package is built on github.com/jackc/pgx/v5/pgproto3, which encodes
@@ -25,6 +32,10 @@
 //	                  (session.go, query.go, extended.go)
 //	DecodeParam,      Bind parameters to Go values, Go values to DataRow
 //	appendValue       columns, through one pgtype.Map per session (values.go)
+//	forwarding        a forwarded session: the two relays, the queue of
+//	                  answers the upstream owes, intercepted statements
+//	                  (forward.go, frame.go); ConnectUpstream opens the
+//	                  upstream session with pgconn (upstream.go)
 //
 // Each connection has two goroutines. The serve goroutine owns all protocol
 // state and calls the handler. A reader goroutine reads client messages one
@@ -93,6 +104,66 @@
 // transaction block is open any more. Idle timeout and graceful shutdown
 // only end a session that sits at ReadyForQuery outside a transaction
 // block; Shutdown's deadline ends the rest.
+//
+// # Forwarded sessions
+//
+// After authentication, Forwarder.Forward opens the client's upstream
+// session (ConnectUpstream: the upstream's credentials, the client's startup
+// parameters). The client then gets the upstream's ParameterStatus values,
+// a BackendKeyData with the upstream backend's PID (when no other session
+// has it) and a secret of wire's own, and ReadyForQuery. From here on:
+//
+//	client ──frames──▶ client goroutine ──frames──▶ upstream
+//	client ◀──frames── upstream goroutine ◀──frames── upstream
+//
+// Each relay reads a chunk, finds the frame boundaries (type and length
+// only) and writes the chunk on in one write; rows, COPY data, NOTICEs,
+// ParameterStatus, errors and ReadyForQuery are never decoded. Only Query
+// and Parse are looked into: Upstream.Intercept gets their query text.
+//
+// To answer a statement itself in order with the upstream's answers, the
+// session keeps a queue of what the upstream owes (ParseComplete for a
+// Parse, ReadyForQuery for a Sync or Query, ...), popped by the upstream
+// goroutine as the answers go by. An ErrorResponse in the extended
+// protocol pops everything up to the next Sync, which the upstream now
+// skips. Before answering a message, the client goroutine drains: it sends
+// a Flush, waits until the queue is empty, and then answers through the
+// value-level code, which writes under the same mutex as the relay.
+// Messages that name an intercepted statement or portal (Bind, Describe,
+// Execute, Close) are answered here too; a Sync always goes upstream, so
+// ReadyForQuery and its transaction status are the upstream's.
+//
+//	Query, intercepted        a Query the forwarder split: its upstream parts
+//	                          go as Parse/Bind/Describe/Execute (their
+//	                          ParseComplete, BindComplete and NoData hidden),
+//	                          its own parts run in between, then one Sync:
+//	                          the whole string stays one implicit
+//	                          transaction upstream, as in Postgres
+//	Parse, intercepted        mirrored upstream by an empty statement of the
+//	                          same name, so names (duplicates, the unnamed
+//	                          statement, DEALLOCATE) stay the upstream's
+//	failure of an intercepted statement
+//	                          the client is told the error; if a transaction
+//	                          may be open upstream, a Parse the upstream cannot
+//	                          parse (its error hidden) fails it there too, so a
+//	                          block is aborted ('E') and an implicit
+//	                          transaction rolled back, as the client believes
+//	failed block ('E')        intercepted messages get 25P02, as in Postgres
+//
+// A CancelRequest for the session cancels the intercepted statement running
+// now, if any, and is otherwise sent to the upstream with its own key
+// (Upstream.Cancel). Shutdown, the idle timeout and the client hanging up
+// work as in a value-level session: an idle session is one at
+// ReadyForQuery outside a transaction block with nothing owed. While an
+// intercepted statement runs, a read-ahead goroutine watches the client
+// for a hang-up. When the upstream ends the session, the client gets the
+// upstream's FATAL, or 08006 if the upstream said nothing.
+//
+// testdata/forward holds protocol scripts that TestForwardScripts runs
+// against a throwaway Postgres, once directly and once through a
+// forwarding server whose forwarder intercepts local_* functions that the
+// upstream also has: the two transcripts must be equal, so Postgres itself
+// says what the proxy must answer.
 //
 // # Connection limits
 //

@@ -42,6 +42,8 @@ const (
 	codeFeatureNotSupported   = "0A000"
 	codeInternalError         = "XX000"
 	codeInvalidParameterValue = "22023"
+	codeInFailedTransaction   = "25P02"
+	codeConnectionFailure     = "08006"
 )
 
 const (

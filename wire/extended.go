@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -36,6 +38,7 @@ type portal struct {
 	cancel  context.CancelCauseFunc
 	done    bool
 	tag     string
+	resumed bool // an Execute with a row limit stopped short of the end
 }
 
 func (p *portal) close() {
@@ -205,7 +208,7 @@ func (sess *session) execute(m *pgproto3.Execute) error {
 		p.ctx, p.cancel = context.WithCancelCause(sess.ctx)
 	}
 	sess.setRunning(p.cancel)
-	more, err := sess.runPortal(p, int(m.MaxRows))
+	n, more, err := sess.runPortal(p, int(m.MaxRows))
 	sess.setRunning(nil)
 	if err != nil {
 		ferr := sess.extendedFail(p.ctx, err)
@@ -214,21 +217,28 @@ func (sess *session) execute(m *pgproto3.Execute) error {
 		return ferr
 	}
 	if more {
+		p.resumed = true
 		sess.out.send(&pgproto3.PortalSuspended{})
 		return nil
 	}
 	p.tag = p.result.Tag()
 	p.done = true
 	p.close()
-	sess.out.send(&pgproto3.CommandComplete{CommandTag: []byte(p.tag)})
+	tag := p.tag
+	if p.resumed && strings.HasPrefix(tag, "SELECT ") {
+		// Postgres counts the rows of the Execute that completed the
+		// portal, not of the whole result.
+		tag = "SELECT " + strconv.Itoa(n)
+	}
+	sess.out.send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	return nil
 }
 
-func (sess *session) runPortal(p *portal, maxRows int) (bool, error) {
+func (sess *session) runPortal(p *portal, maxRows int) (int, bool, error) {
 	if p.result == nil {
 		res, err := execute(p.ctx, p.stmt.stmt, p.params, notifier{sess})
 		if err != nil {
-			return false, err
+			return 0, false, err
 		}
 		p.result = res
 	}

@@ -62,7 +62,7 @@ func (sess *session) runSimple(ctx context.Context, stmt Statement) error {
 	if cols != nil {
 		sess.out.send(rowDescription(cols, nil))
 	}
-	if _, err := sess.streamRows(ctx, res, cols, nil, 0); err != nil {
+	if _, _, err := sess.streamRows(ctx, res, cols, nil, 0); err != nil {
 		return err
 	}
 	sess.out.send(&pgproto3.CommandComplete{CommandTag: []byte(res.Tag())})
@@ -78,31 +78,31 @@ func execute(ctx context.Context, stmt Statement, params []any, n Notifier) (Res
 	return res, err
 }
 
-// streamRows sends up to maxRows rows of res (all when maxRows <= 0) and
-// reports whether rows may remain. formats holds one code per column; nil
-// means all text.
-func (sess *session) streamRows(ctx context.Context, res Result, cols []Column, formats []int16, maxRows int) (more bool, err error) {
-	for n := 0; maxRows <= 0 || n < maxRows; n++ {
+// streamRows sends up to maxRows rows of res (all when maxRows <= 0). It
+// returns how many it sent and whether rows may remain. formats holds one
+// code per column; nil means all text.
+func (sess *session) streamRows(ctx context.Context, res Result, cols []Column, formats []int16, maxRows int) (n int, more bool, err error) {
+	for ; maxRows <= 0 || n < maxRows; n++ {
 		row, err := res.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return false, nil
+			return n, false, nil
 		}
 		if err != nil {
-			return false, err
+			return n, false, err
 		}
 		if len(row) != len(cols) {
-			return false, fmt.Errorf("wire: statement returned a row of %d values for %d columns", len(row), len(cols))
+			return n, false, fmt.Errorf("wire: statement returned a row of %d values for %d columns", len(row), len(cols))
 		}
 		msg, err := sess.dataRow(row, cols, formats)
 		if err != nil {
-			return false, err
+			return n, false, err
 		}
 		sess.out.send(msg)
 		if err := sess.out.error(); err != nil {
-			return false, &sessionEnd{errConnLost}
+			return n, false, &sessionEnd{errConnLost}
 		}
 	}
-	return true, nil
+	return n, true, nil
 }
 
 // dataRow encodes one row into the session's reusable buffers; the message

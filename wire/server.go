@@ -45,12 +45,13 @@ const (
 // Server accepts Postgres clients and runs one session per connection,
 // handing the statements to a Handler.
 type Server struct {
-	cfg      Config
-	handler  Handler
-	log      zerolog.Logger
-	tls      *tls.Config
-	verifier *scramVerifier // nil means trust
-	initErr  error
+	cfg       Config
+	handler   Handler
+	forwarder Forwarder // set by NewForwardingServer; then handler is nil
+	log       zerolog.Logger
+	tls       *tls.Config
+	verifier  *scramVerifier // nil means trust
+	initErr   error
 
 	mu              sync.Mutex
 	closed          bool
@@ -424,13 +425,18 @@ func (s *Server) setPhase(c *serverConn, p connPhase) {
 	c.phase = p
 }
 
-// register assigns a fresh process ID to sess so CancelRequest can find it;
-// assigned runs before sess becomes visible to other goroutines.
-func (s *Server) register(sess *session, assigned func(pid uint32)) {
+// register assigns a process ID to sess so CancelRequest can find it:
+// preferred when it is free, else a fresh one. assigned runs before sess
+// becomes visible to other goroutines.
+func (s *Server) register(sess *session, preferred uint32, assigned func(pid uint32)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		pid := randomUint32() & 0x7fffffff // clients store it as a signed int
+		pid := preferred & 0x7fffffff // clients store it as a signed int
+		preferred = 0
+		if pid == 0 {
+			pid = randomUint32() & 0x7fffffff
+		}
 		if _, taken := s.sessions[pid]; pid != 0 && !taken {
 			sess.pid = pid
 			assigned(pid)

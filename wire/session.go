@@ -33,6 +33,7 @@ type session struct {
 	log     zerolog.Logger
 	info    SessionInfo
 	handler SessionHandler
+	fwd     *forwarding // set for a forwarded session (forward.go)
 	types   *pgtype.Map
 	pid     uint32
 	secret  []byte
@@ -83,22 +84,38 @@ func (s *Server) newSession(ctx context.Context, st *startup, log zerolog.Logger
 	sess.ctx, sess.cancel = context.WithCancelCause(ctx)
 	putUint32(sess.secret, randomUint32())
 
-	h, err := s.handler.NewSession(sess.ctx, st.info)
-	if err != nil {
-		sess.cancel(err)
-		pe := toPgError(context.Background(), err)
-		pe.Severity = severityFatal
-		st.reject(pe)
-		return nil, err
+	var preferredPID uint32
+	if s.forwarder != nil {
+		up, err := s.forwarder.Forward(sess.ctx, st.info)
+		if err != nil {
+			return nil, sess.refuse(st, err)
+		}
+		sess.fwd = newForwarding(sess, up)
+		sess.handler = forwardHandler{sess.fwd}
+		preferredPID = up.ProcessID()
+	} else {
+		h, err := s.handler.NewSession(sess.ctx, st.info)
+		if err != nil {
+			return nil, sess.refuse(st, err)
+		}
+		sess.handler = h
 	}
-	sess.handler = h
 	// The session must be complete before register publishes it to
 	// CancelRequest and Shutdown.
-	s.register(sess, func(pid uint32) {
+	s.register(sess, preferredPID, func(pid uint32) {
 		sess.log = log.With().Uint32("pid", pid).Logger()
 		sess.out.log = sess.log
 	})
 	return sess, nil
+}
+
+// refuse answers a session the handler would not open with FATAL.
+func (sess *session) refuse(st *startup, err error) error {
+	sess.cancel(err)
+	pe := toPgError(context.Background(), err)
+	pe.Severity = severityFatal
+	st.reject(pe)
+	return err
 }
 
 func putUint32(b []byte, v uint32) {
@@ -116,8 +133,14 @@ func (sess *session) serve() {
 			sess.out.flush()
 		}
 	}()
-	sess.log.Debug().Str("application", sess.info.Application).Msg("wire: session started")
+	sess.log.Debug().Str("application", sess.info.Application).Bool("forwarded", sess.fwd != nil).Msg("wire: session started")
 
+	if sess.fwd != nil {
+		err := sess.fwd.run()
+		close(sess.readerDone) // the forwarding goroutines have ended
+		sess.logEnd(err)
+		return
+	}
 	for _, p := range [][2]string{
 		{"server_version", sess.srv.cfg.ServerVersion},
 		{"server_encoding", "UTF8"},
@@ -139,7 +162,11 @@ func (sess *session) serve() {
 	sess.readyForQuery()
 
 	go sess.readLoop()
-	err := sess.loop()
+	sess.logEnd(sess.loop())
+}
+
+// logEnd logs why the session ended.
+func (sess *session) logEnd(err error) {
 	var end *sessionEnd
 	switch {
 	case err == nil:
@@ -446,11 +473,17 @@ func (sess *session) setRunning(cancel context.CancelCauseFunc) {
 	sess.runMu.Unlock()
 }
 
+// cancelRunning cancels the statement running now: one the handler runs,
+// or, in a forwarded session with none of those, what runs upstream.
 func (sess *session) cancelRunning() {
 	sess.runMu.Lock()
 	defer sess.runMu.Unlock()
 	if sess.running != nil {
 		sess.running(errQueryCanceled)
+		return
+	}
+	if sess.fwd != nil {
+		go sess.fwd.cancelUpstream()
 	}
 }
 
@@ -564,6 +597,24 @@ func (w *messageWriter) flushLocked() error {
 		w.buf = w.buf[:0]
 	}
 	return err
+}
+
+// writeRaw writes frames that are already encoded, after whatever is
+// buffered, at once.
+func (w *messageWriter) writeRaw(p []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) > 0 {
+		w.buf = append(w.buf, p...)
+		return w.flushLocked()
+	}
+	if _, err := w.w.Write(p); err != nil {
+		w.err = err
+	}
+	return w.err
 }
 
 func (w *messageWriter) error() error {

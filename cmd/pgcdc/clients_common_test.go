@@ -56,6 +56,46 @@ const bigRows = 50000
 // clientPassword is what the client tests' servers require.
 const clientPassword = "client-Secret-42"
 
+// A client scenario runs once per destination, as a subtest named after
+// it: over DuckDB, where pgcdc answers as Postgres would, and over a
+// Postgres destination, which pgcdc serves as a transparent proxy. The
+// Postgres variant needs the Postgres replication destination; until it
+// replicates, set PGCDC_CLIENTS_POSTGRES=1 to run it anyway.
+type clientDestination struct {
+	name string
+	// postgres says pgcdc proxies a Postgres destination: the settings,
+	// version and errors a client sees are the destination's own.
+	postgres bool
+	// skip returns a reason to skip the variant, or "".
+	skip func() string
+}
+
+// clientsPostgresGate names the environment variable that runs the client
+// scenarios against a Postgres destination.
+const clientsPostgresGate = "PGCDC_CLIENTS_POSTGRES"
+
+var clientDestinations = []clientDestination{
+	{name: "duckdb", skip: func() string { return "" }},
+	{name: "postgres", postgres: true, skip: func() string {
+		if os.Getenv(clientsPostgresGate) != "1" {
+			return "the Postgres destination does not replicate yet; set " + clientsPostgresGate + "=1 to run"
+		}
+		return ""
+	}},
+}
+
+// forEachClientDestination runs a client scenario against every destination.
+func forEachClientDestination(t *testing.T, run func(t *testing.T, d clientDestination)) {
+	for _, d := range clientDestinations {
+		t.Run(d.name, func(t *testing.T) {
+			if why := d.skip(); why != "" {
+				t.Skip(why)
+			}
+			run(t, d)
+		})
+	}
+}
+
 // clientSetup is a source database with clientSchema and a pgcdc server in
 // front of a fresh replica, with a password and TLS.
 type clientSetup struct {
@@ -67,18 +107,29 @@ type clientSetup struct {
 	clientName string
 }
 
-// startClientSetup starts the source and the server; extra are more pgcdc
-// flags.
-func startClientSetup(ctx context.Context, t *testing.T, name string, extra ...string) *clientSetup {
+// startClientSetup starts the source, the destination d and the server;
+// extra are more pgcdc flags.
+func startClientSetup(ctx context.Context, t *testing.T, d clientDestination, name string, extra ...string) *clientSetup {
 	t.Helper()
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, clientSchema)
 	cert, key := testcert.Files(t)
-	srv := pgcdctest.Start(t, pgcdctest.Options{
+	opts := pgcdctest.Options{
 		Source:   dsn,
 		Password: clientPassword,
 		Extra:    append([]string{"--tls-cert", cert, "--tls-key", key}, extra...),
-	})
+	}
+	if d.postgres {
+		// Slots are the source cluster's: apart from the DuckDB run's.
+		name += "_pg"
+		dest := startDestinationCluster(t)
+		db := testDatabaseNameFor(t)
+		if err := dest.CreateDatabase(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		opts.Destination = dest.DSN(db)
+	}
+	srv := pgcdctest.Start(t, opts)
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,9 @@ const jdbcJar = "/usr/share/java/postgresql.jar"
 // (internal/clients/java/Scenario.java), its prepared statements past the
 // prepare threshold so that the driver uses named statements and binary
 // results.
-func TestClientJDBC(t *testing.T) {
+func TestClientJDBC(t *testing.T) { forEachClientDestination(t, clientJDBC) }
+
+func clientJDBC(t *testing.T, d clientDestination) {
 	java, err := exec.LookPath("java")
 	if err != nil {
 		requireClient(t, "no java: %v", err)
@@ -32,7 +34,7 @@ func TestClientJDBC(t *testing.T) {
 	ctx := testContext(t, 3*time.Minute)
 	// At trace level pgcdc logs every protocol message, which shows what
 	// the driver really did.
-	c := startClientSetup(ctx, t, "jdbc", "--log-level", "trace")
+	c := startClientSetup(ctx, t, d, "jdbc", "--log-level", "trace")
 	// Java runs a single source file directly (JEP 330), so there is no
 	// build step.
 	cmd := exec.CommandContext(ctx, java, "-cp", jar, "-Xshare:auto", "-XX:TieredStopAtLevel=1",

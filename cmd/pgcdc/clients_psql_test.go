@@ -68,9 +68,11 @@ func psqlMajor(t *testing.T) int {
 // NOTICEs shown while a call runs, several statements in one message,
 // errors with their SQLSTATE, transaction blocks, and Ctrl-C (SIGINT, which
 // makes psql send a CancelRequest) during a long replicate().
-func TestClientPsql(t *testing.T) {
+func TestClientPsql(t *testing.T) { forEachClientDestination(t, clientPsql) }
+
+func clientPsql(t *testing.T, d clientDestination) {
 	ctx := testContext(t, 3*time.Minute)
-	c := startClientSetup(ctx, t, "psql")
+	c := startClientSetup(ctx, t, d, "psql")
 	if _, err := exec.LookPath("psql"); err != nil {
 		requireClient(t, "psql is not installed (postgresql-client): %v", err)
 	}

@@ -10,10 +10,12 @@ import (
 // TestClientPsycopg2 runs the client scenario with psycopg2 as dbt uses it:
 // inside BEGIN ... COMMIT, behind a dbt query comment
 // (internal/clients/python/scenario.py).
-func TestClientPsycopg2(t *testing.T) {
+func TestClientPsycopg2(t *testing.T) { forEachClientDestination(t, clientPsycopg2) }
+
+func clientPsycopg2(t *testing.T, d clientDestination) {
 	python := findPsycopg2(t)
 	ctx := testContext(t, 3*time.Minute)
-	c := startClientSetup(ctx, t, "psycopg2")
+	c := startClientSetup(ctx, t, d, "psycopg2")
 	cmd := exec.CommandContext(ctx, python, filepath.Join(clientsDir(t), "python", "scenario.py"))
 	runScenario(ctx, t, c, cmd)
 	c.verify(ctx, t)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,11 +21,11 @@ import (
 	"github.com/pgcdc/pgcdc/functions"
 	"github.com/pgcdc/pgcdc/replicator"
 	"github.com/pgcdc/pgcdc/replicator/duckdb"
+	"github.com/pgcdc/pgcdc/replicator/postgres"
 	"github.com/pgcdc/pgcdc/sql"
 	"github.com/pgcdc/pgcdc/wire"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
-	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
 // ServeCommand runs the server.
@@ -113,7 +114,9 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	}
 	str(&c.Source, "source", "PGCDC_SOURCE", "", "source Postgres connection string (URL or key=value); needs wal_level=logical and a user with REPLICATION. "+
 		"It usually holds a password: set PGCDC_SOURCE rather than the flag, which other local users can read with ps")
-	str(&c.Destination, "destination", "PGCDC_DESTINATION", "duckdb:pgcdc.duckdb", "destination: duckdb:<file> (created if missing) or duckdb::memory:")
+	str(&c.Destination, "destination", "PGCDC_DESTINATION", "duckdb:pgcdc.duckdb", "destination: duckdb:<file> (created if missing), duckdb::memory:, "+
+		"or a Postgres database, postgres://user:password@host/db, which pgcdc then serves as a transparent proxy. "+
+		"A Postgres URL usually holds a password: set PGCDC_DESTINATION rather than the flag, which other local users can read with ps")
 	str(&c.Listen, "listen", "PGCDC_LISTEN", "127.0.0.1:6543", "address to accept Postgres clients on")
 	str(&c.Password, "password", "PGCDC_PASSWORD", "", "password clients must give (SCRAM-SHA-256); without one only loopback clients are trusted. "+
 		"Set PGCDC_PASSWORD rather than the flag, which other local users can read with ps")
@@ -155,7 +158,7 @@ Flags:
 		for _, s := range specs {
 			f := fs.Lookup(s.name)
 			def := f.DefValue
-			if secretFlags[s.name] {
+			if secretFlags[s.name] || s.name == "destination" && isPostgresURL(def) {
 				def = "" // never echo a secret from the environment
 			}
 			fmt.Fprintf(fs.Output(), "  --%s (env %s)", s.name, s.env)
@@ -177,7 +180,7 @@ Flags:
 		return fmt.Errorf("unexpected argument %q (give a boolean flag's value as --flag=false)", fs.Arg(0))
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if secretFlags[f.Name] {
+		if secretFlags[f.Name] || f.Name == "destination" && hasPassword(c.Destination) {
 			for _, s := range specs {
 				if s.name == f.Name {
 					c.secretsInArgs = append(c.secretsInArgs, s)
@@ -301,25 +304,11 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		log.Warn().Str("listen", ln.Addr().String()).Msg("TLS is not required on an address other hosts can reach: clients may connect without encryption")
 	}
 
-	if c.UnsafeAllowClientFileAccess {
-		log.Warn().Msg("--unsafe-allow-client-file-access is on: every client can read and write any file pgcdc can, ATTACH databases, INSTALL and LOAD extensions and change global DuckDB settings")
-	}
-	dest, err := openDestination(ctx, c.Destination, duckdb.UnsafeClientFileAccess(c.UnsafeAllowClientFileAccess))
-	if err != nil {
-		return err
-	}
-	defer dest.Close()
 	catalog, err := sql.LoadCatalog()
 	if err != nil {
 		return err
 	}
-	repl := replicator.New(c.Source, dest, log.With().Str("component", "replicator").Logger())
-	repl.BatchBytes = int64(c.BatchMemory)
-	router, err := functions.NewRouter(&functions.Env{Repl: repl, Catalog: catalog, Log: log}, dest)
-	if err != nil {
-		return err
-	}
-	srv := wire.NewServer(wire.Config{
+	wireCfg := wire.Config{
 		Password:                      c.Password,
 		TLS:                           tlsConfig,
 		TLSRequired:                   tlsRequired,
@@ -330,11 +319,70 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		MaxMessageSize:                c.MaxMessageSize,
 		IdleSessionTimeout:            c.IdleSessionTimeout,
 		ServerVersion:                 "16.0",
-	}, router, log.With().Str("component", "wire").Logger())
+	}
+	wireLog := log.With().Str("component", "wire").Logger()
+	var srv *wire.Server
+	var destName string
+	if isPostgresURL(c.Destination) {
+		// Over Postgres pgcdc is a transparent proxy: every client session
+		// is forwarded to a session of its own on the destination, and
+		// only calls of our functions are answered here.
+		if c.UnsafeAllowClientFileAccess {
+			log.Warn().Msg("--unsafe-allow-client-file-access has no effect over a Postgres destination: what clients may do there is the destination's own privileges")
+		}
+		dest, err := postgres.Open(ctx, c.Destination)
+		if err != nil {
+			return err
+		}
+		defer dest.Close()
+		cfg := dest.Config()
+		destName = fmt.Sprintf("postgres %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+		if err := functions.DeclareFunctions(ctx, cfg, catalog); err != nil {
+			// Calls work without it; only discovery (\df pgcdc.*) does not.
+			log.Warn().Err(err).Msg("the destination does not list pgcdc's functions: declaring them in schema pgcdc failed")
+		}
+		repl := replicator.New(c.Source, dest, log.With().Str("component", "replicator").Logger())
+		repl.BatchBytes = int64(c.BatchMemory)
+		proxy, err := functions.NewProxy(&functions.Env{Repl: repl, Catalog: catalog, Log: log}, cfg)
+		if err != nil {
+			return err
+		}
+		srv = wire.NewForwardingServer(wireCfg, proxy, wireLog)
+	} else {
+		if c.UnsafeAllowClientFileAccess {
+			log.Warn().Msg("--unsafe-allow-client-file-access is on: every client can read and write any file pgcdc can, ATTACH databases, INSTALL and LOAD extensions and change global DuckDB settings")
+		}
+		dest, err := openDestination(ctx, c.Destination, duckdb.UnsafeClientFileAccess(c.UnsafeAllowClientFileAccess))
+		if err != nil {
+			return err
+		}
+		defer dest.Close()
+		destName = c.Destination
+		repl := replicator.New(c.Source, dest, log.With().Str("component", "replicator").Logger())
+		repl.BatchBytes = int64(c.BatchMemory)
+		router, err := functions.NewRouter(&functions.Env{Repl: repl, Catalog: catalog, Log: log}, dest)
+		if err != nil {
+			return err
+		}
+		srv = wire.NewServer(wireCfg, router, wireLog)
+	}
 
+	if path := os.Getenv("PGCDC_CPU_PROFILE"); path != "" {
+		// For profiling (bench/): a CPU profile of the whole run, written
+		// at shutdown.
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("PGCDC_CPU_PROFILE: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("PGCDC_CPU_PROFILE: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Info().Str("listen", ln.Addr().String()).Str("destination", c.Destination).
+	log.Info().Str("listen", ln.Addr().String()).Str("destination", destName).
 		Str("source", fmt.Sprintf("%s:%d/%s", srcCfg.Host, srcCfg.Port, srcCfg.Database)).
 		Bool("password", c.Password != "").Bool("tls", tlsConfig != nil).Bool("tls_required", tlsRequired).Msg("pgcdc serving")
 
@@ -372,10 +420,10 @@ func (c *ServeCommand) logger() (zerolog.Logger, error) {
 	return log.Level(lvl).With().Timestamp().Logger(), nil
 }
 
-// destination is what serve needs from a destination.
+// destination is what serve needs from a DuckDB destination.
 type destination interface {
 	replica.Destination
-	pgsql.Backend
+	sql.Backend
 }
 
 func openDestination(ctx context.Context, spec string, opts ...duckdb.Option) (destination, error) {
@@ -386,10 +434,26 @@ func openDestination(ctx context.Context, spec string, opts ...duckdb.Option) (d
 			return nil, errors.New("--destination duckdb: needs a file name, e.g. duckdb:pgcdc.duckdb")
 		}
 		return duckdb.Open(ctx, arg, opts...)
-	case "postgres", "postgresql":
-		return nil, errors.New("the Postgres destination is not available yet; use duckdb:<file>")
 	}
-	return nil, fmt.Errorf("unknown destination %q: use duckdb:<file>", spec)
+	// Only the kind: the rest may hold a password.
+	if _, _, ok := strings.Cut(spec, ":"); ok && !strings.ContainsAny(kind, " =@/") {
+		return nil, fmt.Errorf("unknown destination kind %q: use duckdb:<file> or postgres://user:password@host/db", kind)
+	}
+	return nil, errors.New("unknown destination (not shown: it may hold a password): use duckdb:<file> or postgres://user:password@host/db")
+}
+
+// isPostgresURL reports a destination that is a Postgres database.
+func isPostgresURL(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// hasPassword reports a Postgres destination URL that holds a password.
+func hasPassword(spec string) bool {
+	if !isPostgresURL(spec) {
+		return false
+	}
+	cfg, err := pgconn.ParseConfig(spec)
+	return err != nil || cfg.Password != ""
 }
 
 func isLoopback(a net.Addr) bool {
