@@ -58,9 +58,7 @@ const clientPassword = "client-Secret-42"
 
 // A client scenario runs once per destination, as a subtest named after
 // it: over DuckDB, where pgcdc answers as Postgres would, and over a
-// Postgres destination, which pgcdc serves as a transparent proxy. The
-// Postgres variant needs the Postgres replication destination; until it
-// replicates, set PGCDC_CLIENTS_POSTGRES=1 to run it anyway.
+// Postgres destination, which pgcdc serves as a transparent proxy.
 type clientDestination struct {
 	name string
 	// postgres says pgcdc proxies a Postgres destination: the settings,
@@ -70,18 +68,9 @@ type clientDestination struct {
 	skip func() string
 }
 
-// clientsPostgresGate names the environment variable that runs the client
-// scenarios against a Postgres destination.
-const clientsPostgresGate = "PGCDC_CLIENTS_POSTGRES"
-
 var clientDestinations = []clientDestination{
 	{name: "duckdb", skip: func() string { return "" }},
-	{name: "postgres", postgres: true, skip: func() string {
-		if os.Getenv(clientsPostgresGate) != "1" {
-			return "the Postgres destination does not replicate yet; set " + clientsPostgresGate + "=1 to run"
-		}
-		return ""
-	}},
+	{name: "postgres", postgres: true, skip: func() string { return "" }},
 }
 
 // forEachClientDestination runs a client scenario against every destination.

@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -114,18 +113,9 @@ var duckdbDestination = &destination{
 	},
 }
 
-// postgresGate names the environment variable that runs the Postgres
-// destination's scenarios. The lead removes it once they pass.
-const postgresGate = "PGCDC_CONFORMANCE_POSTGRES"
-
 var postgresDestination = &destination{
 	name: "postgres",
-	skip: func() string {
-		if os.Getenv(postgresGate) != "1" {
-			return "the Postgres destination is not implemented yet; set " + postgresGate + "=1 to run"
-		}
-		return ""
-	},
+	skip: func() string { return "" },
 	// A database of its own in the package's destination cluster, read
 	// directly: the suite does not depend on pgcdc's proxy.
 	newReplica: func(ctx context.Context, t *testing.T) (pgcdctest.Options, string) {
