@@ -68,7 +68,34 @@ func newSourceDB(ctx context.Context, t *testing.T) (string, *pgx.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
+	// Slot names are the cluster's, not the database's: a scenario that
+	// runs once per destination must find its slot names free again.
+	// Registered first, so it runs after the test's pgcdc is gone.
+	t.Cleanup(func() { dropSlots(name) })
 	return dsn, conn
+}
+
+// dropSlots drops the logical slots of database db, waiting briefly for
+// walsenders that are still letting go of them.
+func dropSlots(db string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	conn, err := source.Connect(ctx, "postgres")
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	for ctx.Err() == nil {
+		if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE database = $1 AND NOT active`, db); err != nil {
+			return
+		}
+		var left int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE database = $1", db).Scan(&left); err != nil || left == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func testContext(t *testing.T, d time.Duration) context.Context {
