@@ -73,7 +73,7 @@ func copyDirect(ctx context.Context, conn *pgx.Conn, cl replica.CopyLoader, t *r
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
-	counter := &copyCounter{w: pw, binary: format == "binary", progress: progress}
+	counter := &copyCounter{w: pw, binary: format == "binary", progress: progress, lastNote: time.Now()}
 	done := make(chan error, 1)
 	go func() {
 		_, err := conn.PgConn().CopyTo(ctx, counter, copySQL(t, kind, " (FORMAT "+format+")"))
