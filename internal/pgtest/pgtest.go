@@ -74,9 +74,11 @@ func versionOf(binDir string) int {
 	return v
 }
 
-// FreePort asks the kernel for a free loopback port.
+// FreePort asks the kernel for a free port.
+// The port is taken on every address, not only loopback, so that tests
+// that listen on 0.0.0.0 do not meet a loopback socket already using it.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", ":0")
 	if err != nil {
 		return 0, err
 	}
