@@ -70,6 +70,14 @@ func FuzzForward(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// Upstream connections from rotating source addresses too, or their
+	// TIME_WAITs use up the ports of one (see fuzzDial).
+	var dials atomic.Int64
+	pcfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		n := dials.Add(1)
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(2+n%253))}}
+		return d.DialContext(ctx, network, addr)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)
@@ -117,7 +125,8 @@ type fuzzForwarder struct{ cfg *pgconn.Config }
 func (f fuzzForwarder) Forward(ctx context.Context, info wire.SessionInfo) (wire.Upstream, error) {
 	up, err := wire.ConnectUpstream(ctx, f.cfg, info)
 	if err != nil {
-		return nil, err
+		// What went wrong, for the fuzzer's report.
+		return nil, &pgconn.PgError{Severity: "FATAL", Code: "08006", Message: err.Error()}
 	}
 	return fuzzUpstream{up}, nil
 }
