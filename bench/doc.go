@@ -10,4 +10,11 @@
 //     (the cost of just decoding them).
 //
 // Run them with: go test ./bench -run '^$' -bench . -benchtime 3x
+//
+// TestProxyPgbench (proxy_test.go) measures the proxy in front of a
+// Postgres destination: pgbench -S in the simple and the prepared protocol,
+// directly and through pgcdc, alternating, as medians and ratios
+// (docs/benchmarks.md). It takes minutes, so it runs only when asked:
+//
+//	go test ./bench -run TestProxyPgbench -v -timeout 30m -pgbench
 package bench

@@ -207,6 +207,11 @@
 //
 //	go test ./wire -run '^$' -fuzz FuzzMessageLoop -fuzztime 60s -fuzzminimizetime 2s
 //
+// FuzzForward does the same to forwarded sessions, with a value-level wire
+// server as the upstream and a forwarder that intercepts some statements:
+//
+//	go test ./wire -run '^$' -fuzz FuzzForward -fuzztime 60s -fuzzminimizetime 2s
+//
 // The real clients (psql, pgx, psycopg2, pgJDBC, node-postgres) run against
 // the whole pgcdc in cmd/pgcdc/clients_*_test.go.
 package wire

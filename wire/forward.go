@@ -142,6 +142,10 @@ var errAborted = errorf(codeInFailedTransaction, "current transaction is aborted
 // here runs.
 const maxReadAhead = 1 << 20
 
+// maxIdleBuffer is the largest read buffer a session keeps between large
+// messages.
+const maxIdleBuffer = 1 << 20
+
 type forwarding struct {
 	sess    *session
 	up      Upstream
@@ -158,13 +162,14 @@ type forwarding struct {
 	batchOpen bool     // extended messages forwarded since the last Sync
 	seenIdle  uint64   // idleReady when local portals were last closed
 	failed    error    // the error a statement answered here failed with
+	copyEnds  uint64   // CopyDone and CopyFail messages forwarded
 
 	mu         sync.Mutex
 	queue      []expect
-	upSkip     bool // the upstream discards until the next Sync
-	status     byte // of the last ReadyForQuery
-	completed  bool // a CommandComplete since the last ReadyForQuery
-	copyIn     bool // the upstream waits for COPY data
+	upSkip     bool   // the upstream discards until the next Sync
+	status     byte   // of the last ReadyForQuery
+	completed  bool   // a CommandComplete since the last ReadyForQuery
+	copyStarts uint64 // CopyInResponse messages seen
 	idleReady  uint64
 	writing    bool // the upstream goroutine is writing to the client
 	local      bool // the client goroutine answers a message itself
@@ -387,10 +392,13 @@ func (f *forwarding) upstreamLoop() {
 			}
 			rest := copy(buf, buf[used:])
 			buf = buf[:rest]
-			if need > cap(buf) {
+			switch {
+			case need > cap(buf):
 				buf = append(make([]byte, 0, need), buf...)
-			} else if cap(buf)-len(buf) < 4<<10 {
+			case cap(buf)-len(buf) < 4<<10:
 				buf = append(make([]byte, 0, 2*cap(buf)), buf...)
+			case cap(buf) > maxIdleBuffer && rest < 16<<10 && need <= 16<<10:
+				buf = append(make([]byte, 0, 16<<10), buf...) // give back what a large message took
 			}
 		}
 		if err != nil {
@@ -477,7 +485,7 @@ func (f *forwarding) observe(t, tx byte) bool {
 		// answers to anything.
 		return true
 	case 'Z':
-		f.status, f.completed, f.copyIn = tx, false, false
+		f.status, f.completed = tx, false
 		if tx == 'I' {
 			f.idleReady++
 		}
@@ -492,16 +500,15 @@ func (f *forwarding) observe(t, tx byte) bool {
 		}
 		return show
 	case 'G':
-		f.copyIn = true
+		f.copyStarts++
 	case 'C':
-		f.completed, f.copyIn = true, false
+		f.completed = true
 	}
 	if len(f.queue) == 0 {
 		return true // unsolicited, such as a FATAL before the upstream closes
 	}
 	head := f.queue[0]
 	if t == 'E' {
-		f.copyIn = false
 		if head.kind == expectSync || head.kind == expectQuery {
 			return head.hide != hideAll // ReadyForQuery follows
 		}
@@ -590,6 +597,10 @@ func (f *forwarding) clientLoop() error {
 		}
 		rest := copy(f.in, f.in[off:])
 		f.in = f.in[:rest]
+		if cap(f.in) > maxIdleBuffer && rest < 16<<10 {
+			// A large message grew the buffer: give it back.
+			f.in = append(make([]byte, 0, 16<<10), f.in...)
+		}
 		if err := f.flushUpstream(); err != nil {
 			return err
 		}
@@ -692,6 +703,10 @@ func (f *forwarding) clientMessage(t byte, frame []byte) error {
 	case 'X':
 		f.forward(frame, 0)
 		return errTerminate
+	case 'c', 'f':
+		f.copyEnds++
+		f.forward(frame, 0)
+		return nil
 	default:
 		// Flush, the COPY sub-protocol, and anything the upstream is to
 		// judge.
@@ -764,7 +779,11 @@ func (f *forwarding) drain() error {
 		return err
 	}
 	f.mu.Lock()
-	for (len(f.queue) > 0 || f.writing) && !f.ended && !f.copyIn {
+	// An upstream in COPY FROM STDIN that the client has not ended waits
+	// for data the client has not sent: a client that pipelines a message
+	// answered here there is stuck, and so would be this wait.
+	copyWait := func() bool { return f.copyStarts > f.copyEnds }
+	for (len(f.queue) > 0 || f.writing) && !f.ended && !copyWait() {
 		ch := make(chan struct{})
 		f.drained = ch
 		f.mu.Unlock()
@@ -777,7 +796,7 @@ func (f *forwarding) drain() error {
 			break
 		}
 	}
-	ended, copyIn := f.ended || f.sess.ctx.Err() != nil, f.copyIn
+	ended, copyIn := f.ended || f.sess.ctx.Err() != nil, copyWait()
 	f.local = !ended
 	f.mu.Unlock()
 	if ended {

@@ -155,8 +155,11 @@ func fuzzStartup(conn net.Conn) error {
 		if err != nil {
 			return err
 		}
-		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+		switch m := msg.(type) {
+		case *pgproto3.ReadyForQuery:
 			return nil
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("refused: %s %s %s", m.Severity, m.Code, m.Message)
 		}
 	}
 }
@@ -224,8 +227,8 @@ func (s *fuzzSession) Parse(_ context.Context, query string, declared []uint32) 
 	var out []wire.Statement
 	for part := range strings.SplitSeq(query, ";") {
 		q := strings.ToLower(strings.TrimSpace(part))
-		if q == "" {
-			continue
+		if q == "" || strings.HasPrefix(q, "--") {
+			continue // pgconn's SyncConn pings with "-- ping"
 		}
 		word, rest, _ := strings.Cut(q, " ")
 		st := &fakeStatement{}

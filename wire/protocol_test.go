@@ -642,3 +642,25 @@ func TestSCRAMProtocolErrors(t *testing.T) {
 		})
 	}
 }
+
+// An error in the extended protocol reaches the client at once, before
+// Sync, as Postgres sends it: a client (or a proxy in front of wire)
+// waiting for the answer to a Flush must not wait for a Sync it has not
+// sent.
+func TestErrorIsSentBeforeSync(t *testing.T) {
+	ts := startServer(t, wire.Config{})
+	c := dialRaw(t, ts)
+	c.startup()
+	c.send(&pgproto3.Parse{Query: "bogus"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Flush{})
+	msg, err := c.fe.Receive()
+	if err != nil {
+		t.Fatalf("no answer before Sync: %v", err)
+	}
+	if got := describe(msg); !strings.HasPrefix(got, "ErrorResponse ERROR 42601") {
+		t.Fatalf("got %s, want the syntax error", got)
+	}
+	c.send(&pgproto3.Sync{})
+	if got := c.until(1); strings.Join(got, ",") != "ReadyForQuery I" {
+		t.Fatalf("after Sync: %v", got)
+	}
+}

@@ -500,9 +500,12 @@ func (sess *session) fail(ctx context.Context, err error) error {
 	} else {
 		sess.log.Debug().Str("sqlstate", pe.Code).Str("message", pe.Message).Msg("wire: statement failed")
 	}
-	sess.out.send(errorResponse(pe))
+	// Postgres flushes every error at once (send_message_to_frontend), even
+	// in the extended protocol, where it then ignores Flush until Sync: a
+	// client (or a proxy) waiting for the answers to what it sent before a
+	// Flush must get the error without sending Sync.
+	sess.out.sendFlush(errorResponse(pe))
 	if isFatal(pe) {
-		sess.out.flush()
 		return &sessionEnd{pe}
 	}
 	return nil
