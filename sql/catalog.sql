@@ -62,7 +62,10 @@ before anything is created. If a later step fails, whatever the call created
   Postgres 15 and later, tables named in `table_names` are published with a
   column list, so the source does not even send the other columns.
 - `columns`: per-table column type hints in dlt''s shape,
-  `{"orders": {"total": {"data_type": "decimal"}}}`.
+  `{"orders": {"total": {"data_type": "decimal"}}}`, with dlt''s keys
+  `data_type`, `precision` (bits for bigint), `scale`, `timezone`, `nullable`,
+  `primary_key`, `variant`, `name` and `description`; a hint without
+  `data_type` refines the column''s own type.
 - `dataset_name`: the destination schema the tables are written to. It cannot
   be pgcdc''s own schema or a name the destination reserves.
 - `adopt`: take over a slot, publication or destination table that exists but
