@@ -107,6 +107,10 @@ func tableColumns(tbl *replica.Table) []colDef {
 		defs = append(defs, colDef{c.Name, columnType(c)})
 	}
 	defs = append(defs, colDef{replica.LSNColumn, "bigint"})
+	if tbl.History {
+		defs = append(defs, colDef{replica.ValidFromColumn, "timestamp with time zone"}, colDef{replica.ValidToColumn, "timestamp with time zone"},
+			colDef{replica.ValidToLSNColumn, "bigint"})
+	}
 	if tbl.HasDeletedTS {
 		defs = append(defs, colDef{replica.DeletedTSColumn, "timestamp with time zone"})
 	}
@@ -114,7 +118,8 @@ func tableColumns(tbl *replica.Table) []colDef {
 }
 
 // keyed reports whether rows are merged on a key, which the destination
-// table then has as its primary key.
+// table then has as its primary key (with _pg_lsn for a History table,
+// which holds one version per key and source transaction).
 func keyed(tbl *replica.Table) bool {
 	return !tbl.AppendOnly && !tbl.FullRow && len(tbl.KeyIndexes()) > 0
 }
@@ -293,6 +298,9 @@ func (t *tx) ensureKey(ctx context.Context, tbl *replica.Table) error {
 	if keyed(tbl) {
 		for _, i := range tbl.KeyIndexes() {
 			want = append(want, tbl.Columns[i].Name)
+		}
+		if tbl.History {
+			want = append(want, replica.LSNColumn)
 		}
 	}
 	var conname *string

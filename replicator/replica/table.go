@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Column is one source column as the destination should store it.
@@ -227,6 +228,15 @@ type Table struct {
 	// its row by all its values, and equal rows are a multiset, so one
 	// delete removes one of them.
 	FullRow bool
+	// History tables keep every version of every row (write_disposition
+	// 'scd2'): a change closes the key's current version and opens a new
+	// one. They have the columns in HistoryColumns and no _pg_deleted_ts;
+	// _pg_lsn is the commit LSN of the transaction that opened the version.
+	History bool
+	// SnapshotTime is when the rows a snapshot loads became valid (the
+	// source's clock when the slot was created): _pg_valid_from of the
+	// versions Load and LoadCopy write into a History table.
+	SnapshotTime time.Time
 }
 
 // TypeDef is a type outside pg_catalog that a table's columns use, as a
@@ -249,6 +259,16 @@ type TypeDef struct {
 const (
 	LSNColumn       = "_pg_lsn"
 	DeletedTSColumn = "_pg_deleted_ts"
+)
+
+// Metadata columns of History tables, after _pg_lsn (the LSN of the
+// transaction that opened the version): the commit time of that
+// transaction, and the commit time and LSN of the one that ended it, NULL
+// while the version is current.
+const (
+	ValidFromColumn  = "_pg_valid_from"
+	ValidToColumn    = "_pg_valid_to"
+	ValidToLSNColumn = "_pg_valid_to_lsn"
 )
 
 // QualifiedSource is schema.table of the source, unquoted, for messages.
@@ -284,7 +304,7 @@ func (t *Table) ColumnIndex(name string) int {
 // SameShape reports whether two descriptions have the same columns, types
 // and keys, so a repeated Relation message needs no destination change.
 func (t *Table) SameShape(o *Table) bool {
-	if len(t.Columns) != len(o.Columns) || t.AppendOnly != o.AppendOnly || t.HasDeletedTS != o.HasDeletedTS || t.FullRow != o.FullRow {
+	if len(t.Columns) != len(o.Columns) || t.AppendOnly != o.AppendOnly || t.HasDeletedTS != o.HasDeletedTS || t.FullRow != o.FullRow || t.History != o.History {
 		return false
 	}
 	for i := range t.Columns {
