@@ -532,9 +532,13 @@ func (r *Replicator) planDestinations(ctx context.Context, p *initPlan, dataset 
 			// A table copied into an existing slot is read in a fresh
 			// snapshot, not at the slot's position, so changes between the
 			// two reach it twice. Merges absorb that; appended and multiset
-			// rows would be duplicated.
+			// rows would be duplicated, and history would get versions twice.
+			why := "the table has no key to merge on, so rows changed during the copy would be duplicated"
+			if t.History {
+				why = "its history would get the versions of rows changed during the copy twice"
+			}
 			return &pgconn.PgError{Severity: "ERROR", Code: CodeFeatureNotSupp,
-				Message: fmt.Sprintf("cannot snapshot %s into the existing slot %q: the table has no key to merge on, so rows changed during the copy would be duplicated", t.QualifiedSource(), o.Slot),
+				Message: fmt.Sprintf("cannot snapshot %s into the existing slot %q: %s", t.QualifiedSource(), o.Slot, why),
 				Hint:    "Replicate it with its own slot and publication, or re-create this slot with reset => true."}
 		}
 		p.dest = append(p.dest, t)
