@@ -86,6 +86,7 @@ func tableOptions(args sql.Args) (replicator.TableOptions, error) {
 					return o, argError("columns: %s.%s must be a JSON object such as {\"data_type\": \"double\"}", table, col)
 				}
 				var hint replica.TypeHint
+				typed := false // a key that decides the stored type was given
 				for _, k := range slices.Sorted(maps.Keys(h)) {
 					switch k {
 					case "data_type":
@@ -93,7 +94,7 @@ func tableOptions(args sql.Args) (replicator.TableOptions, error) {
 						if !ok {
 							return o, argError("columns: %s.%s: data_type must be a string", table, col)
 						}
-						hint.DataType = s
+						hint.DataType, typed = s, true
 					case "precision", "scale":
 						n, ok := h[k].(json.Number)
 						if !ok {
@@ -108,14 +109,41 @@ func tableOptions(args sql.Args) (replicator.TableOptions, error) {
 						} else {
 							hint.Scale = int(i)
 						}
-					case "name", "nullable", "primary_key", "description":
-						// dlt hint fields that do not change the stored type.
+						typed = true
+					case "timezone":
+						b, ok := h[k].(bool)
+						if !ok {
+							return o, argError("columns: %s.%s: timezone must be true or false", table, col)
+						}
+						hint.Timezone, typed = &b, true
+					case "nullable", "primary_key", "variant":
+						// Read and ignored (docs/semantics.md): a replica's
+						// columns take NULL for any change the source sends
+						// (a delete's key-only row, a soft delete), its key is
+						// the source's replica identity, and variant marks
+						// columns dlt itself creates for values of another
+						// type, which a typed source never sends.
+						if _, ok := h[k].(bool); !ok {
+							return o, argError("columns: %s.%s: %s must be true or false", table, col, k)
+						}
+					case "name":
+						// dlt repeats the column's name in its schema; it
+						// cannot rename one.
+						if n, ok := h[k].(string); !ok || n != col {
+							return o, argError("columns: %s.%s: name must be the column's own name, %q", table, col, col)
+						}
+					case "description":
+						// Kept by dlt as documentation only; pgcdc stores
+						// its own bookkeeping in column comments.
+						if _, ok := h[k].(string); !ok {
+							return o, argError("columns: %s.%s: description must be a string", table, col)
+						}
 					default:
-						return o, argError("columns: %s.%s: unknown hint %q", table, col, k)
+						return o, argError("columns: %s.%s: unknown hint %q (expected data_type, precision, scale, timezone, nullable, primary_key, variant, name or description)", table, col, k)
 					}
 				}
-				if hint.DataType == "" {
-					return o, argError("columns: %s.%s needs a data_type", table, col)
+				if !typed {
+					continue // nothing that changes the stored type
 				}
 				if err := hint.Validate(); err != nil {
 					return o, argError("%v", err)

@@ -36,6 +36,10 @@ func initReplication(ctx context.Context, env *Env, args sql.Args, notice func(s
 	o.Reset = optBool(args, "reset", false)
 	o.Adopt = optBool(args, "adopt", false)
 	o.Dataset = optString(args, "dataset_name", "")
+	o.WriteDisposition = optString(args, "write_disposition", "")
+	if args["write_disposition"] != nil && o.WriteDisposition == "" {
+		return nil, argError("write_disposition must be 'merge', 'append' or 'scd2'; pass NULL to keep the slot's")
+	}
 	if o.TableOptions, err = tableOptions(args); err != nil {
 		return nil, err
 	}

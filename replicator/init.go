@@ -38,8 +38,12 @@ type InitOptions struct {
 	// that exists but that pgcdc did not create.
 	Adopt bool
 	// Dataset is the destination schema; empty means the source schema's name.
-	Dataset  string
-	Progress func(string)
+	Dataset string
+	// WriteDisposition is replica.DispositionMerge, DispositionAppend or
+	// DispositionSCD2; empty keeps a slot's stored one and gives a new slot
+	// merge.
+	WriteDisposition string
+	Progress         func(string)
 }
 
 // InitResult is one row of init_replication's result.
@@ -73,6 +77,9 @@ type initPlan struct {
 	ownPub     bool // after this call
 	publish    string
 	pub        publication
+
+	disposition string // the slot's write disposition after this call
+	snapshotAt  time.Time
 
 	tables  []*sourceTable
 	opts    []tableOptions
@@ -154,7 +161,21 @@ func validateInit(o InitOptions) error {
 			return err
 		}
 	}
+	switch o.WriteDisposition {
+	case "", replica.DispositionMerge, replica.DispositionAppend, replica.DispositionSCD2:
+	default:
+		return Errorf(CodeInvalidParameter, "write_disposition must be 'merge', 'append' or 'scd2', not %s", quoteLiteral(o.WriteDisposition))
+	}
 	return nil
+}
+
+// storedDisposition is a state's write disposition; states written before
+// it was recorded merge.
+func storedDisposition(st replica.State) string {
+	if st.WriteDisposition == "" {
+		return replica.DispositionMerge
+	}
+	return st.WriteDisposition
 }
 
 // checkSchemaName refuses a destination schema the destination reserves.
@@ -272,8 +293,36 @@ func (r *Replicator) planInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.
 		}
 	case pubExistsAfterReset:
 		p.publish, p.pub = pubNow.ops(), pubNow
+	case o.WriteDisposition == replica.DispositionAppend:
+		// append keeps inserts only: a new publication publishes just them.
+		p.publish, p.pub, _ = parsePublish("insert")
 	default:
 		p.publish, p.pub, _ = parsePublish(DefaultPublish)
+	}
+
+	// The write disposition: fixed at the first init_replication of a slot,
+	// and consistent with what the publication publishes.
+	p.disposition = o.WriteDisposition
+	if p.continuing && own {
+		if was := storedDisposition(p.prev); p.disposition != "" && p.disposition != was {
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeInvalidParameter,
+				Message: fmt.Sprintf("write_disposition %s conflicts with slot %q, which was set up with %s", quoteLiteral(p.disposition), o.Slot, quoteLiteral(was)),
+				Hint:    "Omit write_disposition to keep it, or re-create the slot with reset => true."}
+		}
+		p.disposition = storedDisposition(p.prev)
+	}
+	if p.disposition == "" {
+		p.disposition = replica.DispositionMerge
+	}
+	switch {
+	case p.disposition == replica.DispositionAppend && !p.pub.insertOnly():
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeInvalidParameter,
+			Message: fmt.Sprintf("write_disposition 'append' keeps inserted rows only, but publication %q publishes %s", o.Publication, p.pub.ops()),
+			Hint:    "Use publish => 'insert', or write_disposition 'merge' or 'scd2' to follow updates and deletes."}
+	case p.disposition == replica.DispositionSCD2 && !p.pub.Update:
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeInvalidParameter,
+			Message: fmt.Sprintf("write_disposition 'scd2' keeps the history of updates, but publication %q publishes %s", o.Publication, p.pub.ops()),
+			Hint:    "Publish at least insert and update (the default publishes insert, update, delete, truncate)."}
 	}
 
 	// Dataset: fixed at the first init_replication of a slot.
@@ -304,6 +353,11 @@ func (r *Replicator) planInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.
 		st, err := describeTable(ctx, conn, o.Schema, n)
 		if err != nil {
 			return nil, err
+		}
+		if !st.hasKey() && p.disposition == replica.DispositionSCD2 {
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeFeatureNotSupp,
+				Message: fmt.Sprintf("table %s.%s has no primary key or replica identity index, so write_disposition 'scd2' cannot tell the versions of one row from another", o.Schema, n),
+				Hint:    "Add a primary key or set REPLICA IDENTITY USING INDEX."}
 		}
 		if !st.hasKey() {
 			if st.Identity == 'f' {
@@ -421,7 +475,7 @@ func (r *Replicator) planDestinations(ctx context.Context, p *initPlan, dataset 
 	checked := map[string]bool{}
 	seen := map[replica.TableName]string{}
 	for i, st := range p.tables {
-		t := r.destTable(st.OID, st.Schema, st.Name, shapeColumns(st.Columns, p.opts[i].include, p.opts[i].hints), dataset, p.pub, st.FullRow)
+		t := r.destTable(st.OID, st.Schema, st.Name, shapeColumns(st.Columns, p.opts[i].include, p.opts[i].hints), dataset, p.pub, st.FullRow, p.disposition)
 		t.Types = st.Types
 		if err := r.dest.CheckTable(t); err != nil {
 			return Errorf(CodeInvalidParameter, "%v", err)
@@ -474,13 +528,17 @@ func (r *Replicator) planDestinations(ctx context.Context, p *initPlan, dataset 
 				Hint:    "Pass persist_snapshots => true to copy it again."}
 		}
 		p.snap = append(p.snap, snap && o.PersistSnapshots)
-		if p.continuing && snap && o.PersistSnapshots && (t.AppendOnly || t.FullRow) {
+		if p.continuing && snap && o.PersistSnapshots && (t.AppendOnly || t.FullRow || t.History) {
 			// A table copied into an existing slot is read in a fresh
 			// snapshot, not at the slot's position, so changes between the
 			// two reach it twice. Merges absorb that; appended and multiset
-			// rows would be duplicated.
+			// rows would be duplicated, and history would get versions twice.
+			why := "the table has no key to merge on, so rows changed during the copy would be duplicated"
+			if t.History {
+				why = "its history would get the versions of rows changed during the copy twice"
+			}
 			return &pgconn.PgError{Severity: "ERROR", Code: CodeFeatureNotSupp,
-				Message: fmt.Sprintf("cannot snapshot %s into the existing slot %q: the table has no key to merge on, so rows changed during the copy would be duplicated", t.QualifiedSource(), o.Slot),
+				Message: fmt.Sprintf("cannot snapshot %s into the existing slot %q: %s", t.QualifiedSource(), o.Slot, why),
 				Hint:    "Replicate it with its own slot and publication, or re-create this slot with reset => true."}
 		}
 		p.dest = append(p.dest, t)
@@ -585,7 +643,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 	}
 
 	st := replica.State{Slot: o.Slot, Publication: o.Publication, Source: p.src, OwnsSlot: true, OwnsPublication: p.ownPub,
-		Publish: p.publish, Dataset: datasetOf(p), Ready: false}
+		Publish: p.publish, Dataset: datasetOf(p), WriteDisposition: p.disposition, Ready: false}
 	if p.continuing && !p.adoptSlot {
 		st = p.prev
 		st.Source, st.OwnsPublication = p.src, p.ownPub
@@ -633,6 +691,12 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 		action := "NOEXPORT_SNAPSHOT"
 		if o.PersistSnapshots {
 			action = "EXPORT_SNAPSHOT"
+		}
+		// Versions a snapshot opens are valid from the source's clock now:
+		// every transaction the stream will bring commits after the slot
+		// becomes consistent, so later than this.
+		if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&p.snapshotAt); err != nil {
+			return nil, sourceError("reading the source's clock", err)
 		}
 		res, err := pglogrepl.CreateReplicationSlot(ctx, repl, o.Slot, "pgoutput",
 			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
@@ -687,6 +751,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 			if err := tx.Truncate(ctx, t); err != nil {
 				return nil, fmt.Errorf("destination: %w", err)
 			}
+			t.SnapshotTime = p.snapshotAt
 			n, err := copyTable(ctx, sconn, tx, t, p.tables[i].Kind, p.tables[i].Rows, consistent, r.BatchBytes, heap, o.Progress)
 			if err != nil {
 				return nil, err
@@ -890,7 +955,7 @@ func (u *undoLog) run(r *Replicator, err error) error {
 }
 
 // destTable maps a source table to its destination table.
-func (r *Replicator) destTable(oid uint32, schema, name string, cols []replica.Column, dataset string, pub publication, fullRow bool) *replica.Table {
+func (r *Replicator) destTable(oid uint32, schema, name string, cols []replica.Column, dataset string, pub publication, fullRow bool, disposition string) *replica.Table {
 	t := &replica.Table{OID: oid, SourceSchema: schema, SourceName: name, Schema: schema, Name: name, Columns: cols,
 		HasDeletedTS: pub.Delete, FullRow: fullRow}
 	if dataset != "" {
@@ -899,6 +964,11 @@ func (r *Replicator) destTable(oid uint32, schema, name string, cols []replica.C
 	hasKey := false
 	for _, c := range cols {
 		hasKey = hasKey || c.Key
+	}
+	if disposition == replica.DispositionSCD2 && hasKey && !fullRow {
+		// A delete closes the version: there is no deleted row to mark.
+		t.History, t.HasDeletedTS = true, false
+		return t
 	}
 	t.AppendOnly = pub.insertOnly() || !hasKey
 	return t

@@ -175,6 +175,14 @@ func (o TableOptions) resolve(tables []*sourceTable, scope string) ([]tableOptio
 			if err := o.Hints[k][c].Validate(); err != nil {
 				return nil, Errorf(CodeInvalidParameter, "%v", err)
 			}
+			for _, tc := range tables[i].Columns {
+				if tc.Name != c {
+					continue
+				}
+				if _, err := o.Hints[k][c].Refine(tc); err != nil {
+					return nil, Errorf(CodeInvalidParameter, "%v", err)
+				}
+			}
 		}
 		if out[i].givenHints {
 			return nil, Errorf(CodeInvalidParameter, "columns names table %s.%s twice", tables[i].Schema, tables[i].Name)
@@ -191,7 +199,7 @@ func (g tableOptions) conflict(t *replica.TableState) string {
 	if g.givenInclude && !sameSet(g.include, t.IncludeColumns) {
 		return fmt.Sprintf("include_columns for %s is %s, but the slot was set up with %s", t.Source, columnList(g.include), columnList(t.IncludeColumns))
 	}
-	if g.givenHints && !maps.Equal(nilIfEmpty(g.hints), nilIfEmpty(t.Hints)) {
+	if g.givenHints && !maps.EqualFunc(nilIfEmpty(g.hints), nilIfEmpty(t.Hints), replica.TypeHint.Equal) {
 		return fmt.Sprintf("columns (type hints) for %s differ from the ones the slot was set up with (%s)", t.Source, hintList(t.Hints))
 	}
 	return ""
@@ -224,7 +232,11 @@ func hintList(h map[string]replica.TypeHint) string {
 	}
 	var parts []string
 	for _, c := range slices.Sorted(maps.Keys(h)) {
-		parts = append(parts, c+": "+h[c].DataType)
+		dt := h[c].DataType
+		if dt == "" {
+			dt = "(refined)"
+		}
+		parts = append(parts, c+": "+dt)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -238,7 +250,12 @@ func shapeColumns(cols []replica.Column, include []string, hints map[string]repl
 			continue
 		}
 		if h, ok := hints[c.Name]; ok {
-			c.Hint = &h
+			// A hint without data_type refines the column's type; init
+			// checked that it can, and a column retyped since keeps its
+			// own type if it no longer can.
+			if r, err := h.Refine(c); err == nil {
+				c.Hint = &r
+			}
 		}
 		out = append(out, c)
 	}

@@ -334,6 +334,7 @@ type stream struct {
 	ensured   map[*replica.Table]bool
 
 	commitTime   time.Time // of the source transaction being applied
+	commitLSN    uint64    // its commit LSN
 	batches      map[*replica.Table]*replica.Batch
 	order        []*replica.Table
 	pending      int   // changes held in batches
@@ -398,7 +399,7 @@ func (s *stream) run(in <-chan chunk) (uint64, error) {
 func (s *stream) handle(ev *event) error {
 	switch ev.kind {
 	case evBegin:
-		s.commitTime = ev.commit
+		s.commitTime, s.commitLSN = ev.commit, ev.end
 		return nil
 	case evCommit:
 		s.lastCommit = ev.end
@@ -413,6 +414,13 @@ func (s *stream) handle(ev *event) error {
 			rel, err := s.rel(id)
 			if err != nil {
 				return err
+			}
+			if rel.table.History {
+				if err := s.closeVersions(rel.table); err != nil {
+					return err
+				}
+				s.stat(rel.table, ev.lsn).Truncates++
+				continue
 			}
 			// Changes before the truncate are gone with it.
 			if b, ok := s.batches[rel.table]; ok {
@@ -436,6 +444,7 @@ func (s *stream) handle(ev *event) error {
 		return err
 	}
 	b := s.batch(rel.table)
+	b.CommitLSN = s.commitLSN
 	switch ev.kind {
 	case evInsert:
 		b.Insert(rel.row(ev.new), ev.lsn, s.commitTime)
@@ -603,8 +612,11 @@ func (s *stream) relation(src *sourceRelation) error {
 		include, hints = ts.IncludeColumns, ts.Hints
 	}
 	shaped := shapeColumns(src.columns, include, hints)
-	t := s.r.destTable(m.RelationID, m.Namespace, m.RelationName, shaped, s.dataset, s.pub, src.fullRow)
+	t := s.r.destTable(m.RelationID, m.Namespace, m.RelationName, shaped, s.dataset, s.pub, src.fullRow, s.state.WriteDisposition)
 	t.Types = src.types
+	if err := checkHistoryKey(s.state, t); err != nil {
+		return err
+	}
 	rel := &relation{table: t, cols: make([]int, len(m.Columns))}
 	for i, c := range m.Columns {
 		rel.cols[i] = t.ColumnIndex(c.Name)

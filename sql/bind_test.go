@@ -45,7 +45,7 @@ func TestBindDefaults(t *testing.T) {
 	want = sql.Args{
 		"slot_name": "slot", "pub_name": "pub", "schema_name": "shop", "table_names": nil,
 		"publish": "insert", "persist_snapshots": true, "include_columns": nil, "columns": nil,
-		"reset": true, "dataset_name": nil, "adopt": false,
+		"reset": true, "dataset_name": nil, "adopt": false, "write_disposition": nil,
 	}
 	if !reflect.DeepEqual(args, want) {
 		t.Errorf("Args = %#v\nwant %#v", args, want)

@@ -23,7 +23,8 @@ CREATE FUNCTION pgcdc.init_replication(
     columns           jsonb   DEFAULT NULL,
     reset             boolean DEFAULT false,
     dataset_name      text    DEFAULT NULL,
-    adopt             boolean DEFAULT false
+    adopt             boolean DEFAULT false,
+    write_disposition text    DEFAULT NULL
 ) RETURNS TABLE (
     table_name     text,
     snapshot_rows  bigint,
@@ -62,15 +63,29 @@ before anything is created. If a later step fails, whatever the call created
   Postgres 15 and later, tables named in `table_names` are published with a
   column list, so the source does not even send the other columns.
 - `columns`: per-table column type hints in dlt''s shape,
-  `{"orders": {"total": {"data_type": "decimal"}}}`.
+  `{"orders": {"total": {"data_type": "decimal"}}}`, with dlt''s keys
+  `data_type`, `precision` (bits for bigint), `scale`, `timezone`, `nullable`,
+  `primary_key`, `variant`, `name` and `description`; a hint without
+  `data_type` refines the column''s own type.
 - `dataset_name`: the destination schema the tables are written to. It cannot
   be pgcdc''s own schema or a name the destination reserves.
 - `adopt`: take over a slot, publication or destination table that exists but
   that pgcdc did not create. Without it such objects are refused (42501):
   pgcdc consumes, alters and drops only what it created.
 
-`dataset_name`, `include_columns` and `columns` are stored with the slot and
-fixed for each table once it is replicated; `replicate()` uses them.
+- `write_disposition`: what the replica keeps, in dlt''s terms. `merge` (the
+  default for a new slot) keeps the current row of each key. `append` keeps
+  every inserted row and nothing else: it needs an insert-only publication
+  (a new one publishes `insert`), and is what such a publication always did.
+  `scd2` keeps every version of every row with the period it was valid
+  (`_pg_valid_from`, `_pg_valid_to`, NULL while current, and the LSNs
+  `_pg_lsn` and `_pg_valid_to_lsn`); it needs every table to have a key
+  and the publication to publish updates. Fixed for the slot: NULL keeps the
+  stored one.
+
+`dataset_name`, `include_columns`, `columns` and `write_disposition` are
+stored with the slot and fixed for each table once it is replicated;
+`replicate()` uses them.
 
 Returns one row per table with the rows copied and the LSN at which the slot
 became consistent.';

@@ -80,6 +80,7 @@ func TestLoadCatalog(t *testing.T) {
 				{"reset", boolean, false, true},
 				{"dataset_name", text, nil, true},
 				{"adopt", boolean, false, true},
+				{"write_disposition", text, nil, true},
 			},
 			result: []sql.ResultColumn{
 				{Name: "table_name", Type: text}, {Name: "snapshot_rows", Type: bigint},

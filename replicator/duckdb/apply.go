@@ -18,6 +18,9 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 	if len(b.Changes) == 0 {
 		return nil
 	}
+	if tbl.History {
+		return t.applyHistory(ctx, tbl, b)
+	}
 	unchanged := false
 	for i := range b.Changes {
 		unchanged = unchanged || b.Changes[i].Row.HasUnchanged()
@@ -195,6 +198,11 @@ func (t *tx) Backfill(ctx context.Context, tbl *replica.Table, cols []int, rows 
 		} else {
 			set = append(set, fmt.Sprintf("%s = %s", ident(c.Name), v))
 		}
+	}
+	if tbl.History {
+		// The source rewrote the current rows; earlier versions keep what
+		// they held.
+		on = append(on, fmt.Sprintf("%s.%s IS NULL", target, ident(replica.ValidToColumn)))
 	}
 	t.modified[target] = true
 	return t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s FROM %s AS _pgcdc_b WHERE %s",

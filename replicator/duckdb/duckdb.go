@@ -390,6 +390,10 @@ func tableColumns(tbl *replica.Table) []colDef {
 		defs = append(defs, colDef{c.Name, columnType(c)})
 	}
 	defs = append(defs, colDef{replica.LSNColumn, "BIGINT"})
+	if tbl.History {
+		defs = append(defs, colDef{replica.ValidFromColumn, "TIMESTAMPTZ"}, colDef{replica.ValidToColumn, "TIMESTAMPTZ"},
+			colDef{replica.ValidToLSNColumn, "BIGINT"})
+	}
 	if tbl.HasDeletedTS {
 		defs = append(defs, colDef{replica.DeletedTSColumn, "TIMESTAMPTZ"})
 	}
@@ -442,7 +446,7 @@ func (t *tx) Load(ctx context.Context, tbl *replica.Table, rows []replica.Row, l
 	stage, release, err := t.stageRows(tbl, len(rows), false, func(app func(...driver.Value) error) error {
 		for _, r := range rows {
 			vals := make([]driver.Value, 0, len(r.Values)+4)
-			vals = append(vals, "A", int64(lsn), nil, nil, int64(1))
+			vals = append(vals, "A", int64(lsn), snapshotTime(tbl), nil, int64(1))
 			vals, err := convs.appendRow(vals, tbl, r.Values)
 			if err != nil {
 				return err
@@ -538,6 +542,10 @@ func insertFromStage(tbl *replica.Table, stage, where string) string {
 	}
 	cols = append(cols, ident(replica.LSNColumn))
 	exprs = append(exprs, "_lsn")
+	if tbl.History {
+		cols = append(cols, ident(replica.ValidFromColumn))
+		exprs = append(exprs, "_ts")
+	}
 	if tbl.HasDeletedTS {
 		cols = append(cols, ident(replica.DeletedTSColumn))
 		exprs = append(exprs, "_ts")

@@ -156,7 +156,7 @@ func TestStateRoundTrip(t *testing.T) {
 	when := time.Date(2026, 11, 24, 1, 2, 3, 0, time.UTC)
 	st := replica.State{Slot: "s1", Publication: "p1", LSN: 0x16B374D848, SlotLSN: 0x16B374D000,
 		Source:   replica.SourceIdentity{SystemID: "7412345678901234567", Timeline: 3, Database: "shop db"},
-		OwnsSlot: true, OwnsPublication: false, Ready: true, Publish: "insert, update", Dataset: "raw",
+		OwnsSlot: true, OwnsPublication: false, Ready: true, Publish: "insert, update", Dataset: "raw", WriteDisposition: replica.DispositionSCD2,
 		Schemas: []string{"shop", "a.b"},
 		Tables: []replica.TableState{
 			{OID: 16384, Source: replica.TableName{Schema: "shop.x", Name: "a"}, Dest: replica.TableName{Schema: "raw", Name: "a.b\x01c"}},

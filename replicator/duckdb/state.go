@@ -21,7 +21,8 @@ const stateSchema = "_pgcdc"
 //	2: _pgcdc.slots and _pgcdc.tables: the source's identity, what pgcdc
 //	   owns, the options fixed at init, and tables by source OID with schema
 //	   and name kept apart.
-const stateVersion = 2
+//	3: _pgcdc.slots.write_disposition.
+const stateVersion = 3
 
 // migrate creates pgcdc's schemas and state tables, or brings older ones up
 // to stateVersion, in one transaction.
@@ -64,6 +65,9 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 		_, err = conn.ExecContext(ctx, "COMMIT")
 		return err
 	}
+	if version >= 2 {
+		return migrateV3(ctx, conn)
+	}
 	if _, err := conn.ExecContext(ctx, `
 		CREATE TABLE `+ident(stateSchema, "slots")+` (
 			slot_name VARCHAR NOT NULL,
@@ -96,11 +100,20 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			return fmt.Errorf("migrating state from version 1: %w", err)
 		}
 	}
+	return migrateV3(ctx, conn)
+}
+
+// migrateV3 adds the write disposition to a version 2 layout (every slot
+// recorded before merges) and commits.
+func migrateV3(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+ident(stateSchema, "slots")+" ADD COLUMN write_disposition VARCHAR DEFAULT 'merge'"); err != nil {
+		return err
+	}
 	if _, err := conn.ExecContext(ctx, "DELETE FROM "+ident(stateSchema, "meta")+" WHERE key = 'version'; INSERT INTO "+ident(stateSchema, "meta")+
 		fmt.Sprintf(" VALUES ('version', '%d')", stateVersion)); err != nil {
 		return err
 	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
+	_, err := conn.ExecContext(ctx, "COMMIT")
 	return err
 }
 
@@ -187,7 +200,7 @@ func (d *Destination) States(ctx context.Context) ([]replica.State, error) {
 
 func (d *Destination) states(ctx context.Context, where string, args ...any) ([]replica.State, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT slot_name, publication, lsn, COALESCE(system_identifier, ''), COALESCE(timeline, 0),
-		COALESCE(database_name, ''), slot_lsn, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas, last_replicated_at
+		COALESCE(database_name, ''), slot_lsn, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas, last_replicated_at, COALESCE(write_disposition, 'merge')
 		FROM `+ident(stateSchema, "slots")+" "+where+" ORDER BY slot_name", args...)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read state: %w", err)
@@ -199,7 +212,7 @@ func (d *Destination) states(ctx context.Context, where string, args ...any) ([]
 		var schemas string
 		var last sql.NullTime
 		if err := rows.Scan(&st.Slot, &st.Publication, &st.LSN, &st.Source.SystemID, &st.Source.Timeline, &st.Source.Database,
-			&st.SlotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last); err != nil {
+			&st.SlotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last, &st.WriteDisposition); err != nil {
 			return nil, fmt.Errorf("duckdb: read state: %w", err)
 		}
 		if err := json.Unmarshal([]byte(schemas), &st.Schemas); err != nil {
@@ -259,9 +272,10 @@ func (t *tx) SaveState(ctx context.Context, st replica.State) error {
 		return err
 	}
 	if err := t.exec(ctx, `INSERT INTO `+ident(stateSchema, "slots")+`
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ))`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), ?)`,
 		st.Slot, st.Publication, st.LSN, nullString(st.Source.SystemID), nullInt(st.Source.Timeline), nullString(st.Source.Database),
-		st.SlotLSN, st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullString(st.Dataset), string(schemas), timestamp(st.LastReplicated)); err != nil {
+		st.SlotLSN, st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullString(st.Dataset), string(schemas), timestamp(st.LastReplicated),
+		disposition(st)); err != nil {
 		return err
 	}
 	for _, tb := range st.Tables {
@@ -333,4 +347,12 @@ func timestamp(t time.Time) any {
 		return nil
 	}
 	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// disposition is the write disposition a state stores: merge unless set.
+func disposition(st replica.State) string {
+	if st.WriteDisposition == "" {
+		return replica.DispositionMerge
+	}
+	return st.WriteDisposition
 }

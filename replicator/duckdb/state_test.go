@@ -38,13 +38,54 @@ func TestStateMigratesFromVersion1(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatal(ok, err)
 		}
-		want := replica.State{Slot: "s1", Publication: "p1", LSN: 4096, OwnsSlot: true, OwnsPublication: true, Ready: true,
+		want := replica.State{Slot: "s1", Publication: "p1", LSN: 4096, OwnsSlot: true, OwnsPublication: true, Ready: true, WriteDisposition: replica.DispositionMerge,
 			Schemas: []string{}, Tables: []replica.TableState{
 				{Dest: replica.TableName{Schema: "shop", Name: "orders"}},
 				{Dest: replica.TableName{Schema: "shop", Name: "order.lines"}},
 			}}
 		if !reflect.DeepEqual(st, want) {
 			t.Fatalf("migrated state:\n got %+v\nwant %+v", st, want)
+		}
+	}
+}
+
+// TestStateMigratesFromVersion2 opens a file written before the write
+// disposition was recorded: its slots merge.
+func TestStateMigratesFromVersion2(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v2.duckdb")
+	d, err := duckdb.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := d.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.SaveState(ctx, replica.State{Slot: "s1", Publication: "p1", LSN: 4096, Ready: true, WriteDisposition: replica.DispositionSCD2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	raw, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`ALTER TABLE _pgcdc.slots DROP COLUMN write_disposition; UPDATE _pgcdc.meta SET value = '2' WHERE key = 'version'`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	for range 2 {
+		d, err := duckdb.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, ok, err := d.State(ctx, "s1")
+		d.Close()
+		if err != nil || !ok || st.WriteDisposition != replica.DispositionMerge || st.LSN != 4096 {
+			t.Fatalf("migrated state: %+v, %v, %v", st, ok, err)
 		}
 	}
 }

@@ -134,15 +134,41 @@ func (d *Destination) CheckTable(t *replica.Table) error {
 func hintType(h replica.TypeHint) string {
 	switch h.DataType {
 	case "text":
+		// DuckDB's VARCHAR has no length limit: dlt's precision of text
+		// has nothing to set.
 		return "VARCHAR"
 	case "double":
 		return "DOUBLE"
 	case "bool":
 		return "BOOLEAN"
 	case "timestamp":
-		return "TIMESTAMPTZ"
+		// TIMESTAMPTZ has microseconds only; without a time zone, dlt's
+		// precision picks DuckDB's second, millisecond or nanosecond type.
+		if h.WithTimezone() {
+			return "TIMESTAMPTZ"
+		}
+		switch {
+		case h.Precision == 0 || h.Precision > 3 && h.Precision <= 6:
+			return "TIMESTAMP"
+		case h.Precision <= 3:
+			return "TIMESTAMP_MS"
+		}
+		return "TIMESTAMP_NS"
 	case "bigint":
-		return "BIGINT"
+		// dlt's precision of an integer is its size in bits.
+		switch {
+		case h.Precision == 0:
+			return "BIGINT"
+		case h.Precision <= 8:
+			return "TINYINT"
+		case h.Precision <= 16:
+			return "SMALLINT"
+		case h.Precision <= 32:
+			return "INTEGER"
+		case h.Precision <= 64:
+			return "BIGINT"
+		}
+		return "HUGEINT"
 	case "binary":
 		return "BLOB"
 	case "json", "complex":

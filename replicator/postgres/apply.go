@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
@@ -62,6 +63,11 @@ func (t *tx) Load(ctx context.Context, tbl *replica.Table, rows []replica.Row, l
 	}
 	cols = append(cols, replica.LSNColumn)
 	l := []byte(strconv.FormatUint(lsn, 10))
+	if tbl.History {
+		cols = append(cols, replica.ValidFromColumn)
+		l = append(l, '\t')
+		l = append(l, copyTime(tbl.SnapshotTime)...)
+	}
 	var buf bytes.Buffer
 	for _, r := range rows {
 		for _, v := range r.Values {
@@ -104,63 +110,14 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 	if len(b.Changes) == 0 {
 		return nil
 	}
-	stage, err := t.stage(ctx, tbl)
+	if tbl.History {
+		return t.applyHistory(ctx, tbl, b)
+	}
+	stage, unchanged, soft, err := t.stageBatch(ctx, tbl, b)
 	if err != nil {
 		return err
 	}
 	keys := tbl.KeyIndexes()
-	cols := []string{"_op", "_lsn", "_ts", "_u", "_n"}
-	for j := range keys {
-		cols = append(cols, fmt.Sprintf("_l%d", j))
-	}
-	for i := range tbl.Columns {
-		cols = append(cols, fmt.Sprintf("c%d", i))
-	}
-	unchanged, soft := false, false
-	var buf bytes.Buffer
-	for _, c := range b.Changes {
-		buf.WriteByte(byte(c.Kind))
-		buf.WriteByte('\t')
-		buf.WriteString(strconv.FormatUint(c.LSN, 10))
-		buf.WriteByte('\t')
-		if c.Kind == replica.SoftDelete || c.Deleted {
-			buf.WriteString(c.CommitTime.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
-		} else {
-			buf.WriteString(`\N`)
-		}
-		soft = soft || c.Kind == replica.SoftDelete
-		buf.WriteByte('\t')
-		mask := unchangedMask(c.Row.Unchanged)
-		unchanged = unchanged || mask != nil
-		copyText(&buf, mask)
-		n := c.Count
-		if n < 0 {
-			n = -n
-		}
-		fmt.Fprintf(&buf, "\t%d", n)
-		for j, k := range keys {
-			buf.WriteByte('\t')
-			v := c.Row.Values[k]
-			if c.Lookup != nil {
-				v = c.Lookup[j]
-			}
-			if mask == nil {
-				v = nil
-			}
-			copyText(&buf, v)
-		}
-		for i, v := range c.Row.Values {
-			buf.WriteByte('\t')
-			if c.Row.Unchanged != nil && c.Row.Unchanged[i] {
-				v = nil
-			}
-			copyText(&buf, v)
-		}
-		buf.WriteByte('\n')
-	}
-	if err := t.copyIn(ctx, stage, cols, &buf); err != nil {
-		return err
-	}
 	target := ident(tbl.Schema, tbl.Name)
 	switch {
 	case tbl.AppendOnly || len(keys) == 0:
@@ -200,6 +157,70 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 		return err
 	}
 	return t.exec(ctx, insertFromStage(tbl, stage, "_op = 'U'", false))
+}
+
+// stageBatch copies a batch into its table's staging table (see stage)
+// and reports whether any value is unchanged TOAST and any change a soft
+// delete. _ts is the commit time of soft deletes, and of every change of
+// a History table.
+func (t *tx) stageBatch(ctx context.Context, tbl *replica.Table, b *replica.Batch) (stage string, unchanged, soft bool, err error) {
+	stage, err = t.stage(ctx, tbl)
+	if err != nil {
+		return "", false, false, err
+	}
+	keys := tbl.KeyIndexes()
+	cols := []string{"_op", "_lsn", "_ts", "_u", "_n"}
+	for j := range keys {
+		cols = append(cols, fmt.Sprintf("_l%d", j))
+	}
+	for i := range tbl.Columns {
+		cols = append(cols, fmt.Sprintf("c%d", i))
+	}
+	var buf bytes.Buffer
+	for _, c := range b.Changes {
+		buf.WriteByte(byte(c.Kind))
+		buf.WriteByte('\t')
+		buf.WriteString(strconv.FormatUint(c.LSN, 10))
+		buf.WriteByte('\t')
+		if c.Kind == replica.SoftDelete || c.Deleted || tbl.History {
+			buf.WriteString(copyTime(c.CommitTime))
+		} else {
+			buf.WriteString(`\N`)
+		}
+		soft = soft || c.Kind == replica.SoftDelete
+		buf.WriteByte('\t')
+		mask := unchangedMask(c.Row.Unchanged)
+		unchanged = unchanged || mask != nil
+		copyText(&buf, mask)
+		n := c.Count
+		if n < 0 {
+			n = -n
+		}
+		fmt.Fprintf(&buf, "\t%d", n)
+		for j, k := range keys {
+			buf.WriteByte('\t')
+			v := c.Row.Values[k]
+			if c.Lookup != nil {
+				v = c.Lookup[j]
+			}
+			if mask == nil {
+				v = nil
+			}
+			copyText(&buf, v)
+		}
+		for i, v := range c.Row.Values {
+			buf.WriteByte('\t')
+			if c.Row.Unchanged != nil && c.Row.Unchanged[i] {
+				v = nil
+			}
+			copyText(&buf, v)
+		}
+		buf.WriteByte('\n')
+	}
+	if err := t.copyIn(ctx, stage, cols, &buf); err != nil {
+		return "", false, false, err
+	}
+	return stage, unchanged, soft, nil
 }
 
 // insertFromStage is the INSERT of the staged rows that where selects.
@@ -320,6 +341,11 @@ func (t *tx) Backfill(ctx context.Context, tbl *replica.Table, cols []int, rows 
 			set = append(set, fmt.Sprintf("%s = b.v%d", c, i))
 		}
 	}
+	if tbl.History {
+		// The source rewrote the current rows; earlier versions keep what
+		// they held.
+		on = append(on, "d."+ident(replica.ValidToColumn)+" IS NULL")
+	}
 	if err := t.exec(ctx, fmt.Sprintf("UPDATE %s d SET %s FROM %s b WHERE %s", ident(tbl.Schema, tbl.Name),
 		strings.Join(set, ", "), name, strings.Join(on, " AND "))); err != nil {
 		return err
@@ -355,11 +381,22 @@ func (t *tx) CopyFormat(tbl *replica.Table) string {
 // LoadCopy implements replica.CopyLoader. _pg_lsn is filled by a default
 // for the length of the load, so that the source's data needs no column
 // added.
-func (t *tx) LoadCopy(ctx context.Context, tbl *replica.Table, lsn uint64, data io.Reader) (int64, error) {
+func (t *tx) LoadCopy(ctx context.Context, tbl *replica.Table, lsn uint64, data io.Reader) (n int64, err error) {
 	target := ident(tbl.Schema, tbl.Name)
 	lsnCol := ident(replica.LSNColumn)
 	if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %d", target, lsnCol, lsn)); err != nil {
 		return 0, err
+	}
+	if tbl.History {
+		from := ident(replica.ValidFromColumn)
+		if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT '%s'", target, from, copyTime(tbl.SnapshotTime))); err != nil {
+			return 0, err
+		}
+		defer func() {
+			if err == nil {
+				err = t.exec(ctx, fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", target, from))
+			}
+		}()
 	}
 	cols := make([]string, len(tbl.Columns))
 	for i, c := range tbl.Columns {
@@ -374,4 +411,9 @@ func (t *tx) LoadCopy(ctx context.Context, tbl *replica.Table, lsn uint64, data 
 		return 0, err
 	}
 	return tag.RowsAffected(), nil
+}
+
+// copyTime is a timestamptz in COPY text form.
+func copyTime(at time.Time) string {
+	return at.UTC().Format("2006-01-02 15:04:05.999999Z07:00")
 }

@@ -297,3 +297,32 @@ func TestTruncateSoftDeleteAndAppend(t *testing.T) {
 		t.Fatalf("after a soft delete:\n%s", got)
 	}
 }
+
+// TestHistoryTable: a history replica's primary key is the source key with
+// _pg_lsn (one version per key and transaction), and a state written
+// before the write disposition was recorded (version 2) reads as merge.
+func TestHistoryTable(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE h (id int PRIMARY KEY, v text); INSERT INTO h VALUES (1, 'a');`)
+	e.init(replicator.InitOptions{Slot: "hs", Schema: "public", Tables: []string{"h"}, PersistSnapshots: true, WriteDisposition: "scd2"})
+	e.exec(e.src, "UPDATE h SET v = 'b'")
+	e.replicate("hs", 10)
+	if got := e.rows(e.dst, `SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'public.h'::regclass AND contype = 'p'`); got != "PRIMARY KEY (id, _pg_lsn)" {
+		t.Fatalf("primary key: %s", got)
+	}
+	if got := e.rows(e.dst, "SELECT id, v, _pg_valid_to IS NULL FROM h ORDER BY _pg_lsn"); got != "1|a|f\n1|b|t" {
+		t.Fatalf("versions:\n%s", got)
+	}
+	e.exec(e.dst, `ALTER TABLE _pgcdc.slots DROP COLUMN write_disposition; UPDATE _pgcdc.meta SET value = '2' WHERE key = 'version'`)
+	dest, err := postgres.Open(e.ctx, e.dst.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	st, ok, err := dest.State(e.ctx, "hs")
+	if err != nil || !ok || st.WriteDisposition != "merge" {
+		t.Fatalf("state after migrating from version 2: %+v %v %v", st, ok, err)
+	}
+	if got := e.rows(e.dst, "SELECT value FROM _pgcdc.meta WHERE key = 'version'"); got != "3" {
+		t.Fatalf("state version %s", got)
+	}
+}

@@ -34,14 +34,33 @@ func columnType(c replica.Column) string {
 func hintType(h replica.TypeHint) string {
 	switch h.DataType {
 	case "text":
+		if h.Precision > 0 {
+			return fmt.Sprintf("character varying(%d)", h.Precision)
+		}
 		return "text"
 	case "double":
 		return "double precision"
 	case "bool":
 		return "boolean"
 	case "timestamp":
-		return "timestamp with time zone"
+		tz := "with time zone"
+		if !h.WithTimezone() {
+			tz = "without time zone"
+		}
+		if h.Precision > 0 && h.Precision < 6 {
+			return fmt.Sprintf("timestamp(%d) %s", h.Precision, tz)
+		}
+		return "timestamp " + tz
 	case "bigint":
+		// dlt's precision of an integer is its size in bits.
+		switch {
+		case h.Precision == 0:
+			return "bigint"
+		case h.Precision <= 16:
+			return "smallint"
+		case h.Precision <= 32:
+			return "integer"
+		}
 		return "bigint"
 	case "binary":
 		return "bytea"
@@ -58,14 +77,26 @@ func hintType(h replica.TypeHint) string {
 	case "date":
 		return "date"
 	case "time":
+		if h.Precision > 0 && h.Precision < 6 {
+			return fmt.Sprintf("time(%d) without time zone", h.Precision)
+		}
 		return "time without time zone"
 	}
 	return "text"
 }
 
 // CheckTable implements replica.Destination: Postgres stores every type
-// and hint the engine hands it.
-func (d *Destination) CheckTable(t *replica.Table) error { return nil }
+// and hint the engine hands it but integers wider than 64 bits, which dlt
+// refuses for Postgres too.
+func (d *Destination) CheckTable(t *replica.Table) error {
+	for _, c := range t.Columns {
+		if h := c.Hint; h != nil && h.DataType == "bigint" && h.Precision > 64 {
+			return fmt.Errorf("columns: %s.%s: Postgres has no integer of %d bits (at most 64); use data_type decimal",
+				t.QualifiedSource(), c.Name, h.Precision)
+		}
+	}
+	return nil
+}
 
 // colDef is a destination column: a data column or a metadata one.
 type colDef struct{ name, typ string }
@@ -76,6 +107,10 @@ func tableColumns(tbl *replica.Table) []colDef {
 		defs = append(defs, colDef{c.Name, columnType(c)})
 	}
 	defs = append(defs, colDef{replica.LSNColumn, "bigint"})
+	if tbl.History {
+		defs = append(defs, colDef{replica.ValidFromColumn, "timestamp with time zone"}, colDef{replica.ValidToColumn, "timestamp with time zone"},
+			colDef{replica.ValidToLSNColumn, "bigint"})
+	}
 	if tbl.HasDeletedTS {
 		defs = append(defs, colDef{replica.DeletedTSColumn, "timestamp with time zone"})
 	}
@@ -83,7 +118,8 @@ func tableColumns(tbl *replica.Table) []colDef {
 }
 
 // keyed reports whether rows are merged on a key, which the destination
-// table then has as its primary key.
+// table then has as its primary key (with _pg_lsn for a History table,
+// which holds one version per key and source transaction).
 func keyed(tbl *replica.Table) bool {
 	return !tbl.AppendOnly && !tbl.FullRow && len(tbl.KeyIndexes()) > 0
 }
@@ -262,6 +298,9 @@ func (t *tx) ensureKey(ctx context.Context, tbl *replica.Table) error {
 	if keyed(tbl) {
 		for _, i := range tbl.KeyIndexes() {
 			want = append(want, tbl.Columns[i].Name)
+		}
+		if tbl.History {
+			want = append(want, replica.LSNColumn)
 		}
 	}
 	var conname *string

@@ -55,7 +55,12 @@ type Batch struct {
 	Bytes int64
 	// MinLSN and MaxLSN span the changes in the batch.
 	MinLSN, MaxLSN uint64
-	raw            int
+	// CommitLSN is the commit LSN of the source transaction the next
+	// changes belong to; History tables collapse changes per key and
+	// transaction, and the caller sets it before each change.
+	CommitLSN uint64
+	raw       int
+	latest    map[string]int // History: key -> its latest change
 }
 
 // NewBatch starts an empty batch for t.
@@ -67,7 +72,9 @@ func NewBatch(t *Table) *Batch {
 func (b *Batch) Len() int { return b.raw }
 
 // merges reports whether changes are merged on a key.
-func (b *Batch) merges() bool { return !b.Table.AppendOnly && len(b.keys) > 0 }
+func (b *Batch) merges() bool {
+	return !b.Table.AppendOnly && !b.Table.History && len(b.keys) > 0
+}
 
 func (b *Batch) note(lsn uint64) {
 	b.raw++
@@ -148,6 +155,10 @@ func (b *Batch) softCount(r Row, lsn uint64, commit time.Time) {
 func (b *Batch) Insert(r Row, lsn uint64, commit time.Time) {
 	b.note(lsn)
 	b.Inserts++
+	if b.Table.History {
+		b.historyPut(r, Upsert, commit, nil)
+		return
+	}
 	if b.Table.FullRow && !b.Table.AppendOnly {
 		b.count(r, 1, lsn, commit)
 		return
@@ -164,6 +175,10 @@ func (b *Batch) Insert(r Row, lsn uint64, commit time.Time) {
 func (b *Batch) Update(old *Row, r Row, lsn uint64, commit time.Time) {
 	b.note(lsn)
 	b.Updates++
+	if b.Table.History {
+		b.historyUpdate(old, r, commit)
+		return
+	}
 	if !b.merges() {
 		b.Changes = append(b.Changes, Change{Kind: Append, Row: r, LSN: lsn, CommitTime: commit})
 		return
@@ -229,6 +244,10 @@ func (b *Batch) Update(old *Row, r Row, lsn uint64, commit time.Time) {
 func (b *Batch) Delete(old Row, lsn uint64, commit time.Time, soft bool) {
 	b.note(lsn)
 	b.Deletes++
+	if b.Table.History {
+		b.historyPut(old, Delete, commit, nil)
+		return
+	}
 	if !b.merges() {
 		return // nothing identifies the row; the caller refuses such tables
 	}

@@ -63,6 +63,32 @@ type Tx interface {
 	Rollback(ctx context.Context) error
 }
 
+// HistoryTx is a Tx that keeps History tables. Apply on a History table
+// closes and opens versions (each Change is the net effect of one source
+// transaction on one key, LSN its commit LSN); a History table is never
+// merged.
+type HistoryTx interface {
+	// CloseVersions ends every current version of t at a TRUNCATE in the
+	// source transaction that commits at lsn and at: versions that
+	// transaction opened itself are removed, the others get _pg_valid_to
+	// at and _pg_valid_to_lsn lsn.
+	CloseVersions(ctx context.Context, t *Table, lsn uint64, at time.Time) error
+}
+
+// Write dispositions: what a slot's tables keep (init_replication's
+// write_disposition, dlt's term).
+const (
+	// DispositionMerge keeps one row per key, the current one (the
+	// default).
+	DispositionMerge = "merge"
+	// DispositionAppend keeps every inserted row: the publication
+	// publishes inserts only, so nothing is ever merged.
+	DispositionAppend = "append"
+	// DispositionSCD2 keeps every version of every row with the period it
+	// was valid.
+	DispositionSCD2 = "scd2"
+)
+
 // CopyLoader is a Tx that can load a snapshot straight from the source's
 // COPY output, without the engine decoding it into rows: a destination that
 // keeps the source's types and formats.
@@ -124,6 +150,9 @@ type State struct {
 	// Dataset is the destination schema chosen at init_replication, empty
 	// when each table lands in a schema named after its source schema.
 	Dataset string
+	// WriteDisposition is Merge, Append or SCD2, as init_replication set
+	// it; empty in states written before it was recorded, which is Merge.
+	WriteDisposition string
 	// Schemas are the source schemas published whole (TABLES IN SCHEMA):
 	// tables that appear in them later join the replica on their own.
 	Schemas        []string
