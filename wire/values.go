@@ -332,8 +332,9 @@ func appendValue(m *pgtype.Map, buf []byte, oid uint32, format int16, v any) ([]
 		}
 		if t, ok := v.(time.Time); ok && oid == pgtype.TimestamptzOID && t.Year() >= 1 && t.Year() <= 9999 {
 			// pgtype writes "Z"; libpq-based and JDBC parsers expect the
-			// "+00" Postgres itself prints with TimeZone=UTC.
-			return t.UTC().AppendFormat(buf, "2006-01-02 15:04:05.999999-07"), nil
+			// offset as Postgres prints it in the time's zone (the
+			// session's TimeZone): "+00", "-05", "+05:30".
+			return appendOffset(t.AppendFormat(buf, "2006-01-02 15:04:05.999999"), t), nil
 		}
 	}
 	switch {
@@ -374,6 +375,24 @@ func appendValue(m *pgtype.Map, buf []byte, oid uint32, format int16, v any) ([]
 		}
 	}
 	return nil, err
+}
+
+// appendOffset appends t's UTC offset as Postgres prints it: hours, and
+// minutes and seconds only when they are not zero.
+func appendOffset(buf []byte, t time.Time) []byte {
+	_, off := t.Zone()
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	buf = fmt.Appendf(append(buf, sign), "%02d", off/3600)
+	if m, sec := off/60%60, off%60; m != 0 || sec != 0 {
+		buf = fmt.Appendf(buf, ":%02d", m)
+		if sec != 0 {
+			buf = fmt.Appendf(buf, ":%02d", sec)
+		}
+	}
+	return buf
 }
 
 func appendFormatted(buf []byte, v any) []byte {

@@ -42,34 +42,106 @@ func translate(err error) error {
 		if pe := translateLocked(de); pe != nil {
 			return pe
 		}
-		switch de.Type {
-		case duckdb.ErrorTypeParser:
-			code = "42601"
-		case duckdb.ErrorTypeCatalog:
-			code = "42P01"
-			if strings.Contains(de.Msg, "Column") || strings.Contains(de.Msg, "column") {
-				code = "42703"
-			}
-		case duckdb.ErrorTypeBinder:
-			code = "42703"
-			if strings.Contains(de.Msg, "Table") || strings.Contains(de.Msg, "table") {
-				code = "42P01"
-			}
-		case duckdb.ErrorTypeConversion, duckdb.ErrorTypeInvalidInput:
-			code = "22P02"
-		case duckdb.ErrorTypeDivideByZero:
-			code = "22012"
-		case duckdb.ErrorTypeOutOfRange:
-			code = "22003"
-		case duckdb.ErrorTypeConstraint:
-			code = "23000"
-		case duckdb.ErrorTypeTransaction:
-			code = "40001"
-		case duckdb.ErrorTypeInterrupt:
-			code = "57014"
-		case duckdb.ErrorTypeNotImplemented:
-			code = "0A000"
-		}
+		code = sqlstate(de)
 	}
 	return &pgconn.PgError{Severity: "ERROR", Code: code, Message: err.Error()}
+}
+
+// sqlstate picks the Postgres SQLSTATE for a DuckDB error: by DuckDB's
+// error type, refined by its message where one type covers several of
+// Postgres's conditions (a missing table and a missing column are both
+// binder or catalog errors in DuckDB).
+func sqlstate(de *duckdb.Error) string {
+	msg := de.Msg
+	has := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(msg, s) {
+				return true
+			}
+		}
+		return false
+	}
+	switch de.Type {
+	case duckdb.ErrorTypeParser, duckdb.ErrorTypeSyntax:
+		return "42601"
+	case duckdb.ErrorTypeCatalog, duckdb.ErrorTypeBinder:
+		switch {
+		case has("already exists"):
+			switch {
+			case has("Schema with name", "schema"):
+				return "42P06"
+			case has("Table with name", "View with name", "Index with name", "Sequence with name"):
+				return "42P07"
+			}
+			return "42710"
+		case has("Ambiguous reference"):
+			return "42702"
+		case has("Scalar Function with name", "Table Function with name", "Aggregate Function with name",
+			"Macro Function with name", "Function with name", "No function matches",
+			"Could not choose a best candidate function", "No matching function"):
+			return "42883"
+		case has("Type with name"):
+			return "42704"
+		case has("No catalog + schema named", "Schema with name"):
+			return "3F000"
+		case has("Table with name", "View with name", "Table \"", "table \""):
+			return "42P01"
+		case has("Referenced column", "Column with name", "column", "Column", "Referenced table"):
+			if has("Referenced table") {
+				return "42P01"
+			}
+			return "42703"
+		case has("Cannot mix values of type", "Cannot compare values of type", "Cannot implicitly cast"):
+			return "42804"
+		case has("must appear in the GROUP BY clause"):
+			return "42803"
+		}
+		if de.Type == duckdb.ErrorTypeCatalog {
+			return "42P01"
+		}
+		return "42703"
+	case duckdb.ErrorTypeConversion:
+		if has("out of range", "Out of Range") {
+			return "22003"
+		}
+		return "22P02"
+	case duckdb.ErrorTypeInvalidInput:
+		switch {
+		case has("division by zero"):
+			return "22012"
+		case has("read-only", "read only"):
+			return "25006"
+		}
+		return "22P02"
+	case duckdb.ErrorTypeDivideByZero:
+		return "22012"
+	case duckdb.ErrorTypeOutOfRange:
+		return "22003"
+	case duckdb.ErrorTypeConstraint:
+		switch {
+		case has("Duplicate key", "duplicate key", "unique constraint", "primary key constraint"):
+			return "23505"
+		case has("NOT NULL constraint"):
+			return "23502"
+		case has("foreign key"):
+			return "23503"
+		case has("CHECK constraint"):
+			return "23514"
+		}
+		return "23000"
+	case duckdb.ErrorTypeTransaction:
+		if has("read-only mode", "read-only transaction") {
+			return "25006"
+		}
+		return "40001"
+	case duckdb.ErrorTypeInterrupt:
+		return "57014"
+	case duckdb.ErrorTypeNotImplemented:
+		return "0A000"
+	case duckdb.ErrorTypeOutOfMemory:
+		return "53200"
+	case duckdb.ErrorTypeDependency:
+		return "2BP01"
+	}
+	return "XX000"
 }

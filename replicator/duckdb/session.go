@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,6 +53,8 @@ type session struct {
 	failed bool
 	// results are the open cursors, closed with the session.
 	results map[*resultRows]struct{}
+	// loc is the session's TimeZone, in which timestamptz values are shown.
+	loc *time.Location
 }
 
 // TxStatus implements pgsql.Session.

@@ -299,7 +299,7 @@ func TestTxStatusFromDuckDB(t *testing.T) {
 		// An error DuckDB invalidates the transaction for.
 		{"START TRANSACTION", 'T', "", "BEGIN"},
 		{"INSERT INTO public.k VALUES (2)", 'T', "", "INSERT 0 1"},
-		{"INSERT INTO public.k VALUES (1)", 'E', "23000", ""},
+		{"INSERT INTO public.k VALUES (1)", 'E', "23505", ""},
 		{"ABORT", 'I', "", "ROLLBACK"},
 		// Postgres spellings DuckDB does not parse.
 		{"BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE", 'T', "", "BEGIN"},

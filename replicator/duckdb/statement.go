@@ -33,8 +33,10 @@ type prepared struct {
 	kind   stmtKind
 	tag    string // command tag verb(s), e.g. "INSERT", "CREATE TABLE"
 	fields []pgsql.Field
-	types  []duckdb.Type
+	types  []*resultType
 	params []uint32
+	// names are the Postgres result column names (see resultNames).
+	names []string
 }
 
 // Prepare implements pgsql.Session. It describes the statement with
@@ -55,7 +57,9 @@ func (s *session) Prepare(ctx context.Context, query string) (pgsql.Prepared, er
 	if s.failed {
 		return nil, errAborted
 	}
-	st, typ, err := s.prepare(query)
+	pg := parsePostgres(query)
+	p.query, p.names = pg.run, pg.names
+	st, typ, err := s.prepare(p.query)
 	if err != nil {
 		s.Abort()
 		return nil, err
@@ -115,15 +119,19 @@ func (p *prepared) describe(ds *duckdb.Stmt, typ duckdb.StmtType) error {
 	if err != nil {
 		return err
 	}
+	duckNames := make([]string, n)
+	for i := range duckNames {
+		duckNames[i], _ = ds.ColumnName(i)
+	}
+	names := applyNames(duckNames, p.names)
 	for i := 0; i < n; i++ {
-		name, _ := ds.ColumnName(i)
 		info, err := ds.ColumnTypeInfo(i)
 		if err != nil {
 			return err
 		}
-		oid, size := pgType(info)
-		p.fields = append(p.fields, pgsql.Field{Name: name, OID: oid, Size: size, TypeMod: -1})
-		p.types = append(p.types, info.InternalType())
+		rt := newResultType(info)
+		p.fields = append(p.fields, pgsql.Field{Name: names[i], OID: rt.oid, Size: rt.size, TypeMod: rt.typmod})
+		p.types = append(p.types, rt)
 	}
 	for i := 1; i <= ds.NumInput(); i++ {
 		t, err := ds.ParamType(i)
@@ -144,7 +152,7 @@ func (p *prepared) describe(ds *duckdb.Stmt, typ duckdb.StmtType) error {
 		}
 	case duckdb.STATEMENT_TYPE_INSERT, duckdb.STATEMENT_TYPE_UPDATE, duckdb.STATEMENT_TYPE_DELETE, stmtMergeInto:
 		p.kind = kindRows // with RETURNING
-		if n == 1 && p.fields[0].Name == "Count" {
+		if n == 1 && duckNames[0] == "Count" {
 			p.kind, p.fields = kindCount, nil
 		}
 	default:
@@ -324,7 +332,13 @@ func (r *resultRows) Next(ctx context.Context) ([]any, error) {
 		if b, ok := v.([]byte); ok {
 			v = bytes.Clone(b)
 		}
-		out[i] = pgValue(r.p.types[i], v)
+		pv, err := r.p.types[i].value(v, r.p.s.loc)
+		if err != nil {
+			r.done = true
+			r.Close()
+			return nil, r.p.s.fail(err, false)
+		}
+		out[i] = pv
 	}
 	r.n++
 	return out, nil
