@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strconv"
+	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -46,6 +47,8 @@ type pgStatement struct {
 	// target; "*" stands for a star, which expands to DuckDB's names. Nil
 	// when the statement has no target list pgcdc can name.
 	names []string
+	// stmt is the parsed statement; nil for text only DuckDB reads.
+	stmt *pg_query.Node
 }
 
 // parsePostgres reads query with the Postgres parser. Text it cannot parse,
@@ -57,8 +60,10 @@ func parsePostgres(query string) pgStatement {
 		return out
 	}
 	stmt := tree.GetStmts()[0].GetStmt()
+	out.stmt = stmt
 	out.names = resultNames(stmt)
-	if guardDivisions(tree) {
+	typed := typePrepareParams(stmt)
+	if guardDivisions(tree) || typed {
 		if text, err := pg_query.Deparse(tree); err == nil {
 			out.run = text
 		}
@@ -300,3 +305,54 @@ func applyNames(duck []string, names []string) []string {
 	}
 	return out
 }
+
+// typePrepareParams makes PREPARE name(int, text) AS ... one DuckDB reads:
+// DuckDB's PREPARE takes no parameter types, so each $n in the statement
+// becomes $n::type and the list goes. It reports whether it changed stmt.
+func typePrepareParams(stmt *pg_query.Node) bool {
+	ps := stmt.GetPrepareStmt()
+	if ps == nil || len(ps.GetArgtypes()) == 0 {
+		return false
+	}
+	types := ps.GetArgtypes()
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		if n, ok := m.Interface().(*pg_query.Node); ok {
+			if pr := n.GetParamRef(); pr != nil && pr.GetNumber() >= 1 && int(pr.GetNumber()) <= len(types) {
+				n.Node = &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+					Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: pr}},
+					TypeName: types[pr.GetNumber()-1].GetTypeName(),
+					Location: -1,
+				}}
+				return
+			}
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				l := v.List()
+				for i := 0; i < l.Len(); i++ {
+					walk(l.Get(i).Message())
+				}
+			case fd.IsMap():
+			case fd.Message() != nil:
+				walk(v.Message())
+			}
+			return true
+		})
+	}
+	walk(ps.GetQuery().ProtoReflect())
+	ps.Argtypes = nil
+	return true
+}
+
+// deparse prints one statement node as SQL.
+func deparse(stmt *pg_query.Node) (string, error) {
+	return pg_query.Deparse(&pg_query.ParseResult{Version: parserVersion(), Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+}
+
+// parserVersion is the parse tree version the deparser checks for.
+var parserVersion = sync.OnceValue(func() int32 {
+	tree, _ := pg_query.Parse("SELECT")
+	return tree.GetVersion()
+})

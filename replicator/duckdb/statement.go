@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	pgsql "github.com/pgcdc/pgcdc/sql"
 )
@@ -25,6 +28,9 @@ const (
 	kindCommit
 	kindRollback
 	kindOther
+	kindDeclare // DECLARE ... CURSOR
+	kindFetch   // FETCH and MOVE
+	kindClose   // CLOSE
 )
 
 type prepared struct {
@@ -37,6 +43,15 @@ type prepared struct {
 	params []uint32
 	// names are the Postgres result column names (see resultNames).
 	names []string
+	// modes are a BEGIN's isolation level and access mode.
+	modes pgsql.TransactionModes
+	// cursor statements: the cursor's name, DECLARE's query and WITH HOLD,
+	// FETCH's count (-1: ALL) and whether it is a MOVE.
+	cursor string
+	inner  *prepared
+	hold   bool
+	count  int64
+	move   bool
 }
 
 // Prepare implements pgsql.Session. It describes the statement with
@@ -59,6 +74,13 @@ func (s *session) Prepare(ctx context.Context, query string) (pgsql.Prepared, er
 	}
 	pg := parsePostgres(query)
 	p.query, p.names = pg.run, pg.names
+	if ok, err := p.prepareCursor(ctx, pg.stmt); ok || err != nil {
+		if err != nil {
+			s.Abort()
+			return nil, err
+		}
+		return p, nil
+	}
 	st, typ, err := s.prepare(p.query)
 	if err != nil {
 		s.Abort()
@@ -82,6 +104,10 @@ func (p *prepared) prepareTransaction() (ok bool, err error) {
 	switch p.tag {
 	case "BEGIN", "START TRANSACTION":
 		kind, tag = kindBegin, "BEGIN"
+		p.modes = pgsql.BeginModes(p.query)
+		if err := checkIsolation(p.modes.Isolation); err != nil {
+			return false, err
+		}
 	case "COMMIT", "END":
 		kind, tag = kindCommit, "COMMIT"
 	}
@@ -189,10 +215,22 @@ func (p *prepared) transaction(ctx context.Context) (pgsql.Rows, error) {
 			return &tagRows{tag: p.tag}, nil
 		}
 	}
-	if err := s.exec(ctx, p.query); err != nil {
+	q := p.query
+	readOnly := s.readOnlyDefault
+	if p.modes.ReadOnly != nil {
+		readOnly = *p.modes.ReadOnly
+	}
+	if p.kind == kindBegin && readOnly {
+		q = "BEGIN TRANSACTION READ ONLY"
+	}
+	if err := s.exec(ctx, q); err != nil {
 		return nil, s.fail(err, p.kind != kindBegin)
 	}
+	if p.kind != kindBegin {
+		s.closeCursors(false)
+	}
 	if p.kind == kindBegin {
+		s.txReadOnly = readOnly
 		// DuckDB took the BEGIN. It is not asked: any query would start
 		// the transaction's snapshot now rather than at the client's first
 		// statement, and a client that calls replicate() first in its
@@ -205,10 +243,19 @@ func (p *prepared) transaction(ctx context.Context) (pgsql.Rows, error) {
 }
 
 // Query implements pgsql.Prepared.
-func (p *prepared) Query(ctx context.Context, args []any) (pgsql.Rows, error) {
+func (p *prepared) Query(ctx context.Context, args []any) (_ pgsql.Rows, err error) {
 	switch p.kind {
 	case kindBegin, kindCommit, kindRollback:
 		return p.transaction(ctx)
+	case kindDeclare, kindFetch, kindClose:
+		if p.s.failed {
+			return nil, errAborted
+		}
+		rows, err := p.cursorStatement(ctx, args)
+		if err != nil {
+			p.s.Abort()
+		}
+		return rows, err
 	}
 	s := p.s
 	if s.failed {
@@ -219,11 +266,28 @@ func (p *prepared) Query(ctx context.Context, args []any) (pgsql.Rows, error) {
 		s.Abort()
 		return nil, err
 	}
+	if s.readOnly() && writes(typ) {
+		st.Close()
+		s.Abort()
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: "25006",
+			Message: fmt.Sprintf("cannot execute %s in a read-only transaction", p.tag)}
+	}
 	named, err := s.namedArgs(args)
 	if err != nil {
 		st.Close()
 		s.Abort()
 		return nil, translate(err)
+	}
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		parent := ctx
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		defer func() {
+			if err != nil && ctx.Err() == context.DeadlineExceeded && parent.Err() == nil {
+				err = errStatementTimeout
+			}
+		}()
 	}
 	setting := typ == duckdb.STATEMENT_TYPE_SET || typ == duckdb.STATEMENT_TYPE_VARIABLE_SET
 	var before string
@@ -388,3 +452,189 @@ func commandTag(q string) string {
 	}
 	return strings.TrimRight(words[0], ";")
 }
+
+// errStatementTimeout is Postgres's error when statement_timeout passes.
+var errStatementTimeout = &pgconn.PgError{Severity: "ERROR", Code: "57014",
+	Message: "canceling statement due to statement timeout"}
+
+// checkIsolation refuses SERIALIZABLE: DuckDB's snapshot isolation is
+// Postgres's REPEATABLE READ, which lets through anomalies (write skew)
+// that SERIALIZABLE promises to prevent. Postgres refuses it the same way
+// where it cannot provide it (on a hot standby). Weaker levels run as
+// snapshot isolation, which gives at least what they promise.
+func checkIsolation(level string) error {
+	if strings.EqualFold(strings.TrimSpace(level), "serializable") {
+		return &pgconn.PgError{Severity: "ERROR", Code: "0A000",
+			Message: "cannot use serializable mode: the DuckDB replica provides snapshot isolation (REPEATABLE READ)",
+			Hint:    "Use REPEATABLE READ or READ COMMITTED, which run as snapshot isolation."}
+	}
+	return nil
+}
+
+// writes reports whether a statement of DuckDB type typ may change the
+// database, which a read-only transaction refuses.
+func writes(typ duckdb.StmtType) bool {
+	switch typ {
+	case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN, duckdb.STATEMENT_TYPE_SET,
+		duckdb.STATEMENT_TYPE_VARIABLE_SET, duckdb.STATEMENT_TYPE_TRANSACTION, duckdb.STATEMENT_TYPE_PREPARE,
+		duckdb.STATEMENT_TYPE_RELATION, duckdb.STATEMENT_TYPE_PRAGMA, duckdb.STATEMENT_TYPE_EXECUTE:
+		// EXECUTE is judged by DuckDB, whose block is read-only too.
+		return false
+	}
+	return true
+}
+
+// Cursors. DECLARE runs its query at once and keeps the result, which
+// DuckDB has materialised, for FETCH to read from: DuckDB has no cursors
+// of its own, and a result stays readable while the session runs other
+// statements. Cursors move forward only (NO SCROLL), as Postgres's do by
+// default for most plans. A cursor without WITH HOLD ends with its
+// transaction block; DECLARE without HOLD outside a block is refused, as
+// in Postgres.
+
+// cursor is one open cursor.
+type cursor struct {
+	rows   *resultRows
+	fields []pgsql.Field
+	hold   bool
+}
+
+// cursorOptHold is Postgres's CURSOR_OPT_HOLD.
+const cursorOptHold = 0x0020
+
+// prepareCursor recognises DECLARE, FETCH, MOVE and CLOSE.
+func (p *prepared) prepareCursor(ctx context.Context, stmt *pg_query.Node) (bool, error) {
+	s := p.s
+	switch {
+	case stmt.GetDeclareCursorStmt() != nil:
+		dc := stmt.GetDeclareCursorStmt()
+		text, err := deparse(dc.GetQuery())
+		if err != nil {
+			return true, &pgconn.PgError{Severity: "ERROR", Code: "42601", Message: "cannot read the cursor's query: " + err.Error()}
+		}
+		inner, err := s.Prepare(ctx, text)
+		if err != nil {
+			return true, err
+		}
+		p.kind, p.tag, p.cursor, p.hold = kindDeclare, "DECLARE CURSOR", dc.GetPortalname(), dc.GetOptions()&cursorOptHold != 0
+		p.inner = inner.(*prepared)
+		if p.inner.kind != kindRows {
+			return true, &pgconn.PgError{Severity: "ERROR", Code: "42601", Message: "DECLARE CURSOR must be a SELECT or VALUES"}
+		}
+		return true, nil
+	case stmt.GetFetchStmt() != nil:
+		fs := stmt.GetFetchStmt()
+		c := s.cursors[fs.GetPortalname()]
+		if c == nil {
+			return true, errNoCursor(fs.GetPortalname())
+		}
+		if fs.GetDirection() != pg_query.FetchDirection_FETCH_FORWARD || fs.GetHowMany() < 0 {
+			return true, &pgconn.PgError{Severity: "ERROR", Code: "55000", Message: "cursor can only scan forward",
+				Hint: "pgcdc's cursors over the DuckDB replica move forward only: FETCH [FORWARD] n, NEXT or ALL."}
+		}
+		p.kind, p.cursor, p.count, p.move = kindFetch, fs.GetPortalname(), fs.GetHowMany(), fs.GetIsmove()
+		if p.count == math.MaxInt64 {
+			p.count = -1
+		}
+		p.tag = "FETCH"
+		if p.move {
+			p.tag = "MOVE"
+		} else {
+			p.fields = c.fields
+		}
+		return true, nil
+	case stmt.GetClosePortalStmt() != nil:
+		name := stmt.GetClosePortalStmt().GetPortalname()
+		if name != "" && s.cursors[name] == nil {
+			return true, errNoCursor(name)
+		}
+		p.kind, p.tag, p.cursor = kindClose, "CLOSE CURSOR", name
+		return true, nil
+	}
+	return false, nil
+}
+
+func errNoCursor(name string) error {
+	return &pgconn.PgError{Severity: "ERROR", Code: "34000", Message: fmt.Sprintf("cursor \"%s\" does not exist", name)}
+}
+
+func (p *prepared) cursorStatement(ctx context.Context, args []any) (pgsql.Rows, error) {
+	s := p.s
+	switch p.kind {
+	case kindDeclare:
+		if !p.hold && !s.inTx {
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: "25P01", Message: "DECLARE CURSOR can only be used in transaction blocks"}
+		}
+		if s.cursors[p.cursor] != nil {
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: "42P03", Message: fmt.Sprintf("cursor \"%s\" already exists", p.cursor)}
+		}
+		rows, err := p.inner.Query(ctx, args)
+		if err != nil {
+			return nil, err
+		}
+		r, ok := rows.(*resultRows)
+		if !ok {
+			rows.Close()
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: "42601", Message: "DECLARE CURSOR must be a SELECT or VALUES"}
+		}
+		s.cursors[p.cursor] = &cursor{rows: r, fields: p.inner.fields, hold: p.hold}
+		return &tagRows{tag: p.tag}, nil
+	case kindClose:
+		if p.cursor == "" {
+			for name, c := range s.cursors {
+				c.rows.Close()
+				delete(s.cursors, name)
+			}
+		} else if c := s.cursors[p.cursor]; c != nil {
+			c.rows.Close()
+			delete(s.cursors, p.cursor)
+		} else {
+			return nil, errNoCursor(p.cursor)
+		}
+		return &tagRows{tag: p.tag}, nil
+	}
+	c := s.cursors[p.cursor]
+	if c == nil {
+		return nil, errNoCursor(p.cursor)
+	}
+	return &fetchRows{c: c, left: p.count, move: p.move, tag: p.tag}, nil
+}
+
+// closeCursors closes the cursors that end with the transaction block, or
+// all of them.
+func (s *session) closeCursors(all bool) {
+	for name, c := range s.cursors {
+		if all || !c.hold {
+			c.rows.Close()
+			delete(s.cursors, name)
+		}
+	}
+}
+
+// fetchRows reads up to left rows (all when negative) from a cursor; a
+// MOVE reads them without returning them.
+type fetchRows struct {
+	c    *cursor
+	left int64
+	move bool
+	n    int64
+	tag  string
+}
+
+func (f *fetchRows) Next(ctx context.Context) ([]any, error) {
+	for f.left != 0 {
+		row, err := f.c.rows.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f.left--
+		f.n++
+		if !f.move {
+			return row, nil
+		}
+	}
+	return nil, io.EOF
+}
+
+func (f *fetchRows) Tag() string  { return fmt.Sprintf("%s %d", f.tag, f.n) }
+func (f *fetchRows) Close() error { return nil }
