@@ -330,6 +330,9 @@ func appendValue(m *pgtype.Map, buf []byte, oid uint32, format int16, v any) ([]
 		if !hasBinaryForm(m, oid) {
 			return appendFormatted(buf, v), nil
 		}
+		if iv, ok := v.(pgtype.Interval); ok && oid == pgtype.IntervalOID && iv.Valid {
+			return appendInterval(buf, iv), nil
+		}
 		if t, ok := v.(time.Time); ok && oid == pgtype.TimestamptzOID && t.Year() >= 1 && t.Year() <= 9999 {
 			// pgtype writes "Z"; libpq-based and JDBC parsers expect the
 			// offset as Postgres prints it in the time's zone (the
@@ -375,6 +378,54 @@ func appendValue(m *pgtype.Map, buf []byte, oid uint32, format int16, v any) ([]
 		}
 	}
 	return nil, err
+}
+
+// appendInterval appends an interval as Postgres prints it with
+// IntervalStyle postgres: "1 year 2 mons -3 days +04:05:06.5". pgtype
+// writes "14 mon 3 day ...", which drivers that count a year as 365 days
+// (psycopg2) read differently.
+func appendInterval(buf []byte, iv pgtype.Interval) []byte {
+	zero, before := true, false
+	field := func(n int64, unit string) {
+		if n == 0 {
+			return
+		}
+		if !zero {
+			buf = append(buf, ' ')
+		}
+		if before && n > 0 {
+			buf = append(buf, '+')
+		}
+		buf = strconv.AppendInt(buf, n, 10)
+		buf = append(buf, ' ')
+		buf = append(buf, unit...)
+		if n != 1 {
+			buf = append(buf, 's')
+		}
+		zero, before = false, n < 0
+	}
+	field(int64(iv.Months/12), "year")
+	field(int64(iv.Months%12), "mon")
+	field(int64(iv.Days), "day")
+	if zero || iv.Microseconds != 0 {
+		us := iv.Microseconds
+		if !zero {
+			buf = append(buf, ' ')
+		}
+		switch {
+		case us < 0:
+			buf = append(buf, '-')
+			us = -us
+		case before:
+			buf = append(buf, '+')
+		}
+		secs := us / 1e6
+		buf = fmt.Appendf(buf, "%02d:%02d:%02d", secs/3600, secs/60%60, secs%60)
+		if frac := us % 1e6; frac != 0 {
+			buf = append(buf, strings.TrimRight(fmt.Sprintf(".%06d", frac), "0")...)
+		}
+	}
+	return buf
 }
 
 // appendOffset appends t's UTC offset as Postgres prints it: hours, and

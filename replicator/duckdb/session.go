@@ -23,7 +23,7 @@ func (d *Destination) OpenSession(ctx context.Context) (pgsql.Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
 	}
-	s := &session{d: d, conn: dc.(*duckdb.Conn), results: map[*resultRows]struct{}{}, cursors: map[string]*cursor{}}
+	s := &session{d: d, conn: dc.(*duckdb.Conn), results: map[*resultRows]struct{}{}, cursors: map[string]*cursor{}, prepared: map[string]bool{}}
 	// Postgres users write orders for public.orders; DuckDB's default
 	// schema is main.
 	if err := s.exec(ctx, "SET search_path = 'public,main'"); err != nil {
@@ -55,6 +55,8 @@ type session struct {
 	results map[*resultRows]struct{}
 	// cursors are DECLAREd cursors, by name.
 	cursors map[string]*cursor
+	// prepared are the names of SQL-level prepared statements (PREPARE).
+	prepared map[string]bool
 	// loc is the session's TimeZone, in which timestamptz values are shown.
 	loc *time.Location
 	// timeout is statement_timeout; zero for none.

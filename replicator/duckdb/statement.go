@@ -52,6 +52,10 @@ type prepared struct {
 	hold   bool
 	count  int64
 	move   bool
+	// PREPARE's and DEALLOCATE's statement name; deallocAll for DEALLOCATE
+	// ALL.
+	prepName, deallocName string
+	deallocAll            bool
 }
 
 // Prepare implements pgsql.Session. It describes the statement with
@@ -74,6 +78,20 @@ func (s *session) Prepare(ctx context.Context, query string) (pgsql.Prepared, er
 	}
 	pg := parsePostgres(query)
 	p.query, p.names = pg.run, pg.names
+	if ps := pg.stmt.GetPrepareStmt(); ps != nil {
+		p.prepName = ps.GetName()
+	}
+	if es := pg.stmt.GetExecuteStmt(); es != nil && !s.prepared[es.GetName()] {
+		s.Abort()
+		return nil, errNoPrepared(es.GetName())
+	}
+	if ds := pg.stmt.GetDeallocateStmt(); ds != nil {
+		if ds.GetIsall() {
+			p.deallocAll, p.tag = true, "DEALLOCATE ALL"
+			return p, nil
+		}
+		p.deallocName = ds.GetName()
+	}
 	if ok, err := p.prepareCursor(ctx, pg.stmt); ok || err != nil {
 		if err != nil {
 			s.Abort()
@@ -261,6 +279,13 @@ func (p *prepared) Query(ctx context.Context, args []any) (_ pgsql.Rows, err err
 	if s.failed {
 		return nil, errAborted
 	}
+	if err := p.checkPreparedName(ctx); err != nil || p.deallocAll {
+		if err != nil {
+			s.Abort()
+			return nil, err
+		}
+		return &tagRows{tag: p.tag}, nil
+	}
 	st, typ, err := s.prepare(p.query)
 	if err != nil {
 		s.Abort()
@@ -330,6 +355,12 @@ func (p *prepared) Query(ctx context.Context, args []any) (_ pgsql.Rows, err err
 			s.Abort()
 			return nil, err
 		}
+	}
+	switch {
+	case p.prepName != "":
+		s.prepared[p.prepName] = true
+	case p.deallocName != "":
+		delete(s.prepared, p.deallocName)
 	}
 	switch {
 	case p.kind == kindOther:
@@ -638,3 +669,30 @@ func (f *fetchRows) Next(ctx context.Context) ([]any, error) {
 
 func (f *fetchRows) Tag() string  { return fmt.Sprintf("%s %d", f.tag, f.n) }
 func (f *fetchRows) Close() error { return nil }
+
+// checkPreparedName gives PREPARE and DEALLOCATE Postgres's errors, which
+// DuckDB does not raise (it replaces a prepared statement of the same name
+// and ignores an unknown one), and runs DEALLOCATE ALL, which DuckDB lacks.
+func (p *prepared) checkPreparedName(ctx context.Context) error {
+	s := p.s
+	switch {
+	case p.prepName != "" && s.prepared[p.prepName]:
+		return &pgconn.PgError{Severity: "ERROR", Code: "42P05", Message: fmt.Sprintf("prepared statement \"%s\" already exists", p.prepName)}
+	case p.deallocName != "" && !s.prepared[p.deallocName]:
+		return errNoPrepared(p.deallocName)
+	case p.deallocAll:
+		for name := range s.prepared {
+			if err := s.exec(ctx, "DEALLOCATE "+quoteIdent(name)); err != nil {
+				return translate(err)
+			}
+			delete(s.prepared, name)
+		}
+	}
+	return nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func errNoPrepared(name string) error {
+	return &pgconn.PgError{Severity: "ERROR", Code: "26000", Message: fmt.Sprintf("prepared statement \"%s\" does not exist", name)}
+}

@@ -222,7 +222,9 @@ func (rt *resultType) array(v any, loc *time.Location) (any, error) {
 		return nil, err
 	}
 	if len(elems) == 0 {
-		dims = nil // Postgres's empty array has no dimensions
+		// Postgres's empty array has no dimensions; pgtype takes nil
+		// dimensions for NULL, an empty slice for '{}'.
+		dims = []pgtype.ArrayDimension{}
 	}
 	return pgtype.Array[any]{Elements: elems, Dims: dims, Valid: true}, nil
 }
