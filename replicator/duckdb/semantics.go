@@ -143,6 +143,9 @@ func resultNames(stmt *pg_query.Node) []string {
 		targets = stmt.GetUpdateStmt().GetReturningList()
 	case stmt.GetDeleteStmt() != nil:
 		targets = stmt.GetDeleteStmt().GetReturningList()
+	case stmt.GetPrepareStmt() != nil:
+		// Kept for EXECUTE; PREPARE itself returns no rows.
+		return resultNames(stmt.GetPrepareStmt().GetQuery())
 	default:
 		return nil
 	}

@@ -179,6 +179,14 @@ func TestPrepareAndCursors(t *testing.T) {
 		t.Errorf("EXECUTE: %v", got)
 	}
 	mustRun(t, s, "DEALLOCATE q")
+	mustRun(t, s, "PREPARE n AS SELECT count(*), 7/2 FROM public.c")
+	if f := describe(t, s, "EXECUTE n"); len(f) != 2 || f[0].Name != "count" || f[1].Name != "?column?" {
+		t.Errorf("EXECUTE describes %v, want count and ?column?", f)
+	}
+	refused(t, s, "PREPARE n AS SELECT 1", "42P05")
+	mustRun(t, s, "DEALLOCATE ALL")
+	refused(t, s, "EXECUTE n", "26000")
+	refused(t, s, "DEALLOCATE n", "26000")
 
 	refused(t, s, "DECLARE c CURSOR FOR SELECT a FROM public.c", "25P01")
 	mustRun(t, s, "BEGIN")

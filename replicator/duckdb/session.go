@@ -23,7 +23,7 @@ func (d *Destination) OpenSession(ctx context.Context) (pgsql.Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
 	}
-	s := &session{d: d, conn: dc.(*duckdb.Conn), results: map[*resultRows]struct{}{}, cursors: map[string]*cursor{}, prepared: map[string]bool{}}
+	s := &session{d: d, conn: dc.(*duckdb.Conn), results: map[*resultRows]struct{}{}, cursors: map[string]*cursor{}, prepared: map[string][]string{}}
 	// Postgres users write orders for public.orders; DuckDB's default
 	// schema is main.
 	if err := s.exec(ctx, "SET search_path = 'public,main'"); err != nil {
@@ -55,8 +55,9 @@ type session struct {
 	results map[*resultRows]struct{}
 	// cursors are DECLAREd cursors, by name.
 	cursors map[string]*cursor
-	// prepared are the names of SQL-level prepared statements (PREPARE).
-	prepared map[string]bool
+	// prepared are the SQL-level prepared statements (PREPARE), by name,
+	// with the Postgres names of their result columns.
+	prepared map[string][]string
 	// loc is the session's TimeZone, in which timestamptz values are shown.
 	loc *time.Location
 	// timeout is statement_timeout; zero for none.

@@ -81,9 +81,13 @@ func (s *session) Prepare(ctx context.Context, query string) (pgsql.Prepared, er
 	if ps := pg.stmt.GetPrepareStmt(); ps != nil {
 		p.prepName = ps.GetName()
 	}
-	if es := pg.stmt.GetExecuteStmt(); es != nil && !s.prepared[es.GetName()] {
-		s.Abort()
-		return nil, errNoPrepared(es.GetName())
+	if es := pg.stmt.GetExecuteStmt(); es != nil {
+		names, ok := s.prepared[es.GetName()]
+		if !ok {
+			s.Abort()
+			return nil, errNoPrepared(es.GetName())
+		}
+		p.names = names
 	}
 	if ds := pg.stmt.GetDeallocateStmt(); ds != nil {
 		if ds.GetIsall() {
@@ -358,7 +362,7 @@ func (p *prepared) Query(ctx context.Context, args []any) (_ pgsql.Rows, err err
 	}
 	switch {
 	case p.prepName != "":
-		s.prepared[p.prepName] = true
+		s.prepared[p.prepName] = p.names
 	case p.deallocName != "":
 		delete(s.prepared, p.deallocName)
 	}
@@ -549,6 +553,7 @@ func (p *prepared) prepareCursor(ctx context.Context, stmt *pg_query.Node) (bool
 		}
 		p.kind, p.tag, p.cursor, p.hold = kindDeclare, "DECLARE CURSOR", dc.GetPortalname(), dc.GetOptions()&cursorOptHold != 0
 		p.inner = inner.(*prepared)
+		p.params = p.inner.params
 		if p.inner.kind != kindRows {
 			return true, &pgconn.PgError{Severity: "ERROR", Code: "42601", Message: "DECLARE CURSOR must be a SELECT or VALUES"}
 		}
@@ -676,9 +681,9 @@ func (f *fetchRows) Close() error { return nil }
 func (p *prepared) checkPreparedName(ctx context.Context) error {
 	s := p.s
 	switch {
-	case p.prepName != "" && s.prepared[p.prepName]:
+	case p.prepName != "" && s.has(p.prepName):
 		return &pgconn.PgError{Severity: "ERROR", Code: "42P05", Message: fmt.Sprintf("prepared statement \"%s\" already exists", p.prepName)}
-	case p.deallocName != "" && !s.prepared[p.deallocName]:
+	case p.deallocName != "" && !s.has(p.deallocName):
 		return errNoPrepared(p.deallocName)
 	case p.deallocAll:
 		for name := range s.prepared {
@@ -695,4 +700,10 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 func errNoPrepared(name string) error {
 	return &pgconn.PgError{Severity: "ERROR", Code: "26000", Message: fmt.Sprintf("prepared statement \"%s\" does not exist", name)}
+}
+
+// has reports whether a prepared statement of that name exists.
+func (s *session) has(name string) bool {
+	_, ok := s.prepared[name]
+	return ok
 }
