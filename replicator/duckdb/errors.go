@@ -3,6 +3,8 @@ package duckdb
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -43,6 +45,11 @@ func translate(err error) error {
 			return pe
 		}
 		code = sqlstate(de)
+		if msg, ok := postgresMessage(code, de.Msg); ok {
+			// Postgres's words; DuckDB's message, with its suggestions
+			// and LINE pointer, as the detail.
+			return &pgconn.PgError{Severity: "ERROR", Code: code, Message: msg, Detail: de.Msg}
+		}
 	}
 	return &pgconn.PgError{Severity: "ERROR", Code: code, Message: err.Error()}
 }
@@ -144,4 +151,56 @@ func sqlstate(de *duckdb.Error) string {
 		return "2BP01"
 	}
 	return "XX000"
+}
+
+// duckdbNames are the quoted or bare names in DuckDB's messages:
+// Table with name nosuch does not exist!, Referenced column "x" not found.
+var (
+	reTableMissing  = regexp.MustCompile(`^Catalog Error: Table with name "?([^"!\s]+)"? does not exist!`)
+	reColumnMissing = regexp.MustCompile(`^Binder Error: Referenced column "([^"]+)" not found`)
+	reFuncMissing   = regexp.MustCompile(`^Catalog Error: Scalar Function with name "?([^"!\s]+)"? does not exist!`)
+	reTableExists   = regexp.MustCompile(`^Catalog Error: Table with name "?([^"!\s]+)"? already exists!`)
+	reSchemaMissing = regexp.MustCompile(`^Catalog Error: Schema with name "?([^"!\s]+)"? does not exist!`)
+	reTypeMissing   = regexp.MustCompile(`^Catalog Error: Type with name "?([^"!\s]+)"? does not exist!`)
+)
+
+// postgresMessage words the commonest errors as Postgres does, from
+// DuckDB's message (never from the client's SQL).
+func postgresMessage(code, msg string) (string, bool) {
+	match := func(re *regexp.Regexp) (string, bool) {
+		m := re.FindStringSubmatch(msg)
+		if m == nil {
+			return "", false
+		}
+		return m[1], true
+	}
+	switch code {
+	case "42P01":
+		if name, ok := match(reTableMissing); ok {
+			return fmt.Sprintf("relation \"%s\" does not exist", name), true
+		}
+	case "42703":
+		if name, ok := match(reColumnMissing); ok {
+			return fmt.Sprintf("column \"%s\" does not exist", name), true
+		}
+	case "42883":
+		if name, ok := match(reFuncMissing); ok {
+			return fmt.Sprintf("function %s does not exist", name), true
+		}
+	case "42P07":
+		if name, ok := match(reTableExists); ok {
+			return fmt.Sprintf("relation \"%s\" already exists", name), true
+		}
+	case "3F000":
+		if name, ok := match(reSchemaMissing); ok {
+			return fmt.Sprintf("schema \"%s\" does not exist", name), true
+		}
+	case "42704":
+		if name, ok := match(reTypeMissing); ok {
+			return fmt.Sprintf("type \"%s\" does not exist", name), true
+		}
+	case "22012":
+		return "division by zero", true
+	}
+	return "", false
 }

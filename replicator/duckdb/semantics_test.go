@@ -2,10 +2,12 @@ package duckdb_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	pgsql "github.com/pgcdc/pgcdc/sql"
@@ -108,6 +110,19 @@ func TestErrorsHaveSQLSTATEs(t *testing.T) {
 		"SELECT 2147483647::int + 1::int":       "22003",
 	} {
 		refused(t, s, q, code)
+	}
+	for q, msg := range map[string]string{
+		"SELECT * FROM public.nosuch":   `relation "nosuch" does not exist`,
+		"SELECT nosuch FROM public.k":   `column "nosuch" does not exist`,
+		"SELECT nosuchfn(1)":            "function nosuchfn does not exist",
+		"CREATE TABLE public.k (a int)": `relation "k" already exists`,
+		"SELECT 1/0":                    "division by zero",
+	} {
+		_, _, err := run(s, q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Message != msg || pe.Detail == "" {
+			t.Errorf("%s: %v, want message %q with DuckDB's as the detail", q, err, msg)
+		}
 	}
 }
 
