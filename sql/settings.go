@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // zone names whatever the host has installed
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
