@@ -259,6 +259,38 @@ conn.rollback()
 		}
 	})
 
+	t.Run("psql", func(t *testing.T) {
+		psql, err := exec.LookPath("psql")
+		if err != nil {
+			requireClient(t, "no psql: %v", err)
+		}
+		script := `
+SELECT id, j, tags, grid, n, iv, ts FROM shop.t ORDER BY id;
+SELECT count(*), 7/2, id::text FROM shop.t GROUP BY id ORDER BY id;
+SET TimeZone = 'America/New_York';
+SELECT ts FROM shop.t ORDER BY id;
+SELECT 1/0;
+BEGIN;
+DECLARE c CURSOR FOR SELECT id, tags FROM shop.t ORDER BY id;
+FETCH 2 FROM c;
+FETCH ALL FROM c;
+COMMIT;
+`
+		run := func(dsn string) string {
+			cmd := exec.CommandContext(ctx, psql, "-X", "-q", "-d", dsn, "-f", "-")
+			cmd.Stdin = strings.NewReader(script)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("psql against %s: %v\n%s", dsn, err, out)
+			}
+			// psql prefixes errors with the script's line: the same on both.
+			return string(out)
+		}
+		if want, got := run(srcDSN), run(repDSN); got != want {
+			t.Errorf("pgcdc:\n%s\npostgres:\n%s", got, want)
+		}
+	})
+
 	t.Run("node-postgres", func(t *testing.T) {
 		node, err := exec.LookPath("node")
 		if err != nil {

@@ -47,8 +47,12 @@ func translate(err error) error {
 		code = sqlstate(de)
 		if msg, ok := postgresMessage(code, de.Msg); ok {
 			// Postgres's words; DuckDB's message, with its suggestions
-			// and LINE pointer, as the detail.
-			return &pgconn.PgError{Severity: "ERROR", Code: code, Message: msg, Detail: de.Msg}
+			// and LINE pointer, as the detail where it adds any.
+			pe := &pgconn.PgError{Severity: "ERROR", Code: code, Message: msg, Detail: de.Msg}
+			if code == "22012" {
+				pe.Detail = ""
+			}
+			return pe
 		}
 	}
 	return &pgconn.PgError{Severity: "ERROR", Code: code, Message: err.Error()}
