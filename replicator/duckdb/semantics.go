@@ -64,6 +64,7 @@ func parsePostgres(query string) pgStatement {
 	out.names = resultNames(stmt)
 	typed := typePrepareParams(stmt)
 	if guardDivisions(tree) || typed {
+		unqualifyTypes(tree)
 		if text, err := pg_query.Deparse(tree); err == nil {
 			out.run = text
 		}
@@ -76,35 +77,45 @@ func parsePostgres(query string) pgStatement {
 // whether there was any.
 func guardDivisions(tree *pg_query.ParseResult) bool {
 	found := false
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		if e, ok := m.Interface().(*pg_query.A_Expr); ok && e.GetKind() == pg_query.A_Expr_Kind_AEXPR_OP &&
-			len(e.GetName()) == 1 && e.GetLexpr() != nil && e.GetRexpr() != nil {
-			switch e.GetName()[0].GetString_().GetSval() {
-			case "/", "%":
-				walk(e.GetLexpr().ProtoReflect())
-				walk(e.GetRexpr().ProtoReflect())
-				e.Rexpr = nonZero(e.Rexpr)
-				found = true
-				return
-			}
-		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					walk(l.Get(i).Message())
-				}
-			case fd.IsMap():
-			case fd.Message() != nil:
-				walk(v.Message())
-			}
+	var visit func(m protoreflect.Message) bool
+	visit = func(m protoreflect.Message) bool {
+		e, ok := m.Interface().(*pg_query.A_Expr)
+		if !ok || e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 || e.GetLexpr() == nil || e.GetRexpr() == nil {
 			return true
-		})
+		}
+		switch e.GetName()[0].GetString_().GetSval() {
+		case "/", "%":
+			walkTree(e.GetLexpr().ProtoReflect(), visit)
+			walkTree(e.GetRexpr().ProtoReflect(), visit)
+			e.Rexpr = nonZero(e.Rexpr)
+			found = true
+			return false
+		}
+		return true
 	}
-	walk(tree.ProtoReflect())
+	walkTree(tree.ProtoReflect(), visit)
 	return found
+}
+
+// walkTree calls visit for m and every message under it, depth first;
+// visit returns false to skip what is under a message.
+func walkTree(m protoreflect.Message, visit func(protoreflect.Message) bool) {
+	if !visit(m) {
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				walkTree(l.Get(i).Message(), visit)
+			}
+		case fd.Message() != nil:
+			walkTree(v.Message(), visit)
+		}
+		return true
+	})
 }
 
 func nonZero(d *pg_query.Node) *pg_query.Node {
@@ -318,33 +329,22 @@ func typePrepareParams(stmt *pg_query.Node) bool {
 		return false
 	}
 	types := ps.GetArgtypes()
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		if n, ok := m.Interface().(*pg_query.Node); ok {
-			if pr := n.GetParamRef(); pr != nil && pr.GetNumber() >= 1 && int(pr.GetNumber()) <= len(types) {
-				n.Node = &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
-					Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: pr}},
-					TypeName: types[pr.GetNumber()-1].GetTypeName(),
-					Location: -1,
-				}}
-				return
-			}
-		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				l := v.List()
-				for i := 0; i < l.Len(); i++ {
-					walk(l.Get(i).Message())
-				}
-			case fd.IsMap():
-			case fd.Message() != nil:
-				walk(v.Message())
-			}
+	walkTree(ps.GetQuery().ProtoReflect(), func(m protoreflect.Message) bool {
+		n, ok := m.Interface().(*pg_query.Node)
+		if !ok {
 			return true
-		})
-	}
-	walk(ps.GetQuery().ProtoReflect())
+		}
+		pr := n.GetParamRef()
+		if pr == nil || pr.GetNumber() < 1 || int(pr.GetNumber()) > len(types) {
+			return true
+		}
+		n.Node = &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+			Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: pr}},
+			TypeName: types[pr.GetNumber()-1].GetTypeName(),
+			Location: -1,
+		}}
+		return false
+	})
 	ps.Argtypes = nil
 	return true
 }
@@ -359,3 +359,24 @@ var parserVersion = sync.OnceValue(func() int32 {
 	tree, _ := pg_query.Parse("SELECT")
 	return tree.GetVersion()
 })
+
+// deparsedBuiltins are the pg_catalog types the deparser prints in SQL's
+// own spelling (int, varchar(n), timestamp with time zone, ...); it prints
+// any other as pg_catalog.name, which DuckDB does not know.
+var deparsedBuiltins = map[string]bool{"bpchar": true, "varchar": true, "numeric": true, "bool": true,
+	"int2": true, "int4": true, "int8": true, "float4": true, "float8": true, "time": true, "timetz": true,
+	"timestamp": true, "timestamptz": true, "interval": true, "bit": true, "varbit": true}
+
+// unqualifyTypes drops the pg_catalog qualifier the parser puts on types
+// such as json, so that the deparsed text names them as DuckDB does.
+func unqualifyTypes(tree *pg_query.ParseResult) {
+	walkTree(tree.ProtoReflect(), func(m protoreflect.Message) bool {
+		if tn, ok := m.Interface().(*pg_query.TypeName); ok {
+			names := tn.GetNames()
+			if len(names) == 2 && names[0].GetString_().GetSval() == "pg_catalog" && !deparsedBuiltins[names[1].GetString_().GetSval()] {
+				tn.Names = names[1:]
+			}
+		}
+		return true
+	})
+}
