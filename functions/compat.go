@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 
+	"github.com/pgcdc/pgcdc/sql"
 	"github.com/pgcdc/pgcdc/wire"
 )
 
@@ -30,6 +31,53 @@ type pgSetting struct {
 	// accept normalises a new value, or refuses it: for settings whose
 	// value shapes what pgcdc sends, only the values it really follows.
 	accept func(v string) (string, error)
+	// follow: the destination session acts on the value (see
+	// sql.SettingsSession), and is told when it changes.
+	follow bool
+}
+
+// transactionSettings depend on the transaction: SHOW asks the
+// destination session, and SET changes only the open block.
+var transactionSettings = map[string]bool{"transaction_read_only": true, "transaction_isolation": true}
+
+func acceptTimeZone(v string) (string, error) {
+	if _, err := sql.LoadTimeZone(v); err != nil {
+		return "", &pgconn.PgError{Severity: "ERROR", Code: "22023", Message: err.Error()}
+	}
+	return v, nil
+}
+
+func acceptMilliseconds(v string) (string, error) {
+	d, err := sql.ParseMilliseconds(v)
+	if err != nil {
+		return "", &pgconn.PgError{Severity: "ERROR", Code: "22023",
+			Message: fmt.Sprintf("invalid value for parameter \"statement_timeout\": %q", v), Hint: err.Error()}
+	}
+	return sql.FormatMilliseconds(d), nil
+}
+
+func acceptBool(v string) (string, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "on", "true", "yes", "1", "t", "y":
+		return "on", nil
+	case "off", "false", "no", "0", "f", "n":
+		return "off", nil
+	}
+	return "", &pgconn.PgError{Severity: "ERROR", Code: "22023", Message: fmt.Sprintf("parameter requires a Boolean value, not %q", v)}
+}
+
+// acceptIsolation takes the isolation levels the DuckDB replica can give.
+// It has one, snapshot isolation, which is Postgres's REPEATABLE READ and
+// gives at least what READ COMMITTED and READ UNCOMMITTED promise, but not
+// SERIALIZABLE: that is refused, as a Postgres hot standby refuses it.
+func acceptIsolation(v string) (string, error) {
+	switch l := strings.ToLower(strings.TrimSpace(v)); l {
+	case "read uncommitted", "read committed", "repeatable read", "default":
+		return l, nil
+	case "serializable":
+		return "", featureError("cannot use serializable mode: the DuckDB replica provides snapshot isolation (REPEATABLE READ)")
+	}
+	return "", &pgconn.PgError{Severity: "ERROR", Code: "22023", Message: fmt.Sprintf("invalid value for parameter \"transaction_isolation\": %q", v)}
 }
 
 // pgSettings is keyed by the lower-case name, as the parser gives it.
@@ -41,19 +89,20 @@ func init() {
 		{name: "client_encoding", def: "UTF8", report: true, accept: acceptUTF8},
 		{name: "DateStyle", def: "ISO, MDY", report: true, accept: acceptISODates},
 		{name: "IntervalStyle", def: "postgres", report: true, accept: only("postgres")},
-		{name: "TimeZone", def: "UTC", report: true},
+		{name: "TimeZone", def: "UTC", report: true, accept: acceptTimeZone, follow: true},
 		{name: "standard_conforming_strings", def: "on", report: true, accept: only("on")},
 		{name: "bytea_output", def: "hex", accept: only("hex")},
 		{name: "extra_float_digits", def: "1", accept: acceptInt},
-		{name: "statement_timeout", def: "0"},
+		{name: "statement_timeout", def: "0", accept: acceptMilliseconds, follow: true},
+		{name: "search_path", def: `"$user", public`, follow: true},
 		{name: "lock_timeout", def: "0"},
 		{name: "idle_in_transaction_session_timeout", def: "0"},
 		{name: "idle_session_timeout", def: "0"},
 		{name: "client_min_messages", def: "notice"},
-		{name: "default_transaction_isolation", def: "read committed"},
-		{name: "transaction_isolation", def: "read committed"},
-		{name: "default_transaction_read_only", def: "off"},
-		{name: "transaction_read_only", def: "off"},
+		{name: "default_transaction_isolation", def: "repeatable read", accept: acceptIsolation},
+		{name: "transaction_isolation", def: "repeatable read", accept: acceptIsolation, follow: true},
+		{name: "default_transaction_read_only", def: "off", accept: acceptBool, follow: true},
+		{name: "transaction_read_only", def: "off", accept: acceptBool, follow: true},
 		{name: "synchronous_commit", def: "on"},
 		{name: "jit", def: "off"},
 		{name: "row_security", def: "on"},
@@ -138,6 +187,8 @@ func featureError(format string, args ...any) error {
 type sessionSettings struct {
 	values map[string]string // by lower-case name; absent means default
 	info   wire.SessionInfo
+	// synced: the destination session has been told the startup values.
+	synced bool
 }
 
 func newSessionSettings(info wire.SessionInfo) *sessionSettings {
@@ -238,6 +289,14 @@ func (s *sessionSettings) get(key string) string {
 // statements it does not take: only SET, RESET, SHOW and SELECT version()
 // get as far as the parser.
 func (s *session) compatStatement(query string) (wire.Statement, error) {
+	if !s.settings.synced {
+		// The startup parameters' settings (pgJDBC sends TimeZone) reach
+		// the destination session before its first statement.
+		s.settings.synced = true
+		if err := s.settings.applyAll(context.Background(), s.dest); err != nil {
+			return nil, err
+		}
+	}
 	word, rest := firstWord(query)
 	switch word {
 	case "set", "reset", "show":
@@ -262,7 +321,12 @@ func (s *session) compatStatement(query string) (wire.Statement, error) {
 		}
 		key := strings.ToLower(show.GetName())
 		return &constStatement{s: s, cols: []wire.Column{{Name: def.name, OID: pgtype.TextOID}}, tag: "SHOW",
-			rowFunc: func() []any { return []any{s.settings.get(key)} }}, nil
+			rowFunc: func() []any {
+				if ss, ok := s.dest.(sql.SettingsSession); ok && transactionSettings[key] {
+					return []any{ss.TransactionSetting(key)}
+				}
+				return []any{s.settings.get(key)}
+			}}, nil
 	}
 	set := node.GetVariableSetStmt()
 	if set == nil {
@@ -273,8 +337,15 @@ func (s *session) compatStatement(query string) (wire.Statement, error) {
 		return &setStatement{s: s, resetAll: true, tag: "RESET"}, nil
 	case pg_query.VariableSetKind_VAR_SET_MULTI:
 		// SET TRANSACTION ..., SET SESSION CHARACTERISTICS AS TRANSACTION
-		// ...: DuckDB has one isolation level, which is at least as strict.
-		return &setStatement{s: s, tag: "SET"}, nil
+		// ...: the access mode is followed, the isolation level checked.
+		modes := sql.ModesOf(set.GetArgs())
+		if modes.Isolation != "" {
+			if _, err := acceptIsolation(modes.Isolation); err != nil {
+				return nil, err
+			}
+		}
+		st := &setStatement{s: s, tag: "SET", modes: &modes, session: set.GetName() == "SESSION CHARACTERISTICS"}
+		return st, nil
 	}
 	key := strings.ToLower(set.GetName())
 	def := pgSettings[key]
@@ -285,6 +356,9 @@ func (s *session) compatStatement(query string) (wire.Statement, error) {
 	switch set.GetKind() {
 	case pg_query.VariableSetKind_VAR_SET_VALUE:
 		v, ok := settingValue(set.GetArgs())
+		if key == "search_path" {
+			v, ok = searchPathValue(set.GetArgs())
+		}
 		if !ok {
 			return nil, &pgconn.PgError{Severity: "ERROR", Code: "22023", Message: fmt.Sprintf("invalid value for parameter \"%s\"", def.name)}
 		}
@@ -306,6 +380,21 @@ func (s *session) compatStatement(query string) (wire.Statement, error) {
 		st.value = &v
 	}
 	return st, nil
+}
+
+// searchPathValue renders SET search_path's list as SHOW prints it: each
+// schema an identifier, quoted where it needs to be ('a,b' is one schema
+// named "a,b", as in Postgres).
+func searchPathValue(args []*pg_query.Node) (string, bool) {
+	parts := make([]string, 0, len(args))
+	for _, a := range args {
+		sv := a.GetAConst().GetSval()
+		if sv == nil {
+			return "", false
+		}
+		parts = append(parts, sql.QuoteIdentIfNeeded(sv.GetSval()))
+	}
+	return strings.Join(parts, ", "), len(parts) > 0
 }
 
 // settingValue renders SET's arguments the way SHOW prints them.
@@ -381,6 +470,10 @@ type setStatement struct {
 	value    *string // nil: back to the default
 	resetAll bool
 	tag      string
+	// modes are SET TRANSACTION's (session: SET SESSION CHARACTERISTICS
+	// AS TRANSACTION, which sets the defaults).
+	modes   *sql.TransactionModes
+	session bool
 }
 
 func (st *setStatement) ParamOIDs() []uint32    { return nil }
@@ -391,26 +484,81 @@ func (st *setStatement) Execute(ctx context.Context, params []any, n wire.Notifi
 		return nil, errAborted
 	}
 	set := st.s.settings
-	change := func(key string, value *string) {
-		before := set.get(key)
+	change := func(key string, value *string) error {
+		before, had := set.values[key]
+		if transactionSettings[key] {
+			// Only the open block's; SHOW asks the destination.
+			v := pgSettings[key].def
+			if value != nil {
+				v = *value
+			}
+			return set.apply(ctx, st.s.dest, key, v)
+		}
 		if value == nil {
 			delete(set.values, key)
 		} else {
 			set.values[key] = *value
 		}
+		if err := set.apply(ctx, st.s.dest, key, set.get(key)); err != nil {
+			if had {
+				set.values[key] = before
+			} else {
+				delete(set.values, key)
+			}
+			return err
+		}
 		if def := pgSettings[key]; def.report && set.get(key) != before {
 			n.ParameterStatus(def.name, set.get(key))
 		}
+		return nil
 	}
+	var err error
 	switch {
 	case st.resetAll:
 		for key := range set.values {
-			change(key, nil)
+			if e := change(key, nil); e != nil && err == nil {
+				err = e
+			}
 		}
 	case st.def != nil:
-		change(st.key, st.value)
+		err = change(st.key, st.value)
+	case st.modes != nil && st.modes.ReadOnly != nil:
+		v := map[bool]string{true: "on", false: "off"}[*st.modes.ReadOnly]
+		key := "transaction_read_only"
+		if st.session {
+			key = "default_transaction_read_only"
+		}
+		err = change(key, &v)
+	}
+	if err == nil && st.modes != nil && st.session && st.modes.Isolation != "" {
+		v := strings.ToLower(st.modes.Isolation)
+		err = change("default_transaction_isolation", &v)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return &sliceResult{tag: st.tag}, nil
+}
+
+// apply tells a destination session that follows settings (see
+// sql.SettingsSession) a followed setting's value.
+func (s *sessionSettings) apply(ctx context.Context, dest sql.Session, key, value string) error {
+	ss, ok := dest.(sql.SettingsSession)
+	if !ok || !pgSettings[key].follow {
+		return nil
+	}
+	return ss.ApplySetting(ctx, key, value)
+}
+
+// applyAll tells the destination session every followed setting that is
+// not at its default.
+func (s *sessionSettings) applyAll(ctx context.Context, dest sql.Session) error {
+	for key, v := range s.values {
+		if err := s.apply(ctx, dest, key, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // constStatement answers with one row computed in the session.

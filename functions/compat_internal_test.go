@@ -4,6 +4,8 @@ import (
 	"maps"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgcdc/pgcdc/wire"
 )
 
@@ -32,18 +34,19 @@ func TestCompatStatementRecognises(t *testing.T) {
 	s := &session{settings: newSessionSettings(wire.SessionInfo{User: "u", ServerVersion: "16.4",
 		Parameters: map[string]string{"extra_float_digits": "2", "options": "-c DateStyle=ISO,DMY"}})}
 	for q, ours := range map[string]bool{
-		"SET extra_float_digits = 3":                   true,
-		"/* dbt */ set application_name to 'x'":        true,
-		"SHOW server_version_num":                      true,
-		"RESET ALL":                                    true,
-		"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE": true,
-		"select version()":                             true,
-		"SELECT pg_catalog.version ( ) ;":              true,
-		"SET threads = 2":                              false, // DuckDB's
-		"SHOW TABLES":                                  false,
-		"SELECT version() AS v":                        false,
-		"SELECT 1":                                     false,
-		"settle":                                       false,
+		"SET extra_float_digits = 3":                      true,
+		"/* dbt */ set application_name to 'x'":           true,
+		"SHOW server_version_num":                         true,
+		"RESET ALL":                                       true,
+		"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ": true,
+		"SET search_path TO a, \"B c\"":                   true,
+		"select version()":                                true,
+		"SELECT pg_catalog.version ( ) ;":                 true,
+		"SET threads = 2":                                 false, // DuckDB's
+		"SHOW TABLES":                                     false,
+		"SELECT version() AS v":                           false,
+		"SELECT 1":                                        false,
+		"settle":                                          false,
 	} {
 		st, err := s.compatStatement(q)
 		if err != nil {
@@ -51,6 +54,25 @@ func TestCompatStatementRecognises(t *testing.T) {
 		}
 		if (st != nil) != ours {
 			t.Errorf("%s: answered by the session = %v, want %v", q, st != nil, ours)
+		}
+	}
+	for _, q := range []string{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "SET default_transaction_isolation = serializable",
+		"BEGIN ISOLATION LEVEL SERIALIZABLE"} {
+		st, err := s.compatStatement(q)
+		if q[0] == 'B' {
+			// BEGIN is the destination's to refuse.
+			if st != nil || err != nil {
+				t.Errorf("%s: answered by the session (%v)", q, err)
+			}
+			continue
+		}
+		if pe, ok := err.(*pgconn.PgError); !ok || pe.Code != "0A000" {
+			t.Errorf("%s: %v, want SQLSTATE 0A000", q, err)
+		}
+	}
+	for q, code := range map[string]string{"SET TimeZone = 'Mars/Olympus'": "22023", "SET statement_timeout = '5 parsecs'": "22023"} {
+		if _, err := s.compatStatement(q); err == nil || err.(*pgconn.PgError).Code != code {
+			t.Errorf("%s: %v, want SQLSTATE %s", q, err, code)
 		}
 	}
 	if _, err := s.compatStatement("SET server_version = '1'"); err == nil {

@@ -330,10 +330,14 @@ func appendValue(m *pgtype.Map, buf []byte, oid uint32, format int16, v any) ([]
 		if !hasBinaryForm(m, oid) {
 			return appendFormatted(buf, v), nil
 		}
+		if iv, ok := v.(pgtype.Interval); ok && oid == pgtype.IntervalOID && iv.Valid {
+			return appendInterval(buf, iv), nil
+		}
 		if t, ok := v.(time.Time); ok && oid == pgtype.TimestamptzOID && t.Year() >= 1 && t.Year() <= 9999 {
 			// pgtype writes "Z"; libpq-based and JDBC parsers expect the
-			// "+00" Postgres itself prints with TimeZone=UTC.
-			return t.UTC().AppendFormat(buf, "2006-01-02 15:04:05.999999-07"), nil
+			// offset as Postgres prints it in the time's zone (the
+			// session's TimeZone): "+00", "-05", "+05:30".
+			return appendOffset(t.AppendFormat(buf, "2006-01-02 15:04:05.999999"), t), nil
 		}
 	}
 	switch {
@@ -374,6 +378,72 @@ func appendValue(m *pgtype.Map, buf []byte, oid uint32, format int16, v any) ([]
 		}
 	}
 	return nil, err
+}
+
+// appendInterval appends an interval as Postgres prints it with
+// IntervalStyle postgres: "1 year 2 mons -3 days +04:05:06.5". pgtype
+// writes "14 mon 3 day ...", which drivers that count a year as 365 days
+// (psycopg2) read differently.
+func appendInterval(buf []byte, iv pgtype.Interval) []byte {
+	zero, before := true, false
+	field := func(n int64, unit string) {
+		if n == 0 {
+			return
+		}
+		if !zero {
+			buf = append(buf, ' ')
+		}
+		if before && n > 0 {
+			buf = append(buf, '+')
+		}
+		buf = strconv.AppendInt(buf, n, 10)
+		buf = append(buf, ' ')
+		buf = append(buf, unit...)
+		if n != 1 {
+			buf = append(buf, 's')
+		}
+		zero, before = false, n < 0
+	}
+	field(int64(iv.Months/12), "year")
+	field(int64(iv.Months%12), "mon")
+	field(int64(iv.Days), "day")
+	if zero || iv.Microseconds != 0 {
+		us := iv.Microseconds
+		if !zero {
+			buf = append(buf, ' ')
+		}
+		switch {
+		case us < 0:
+			buf = append(buf, '-')
+			us = -us
+		case before:
+			buf = append(buf, '+')
+		}
+		secs := us / 1e6
+		buf = fmt.Appendf(buf, "%02d:%02d:%02d", secs/3600, secs/60%60, secs%60)
+		if frac := us % 1e6; frac != 0 {
+			buf = append(buf, strings.TrimRight(fmt.Sprintf(".%06d", frac), "0")...)
+		}
+	}
+	return buf
+}
+
+// appendOffset appends t's UTC offset as Postgres prints it: hours, and
+// minutes and seconds only when they are not zero.
+func appendOffset(buf []byte, t time.Time) []byte {
+	_, off := t.Zone()
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	buf = fmt.Appendf(append(buf, sign), "%02d", off/3600)
+	if m, sec := off/60%60, off%60; m != 0 || sec != 0 {
+		buf = fmt.Appendf(buf, ":%02d", m)
+		if sec != 0 {
+			buf = fmt.Appendf(buf, ":%02d", sec)
+		}
+	}
+	return buf
 }
 
 func appendFormatted(buf []byte, v any) []byte {

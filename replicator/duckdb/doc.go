@@ -21,6 +21,8 @@
 //	              and command tag
 //	policy.go     what a client statement may do, and why
 //	values.go     DuckDB result types and values in Postgres terms
+//	semantics.go  Postgres semantics on the parse tree: column names,
+//	              division, PREPARE's parameter types
 //	errors.go     DuckDB errors with Postgres SQLSTATEs
 //
 // # Connections
@@ -58,8 +60,12 @@
 // the client ends the block, with ROLLBACK as the tag. BEGIN inside a block
 // and COMMIT outside one are answered without DuckDB, as Postgres only
 // warns about them; Postgres spellings DuckDB cannot parse (BEGIN ISOLATION
-// LEVEL ...) run as DuckDB's plain BEGIN, and savepoints, AND CHAIN and
-// two-phase commit fail.
+// LEVEL ...) run as DuckDB's plain BEGIN, except SERIALIZABLE, which
+// snapshot isolation cannot give (0A000); savepoints, AND CHAIN and
+// two-phase commit fail. Read-only blocks (BEGIN READ ONLY, SET
+// TRANSACTION READ ONLY, default_transaction_read_only) refuse writes with
+// 25006. DECLAREd cursors hold a materialised result until CLOSE or, without
+// HOLD, the end of the block (statement.go).
 //
 // # What clients may not do
 //

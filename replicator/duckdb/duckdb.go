@@ -88,6 +88,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Destination, error
 	if d.policy, err = newPolicy(ctx, db, o.unsafeClientFileAccess); err != nil {
 		return fail(err)
 	}
+	if err := postgresSettings(ctx, db); err != nil {
+		return fail(err)
+	}
 	if err := closeToClients(ctx, db, !o.unsafeClientFileAccess); err != nil {
 		return fail(err)
 	}

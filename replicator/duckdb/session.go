@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,7 +23,7 @@ func (d *Destination) OpenSession(ctx context.Context) (pgsql.Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: %w", err)
 	}
-	s := &session{d: d, conn: dc.(*duckdb.Conn), results: map[*resultRows]struct{}{}}
+	s := &session{d: d, conn: dc.(*duckdb.Conn), results: map[*resultRows]struct{}{}, cursors: map[string]*cursor{}, prepared: map[string][]string{}}
 	// Postgres users write orders for public.orders; DuckDB's default
 	// schema is main.
 	if err := s.exec(ctx, "SET search_path = 'public,main'"); err != nil {
@@ -50,8 +51,182 @@ type session struct {
 	// failed transactions alive, Postgres never does); the block stays
 	// failed until the client ends it.
 	failed bool
-	// results are the open cursors, closed with the session.
+	// results are the open results, closed with the session.
 	results map[*resultRows]struct{}
+	// cursors are DECLAREd cursors, by name.
+	cursors map[string]*cursor
+	// prepared are the SQL-level prepared statements (PREPARE), by name,
+	// with the Postgres names of their result columns.
+	prepared map[string][]string
+	// loc is the session's TimeZone, in which timestamptz values are shown.
+	loc *time.Location
+	// timeout is statement_timeout; zero for none.
+	timeout time.Duration
+	// readOnlyDefault is default_transaction_read_only; txReadOnly is the
+	// open block's access mode (BEGIN READ ONLY, SET TRANSACTION).
+	readOnlyDefault, txReadOnly bool
+}
+
+var _ pgsql.SettingsSession = (*session)(nil)
+
+// ApplySetting implements pgsql.SettingsSession.
+func (s *session) ApplySetting(ctx context.Context, name, value string) error {
+	switch name {
+	case "timezone":
+		if value == "" {
+			s.loc = nil
+			return nil
+		}
+		loc, err := pgsql.LoadTimeZone(value)
+		if err != nil {
+			return &pgconn.PgError{Severity: "ERROR", Code: "22023", Message: err.Error()}
+		}
+		s.loc = loc
+	case "statement_timeout":
+		d, err := pgsql.ParseMilliseconds(value)
+		if value != "" && err != nil {
+			return &pgconn.PgError{Severity: "ERROR", Code: "22023", Message: err.Error()}
+		}
+		s.timeout = d
+	case "default_transaction_read_only":
+		s.readOnlyDefault = isOn(value)
+	case "transaction_read_only":
+		if s.inTx {
+			s.txReadOnly = isOn(value)
+		}
+	case "search_path":
+		return s.setSearchPath(ctx, value)
+	}
+	return nil
+}
+
+// TransactionSetting implements pgsql.SettingsSession. DuckDB has one
+// isolation level, snapshot isolation: every statement, and every
+// statement of a block, sees one snapshot, which is Postgres's REPEATABLE
+// READ.
+func (s *session) TransactionSetting(name string) string {
+	switch name {
+	case "transaction_read_only":
+		if s.readOnly() {
+			return "on"
+		}
+		return "off"
+	case "transaction_isolation":
+		return "repeatable read"
+	}
+	return ""
+}
+
+func isOn(v string) bool {
+	switch strings.ToLower(v) {
+	case "on", "true", "yes", "1", "t", "y":
+		return true
+	}
+	return false
+}
+
+// readOnly reports whether the statement about to run may not write.
+func (s *session) readOnly() bool {
+	if s.inTx {
+		return s.txReadOnly
+	}
+	return s.readOnlyDefault
+}
+
+// setSearchPath follows SET search_path: Postgres takes a list of schemas,
+// any of which may not exist; DuckDB's search_path refuses a schema that
+// does not. So DuckDB gets the schemas that exist, in order, then main, so
+// that the replica's tables and DuckDB's own functions stay reachable
+// unqualified as before ("public" is a DuckDB schema of its own).
+func (s *session) setSearchPath(ctx context.Context, value string) error {
+	if value == "" {
+		value = "public"
+	}
+	st, err := s.conn.Prepare("SELECT system.main.list(schema_name) FROM system.main.duckdb_schemas() WHERE database_name = system.main.current_database()")
+	if err != nil {
+		return translate(err)
+	}
+	rows, err := st.(*duckdb.Stmt).QueryContext(ctx, nil)
+	if err != nil {
+		st.Close()
+		return translate(err)
+	}
+	vals := make([]driver.Value, 1)
+	err = rows.Next(vals)
+	rows.Close()
+	st.Close()
+	if err != nil {
+		return translate(err)
+	}
+	exists := map[string]bool{}
+	if list, ok := vals[0].([]any); ok {
+		for _, v := range list {
+			if name, ok := v.(string); ok {
+				exists[name] = true
+			}
+		}
+	}
+	var path []string
+	for _, schema := range splitSearchPath(value) {
+		if exists[schema] && schema != "main" {
+			path = append(path, `"`+strings.ReplaceAll(schema, `"`, `""`)+`"`)
+		}
+	}
+	path = append(path, "main")
+	before, err := s.searchPath(ctx)
+	if err != nil {
+		return translate(err)
+	}
+	if err := s.exec(ctx, "SET search_path = "+quoteLiteral(strings.Join(path, ","))); err != nil {
+		return translate(err)
+	}
+	return s.guardSearchPath(ctx, before)
+}
+
+// splitSearchPath reads a search_path value as Postgres does: a comma
+// separated list of identifiers, double-quoted ones kept as written, the
+// others folded to lower case. "$user" names no schema here: pgcdc has no
+// per-user schemas.
+func splitSearchPath(v string) []string {
+	var out []string
+	for i := 0; i < len(v); {
+		for i < len(v) && (v[i] == ' ' || v[i] == ',' || v[i] == '\t') {
+			i++
+		}
+		if i >= len(v) {
+			break
+		}
+		var name strings.Builder
+		if v[i] == '"' {
+			i++
+			for i < len(v) {
+				if v[i] == '"' {
+					if i+1 < len(v) && v[i+1] == '"' {
+						name.WriteByte('"')
+						i += 2
+						continue
+					}
+					i++
+					break
+				}
+				name.WriteByte(v[i])
+				i++
+			}
+			if name.String() != "$user" {
+				out = append(out, name.String())
+			}
+		} else {
+			for i < len(v) && v[i] != ',' {
+				name.WriteByte(v[i])
+				i++
+			}
+			n := strings.ToLower(strings.TrimSpace(name.String()))
+			if n != "$user" && n != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // TxStatus implements pgsql.Session.
@@ -109,6 +284,7 @@ func (s *session) fail(err error, endsBlock bool) error {
 }
 
 func (s *session) rollback() {
+	s.closeCursors(false)
 	s.exec(context.Background(), "ROLLBACK")
 	s.inTx = false
 }

@@ -299,13 +299,15 @@ func TestTxStatusFromDuckDB(t *testing.T) {
 		// An error DuckDB invalidates the transaction for.
 		{"START TRANSACTION", 'T', "", "BEGIN"},
 		{"INSERT INTO public.k VALUES (2)", 'T', "", "INSERT 0 1"},
-		{"INSERT INTO public.k VALUES (1)", 'E', "23000", ""},
+		{"INSERT INTO public.k VALUES (1)", 'E', "23505", ""},
 		{"ABORT", 'I', "", "ROLLBACK"},
 		// Postgres spellings DuckDB does not parse.
-		{"BEGIN ISOLATION LEVEL SERIALIZABLE, READ WRITE", 'T', "", "BEGIN"},
+		{"BEGIN ISOLATION LEVEL REPEATABLE READ, READ WRITE", 'T', "", "BEGIN"},
 		{"END", 'I', "", "COMMIT"},
 		{"COMMIT AND CHAIN", 'I', "42601", ""},
 		{"SAVEPOINT a", 'I', "42601", ""},
+		// Snapshot isolation cannot promise SERIALIZABLE.
+		{"BEGIN ISOLATION LEVEL SERIALIZABLE", 'I', "0A000", ""},
 		// A refused statement inside a block fails it too.
 		{"BEGIN", 'T', "", "BEGIN"},
 		{"ATTACH ':memory:' AS x", 'E', "42501", ""},

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 
 	pgsql "github.com/pgcdc/pgcdc/sql"
 )
@@ -25,6 +28,9 @@ const (
 	kindCommit
 	kindRollback
 	kindOther
+	kindDeclare // DECLARE ... CURSOR
+	kindFetch   // FETCH and MOVE
+	kindClose   // CLOSE
 )
 
 type prepared struct {
@@ -33,8 +39,23 @@ type prepared struct {
 	kind   stmtKind
 	tag    string // command tag verb(s), e.g. "INSERT", "CREATE TABLE"
 	fields []pgsql.Field
-	types  []duckdb.Type
+	types  []*resultType
 	params []uint32
+	// names are the Postgres result column names (see resultNames).
+	names []string
+	// modes are a BEGIN's isolation level and access mode.
+	modes pgsql.TransactionModes
+	// cursor statements: the cursor's name, DECLARE's query and WITH HOLD,
+	// FETCH's count (-1: ALL) and whether it is a MOVE.
+	cursor string
+	inner  *prepared
+	hold   bool
+	count  int64
+	move   bool
+	// PREPARE's and DEALLOCATE's statement name; deallocAll for DEALLOCATE
+	// ALL.
+	prepName, deallocName string
+	deallocAll            bool
 }
 
 // Prepare implements pgsql.Session. It describes the statement with
@@ -55,7 +76,34 @@ func (s *session) Prepare(ctx context.Context, query string) (pgsql.Prepared, er
 	if s.failed {
 		return nil, errAborted
 	}
-	st, typ, err := s.prepare(query)
+	pg := parsePostgres(query)
+	p.query, p.names = pg.run, pg.names
+	if ps := pg.stmt.GetPrepareStmt(); ps != nil {
+		p.prepName = ps.GetName()
+	}
+	if es := pg.stmt.GetExecuteStmt(); es != nil {
+		names, ok := s.prepared[es.GetName()]
+		if !ok {
+			s.Abort()
+			return nil, errNoPrepared(es.GetName())
+		}
+		p.names = names
+	}
+	if ds := pg.stmt.GetDeallocateStmt(); ds != nil {
+		if ds.GetIsall() {
+			p.deallocAll, p.tag = true, "DEALLOCATE ALL"
+			return p, nil
+		}
+		p.deallocName = ds.GetName()
+	}
+	if ok, err := p.prepareCursor(ctx, pg.stmt); ok || err != nil {
+		if err != nil {
+			s.Abort()
+			return nil, err
+		}
+		return p, nil
+	}
+	st, typ, err := s.prepare(p.query)
 	if err != nil {
 		s.Abort()
 		return nil, err
@@ -78,6 +126,10 @@ func (p *prepared) prepareTransaction() (ok bool, err error) {
 	switch p.tag {
 	case "BEGIN", "START TRANSACTION":
 		kind, tag = kindBegin, "BEGIN"
+		p.modes = pgsql.BeginModes(p.query)
+		if err := checkIsolation(p.modes.Isolation); err != nil {
+			return false, err
+		}
 	case "COMMIT", "END":
 		kind, tag = kindCommit, "COMMIT"
 	}
@@ -115,15 +167,19 @@ func (p *prepared) describe(ds *duckdb.Stmt, typ duckdb.StmtType) error {
 	if err != nil {
 		return err
 	}
+	duckNames := make([]string, n)
+	for i := range duckNames {
+		duckNames[i], _ = ds.ColumnName(i)
+	}
+	names := applyNames(duckNames, p.names)
 	for i := 0; i < n; i++ {
-		name, _ := ds.ColumnName(i)
 		info, err := ds.ColumnTypeInfo(i)
 		if err != nil {
 			return err
 		}
-		oid, size := pgType(info)
-		p.fields = append(p.fields, pgsql.Field{Name: name, OID: oid, Size: size, TypeMod: -1})
-		p.types = append(p.types, info.InternalType())
+		rt := newResultType(info)
+		p.fields = append(p.fields, pgsql.Field{Name: names[i], OID: rt.oid, Size: rt.size, TypeMod: rt.typmod})
+		p.types = append(p.types, rt)
 	}
 	for i := 1; i <= ds.NumInput(); i++ {
 		t, err := ds.ParamType(i)
@@ -144,7 +200,7 @@ func (p *prepared) describe(ds *duckdb.Stmt, typ duckdb.StmtType) error {
 		}
 	case duckdb.STATEMENT_TYPE_INSERT, duckdb.STATEMENT_TYPE_UPDATE, duckdb.STATEMENT_TYPE_DELETE, stmtMergeInto:
 		p.kind = kindRows // with RETURNING
-		if n == 1 && p.fields[0].Name == "Count" {
+		if n == 1 && duckNames[0] == "Count" {
 			p.kind, p.fields = kindCount, nil
 		}
 	default:
@@ -181,10 +237,22 @@ func (p *prepared) transaction(ctx context.Context) (pgsql.Rows, error) {
 			return &tagRows{tag: p.tag}, nil
 		}
 	}
-	if err := s.exec(ctx, p.query); err != nil {
+	q := p.query
+	readOnly := s.readOnlyDefault
+	if p.modes.ReadOnly != nil {
+		readOnly = *p.modes.ReadOnly
+	}
+	if p.kind == kindBegin && readOnly {
+		q = "BEGIN TRANSACTION READ ONLY"
+	}
+	if err := s.exec(ctx, q); err != nil {
 		return nil, s.fail(err, p.kind != kindBegin)
 	}
+	if p.kind != kindBegin {
+		s.closeCursors(false)
+	}
 	if p.kind == kindBegin {
+		s.txReadOnly = readOnly
 		// DuckDB took the BEGIN. It is not asked: any query would start
 		// the transaction's snapshot now rather than at the client's first
 		// statement, and a client that calls replicate() first in its
@@ -197,25 +265,58 @@ func (p *prepared) transaction(ctx context.Context) (pgsql.Rows, error) {
 }
 
 // Query implements pgsql.Prepared.
-func (p *prepared) Query(ctx context.Context, args []any) (pgsql.Rows, error) {
+func (p *prepared) Query(ctx context.Context, args []any) (_ pgsql.Rows, err error) {
 	switch p.kind {
 	case kindBegin, kindCommit, kindRollback:
 		return p.transaction(ctx)
+	case kindDeclare, kindFetch, kindClose:
+		if p.s.failed {
+			return nil, errAborted
+		}
+		rows, err := p.cursorStatement(ctx, args)
+		if err != nil {
+			p.s.Abort()
+		}
+		return rows, err
 	}
 	s := p.s
 	if s.failed {
 		return nil, errAborted
+	}
+	if err := p.checkPreparedName(ctx); err != nil || p.deallocAll {
+		if err != nil {
+			s.Abort()
+			return nil, err
+		}
+		return &tagRows{tag: p.tag}, nil
 	}
 	st, typ, err := s.prepare(p.query)
 	if err != nil {
 		s.Abort()
 		return nil, err
 	}
+	if s.readOnly() && writes(typ) {
+		st.Close()
+		s.Abort()
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: "25006",
+			Message: fmt.Sprintf("cannot execute %s in a read-only transaction", p.tag)}
+	}
 	named, err := s.namedArgs(args)
 	if err != nil {
 		st.Close()
 		s.Abort()
 		return nil, translate(err)
+	}
+	if s.timeout > 0 {
+		var cancel context.CancelFunc
+		parent := ctx
+		ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		defer func() {
+			if err != nil && ctx.Err() == context.DeadlineExceeded && parent.Err() == nil {
+				err = errStatementTimeout
+			}
+		}()
 	}
 	setting := typ == duckdb.STATEMENT_TYPE_SET || typ == duckdb.STATEMENT_TYPE_VARIABLE_SET
 	var before string
@@ -258,6 +359,12 @@ func (p *prepared) Query(ctx context.Context, args []any) (pgsql.Rows, error) {
 			s.Abort()
 			return nil, err
 		}
+	}
+	switch {
+	case p.prepName != "":
+		s.prepared[p.prepName] = p.names
+	case p.deallocName != "":
+		delete(s.prepared, p.deallocName)
 	}
 	switch {
 	case p.kind == kindOther:
@@ -324,7 +431,13 @@ func (r *resultRows) Next(ctx context.Context) ([]any, error) {
 		if b, ok := v.([]byte); ok {
 			v = bytes.Clone(b)
 		}
-		out[i] = pgValue(r.p.types[i], v)
+		pv, err := r.p.types[i].value(v, r.p.s.loc)
+		if err != nil {
+			r.done = true
+			r.Close()
+			return nil, r.p.s.fail(err, false)
+		}
+		out[i] = pv
 	}
 	r.n++
 	return out, nil
@@ -373,4 +486,224 @@ func commandTag(q string) string {
 		return "START TRANSACTION"
 	}
 	return strings.TrimRight(words[0], ";")
+}
+
+// errStatementTimeout is Postgres's error when statement_timeout passes.
+var errStatementTimeout = &pgconn.PgError{Severity: "ERROR", Code: "57014",
+	Message: "canceling statement due to statement timeout"}
+
+// checkIsolation refuses SERIALIZABLE: DuckDB's snapshot isolation is
+// Postgres's REPEATABLE READ, which lets through anomalies (write skew)
+// that SERIALIZABLE promises to prevent. Postgres refuses it the same way
+// where it cannot provide it (on a hot standby). Weaker levels run as
+// snapshot isolation, which gives at least what they promise.
+func checkIsolation(level string) error {
+	if strings.EqualFold(strings.TrimSpace(level), "serializable") {
+		return &pgconn.PgError{Severity: "ERROR", Code: "0A000",
+			Message: "cannot use serializable mode: the DuckDB replica provides snapshot isolation (REPEATABLE READ)",
+			Hint:    "Use REPEATABLE READ or READ COMMITTED, which run as snapshot isolation."}
+	}
+	return nil
+}
+
+// writes reports whether a statement of DuckDB type typ may change the
+// database, which a read-only transaction refuses.
+func writes(typ duckdb.StmtType) bool {
+	switch typ {
+	case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN, duckdb.STATEMENT_TYPE_SET,
+		duckdb.STATEMENT_TYPE_VARIABLE_SET, duckdb.STATEMENT_TYPE_TRANSACTION, duckdb.STATEMENT_TYPE_PREPARE,
+		duckdb.STATEMENT_TYPE_RELATION, duckdb.STATEMENT_TYPE_PRAGMA, duckdb.STATEMENT_TYPE_EXECUTE:
+		// EXECUTE is judged by DuckDB, whose block is read-only too.
+		return false
+	}
+	return true
+}
+
+// Cursors. DECLARE runs its query at once and keeps the result, which
+// DuckDB has materialised, for FETCH to read from: DuckDB has no cursors
+// of its own, and a result stays readable while the session runs other
+// statements. Cursors move forward only (NO SCROLL), as Postgres's do by
+// default for most plans. A cursor without WITH HOLD ends with its
+// transaction block; DECLARE without HOLD outside a block is refused, as
+// in Postgres.
+
+// cursor is one open cursor.
+type cursor struct {
+	rows   *resultRows
+	fields []pgsql.Field
+	hold   bool
+}
+
+// cursorOptHold is Postgres's CURSOR_OPT_HOLD.
+const cursorOptHold = 0x0020
+
+// prepareCursor recognises DECLARE, FETCH, MOVE and CLOSE.
+func (p *prepared) prepareCursor(ctx context.Context, stmt *pg_query.Node) (bool, error) {
+	s := p.s
+	switch {
+	case stmt.GetDeclareCursorStmt() != nil:
+		dc := stmt.GetDeclareCursorStmt()
+		text, err := deparse(dc.GetQuery())
+		if err != nil {
+			return true, &pgconn.PgError{Severity: "ERROR", Code: "42601", Message: "cannot read the cursor's query: " + err.Error()}
+		}
+		inner, err := s.Prepare(ctx, text)
+		if err != nil {
+			return true, err
+		}
+		p.kind, p.tag, p.cursor, p.hold = kindDeclare, "DECLARE CURSOR", dc.GetPortalname(), dc.GetOptions()&cursorOptHold != 0
+		p.inner = inner.(*prepared)
+		p.params = p.inner.params
+		if p.inner.kind != kindRows {
+			return true, &pgconn.PgError{Severity: "ERROR", Code: "42601", Message: "DECLARE CURSOR must be a SELECT or VALUES"}
+		}
+		return true, nil
+	case stmt.GetFetchStmt() != nil:
+		fs := stmt.GetFetchStmt()
+		c := s.cursors[fs.GetPortalname()]
+		if c == nil {
+			return true, errNoCursor(fs.GetPortalname())
+		}
+		if fs.GetDirection() != pg_query.FetchDirection_FETCH_FORWARD || fs.GetHowMany() < 0 {
+			return true, &pgconn.PgError{Severity: "ERROR", Code: "55000", Message: "cursor can only scan forward",
+				Hint: "pgcdc's cursors over the DuckDB replica move forward only: FETCH [FORWARD] n, NEXT or ALL."}
+		}
+		p.kind, p.cursor, p.count, p.move = kindFetch, fs.GetPortalname(), fs.GetHowMany(), fs.GetIsmove()
+		if p.count == math.MaxInt64 {
+			p.count = -1
+		}
+		p.tag = "FETCH"
+		if p.move {
+			p.tag = "MOVE"
+		} else {
+			p.fields = c.fields
+		}
+		return true, nil
+	case stmt.GetClosePortalStmt() != nil:
+		name := stmt.GetClosePortalStmt().GetPortalname()
+		if name != "" && s.cursors[name] == nil {
+			return true, errNoCursor(name)
+		}
+		p.kind, p.tag, p.cursor = kindClose, "CLOSE CURSOR", name
+		return true, nil
+	}
+	return false, nil
+}
+
+func errNoCursor(name string) error {
+	return &pgconn.PgError{Severity: "ERROR", Code: "34000", Message: fmt.Sprintf("cursor \"%s\" does not exist", name)}
+}
+
+func (p *prepared) cursorStatement(ctx context.Context, args []any) (pgsql.Rows, error) {
+	s := p.s
+	switch p.kind {
+	case kindDeclare:
+		if !p.hold && !s.inTx {
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: "25P01", Message: "DECLARE CURSOR can only be used in transaction blocks"}
+		}
+		if s.cursors[p.cursor] != nil {
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: "42P03", Message: fmt.Sprintf("cursor \"%s\" already exists", p.cursor)}
+		}
+		rows, err := p.inner.Query(ctx, args)
+		if err != nil {
+			return nil, err
+		}
+		r, ok := rows.(*resultRows)
+		if !ok {
+			rows.Close()
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: "42601", Message: "DECLARE CURSOR must be a SELECT or VALUES"}
+		}
+		s.cursors[p.cursor] = &cursor{rows: r, fields: p.inner.fields, hold: p.hold}
+		return &tagRows{tag: p.tag}, nil
+	case kindClose:
+		if p.cursor == "" {
+			for name, c := range s.cursors {
+				c.rows.Close()
+				delete(s.cursors, name)
+			}
+		} else if c := s.cursors[p.cursor]; c != nil {
+			c.rows.Close()
+			delete(s.cursors, p.cursor)
+		} else {
+			return nil, errNoCursor(p.cursor)
+		}
+		return &tagRows{tag: p.tag}, nil
+	}
+	c := s.cursors[p.cursor]
+	if c == nil {
+		return nil, errNoCursor(p.cursor)
+	}
+	return &fetchRows{c: c, left: p.count, move: p.move, tag: p.tag}, nil
+}
+
+// closeCursors closes the cursors that end with the transaction block, or
+// all of them.
+func (s *session) closeCursors(all bool) {
+	for name, c := range s.cursors {
+		if all || !c.hold {
+			c.rows.Close()
+			delete(s.cursors, name)
+		}
+	}
+}
+
+// fetchRows reads up to left rows (all when negative) from a cursor; a
+// MOVE reads them without returning them.
+type fetchRows struct {
+	c    *cursor
+	left int64
+	move bool
+	n    int64
+	tag  string
+}
+
+func (f *fetchRows) Next(ctx context.Context) ([]any, error) {
+	for f.left != 0 {
+		row, err := f.c.rows.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f.left--
+		f.n++
+		if !f.move {
+			return row, nil
+		}
+	}
+	return nil, io.EOF
+}
+
+func (f *fetchRows) Tag() string  { return fmt.Sprintf("%s %d", f.tag, f.n) }
+func (f *fetchRows) Close() error { return nil }
+
+// checkPreparedName gives PREPARE and DEALLOCATE Postgres's errors, which
+// DuckDB does not raise (it replaces a prepared statement of the same name
+// and ignores an unknown one), and runs DEALLOCATE ALL, which DuckDB lacks.
+func (p *prepared) checkPreparedName(ctx context.Context) error {
+	s := p.s
+	switch {
+	case p.prepName != "" && s.has(p.prepName):
+		return &pgconn.PgError{Severity: "ERROR", Code: "42P05", Message: fmt.Sprintf("prepared statement \"%s\" already exists", p.prepName)}
+	case p.deallocName != "" && !s.has(p.deallocName):
+		return errNoPrepared(p.deallocName)
+	case p.deallocAll:
+		for name := range s.prepared {
+			if err := s.exec(ctx, "DEALLOCATE "+quoteIdent(name)); err != nil {
+				return translate(err)
+			}
+			delete(s.prepared, name)
+		}
+	}
+	return nil
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func errNoPrepared(name string) error {
+	return &pgconn.PgError{Severity: "ERROR", Code: "26000", Message: fmt.Sprintf("prepared statement \"%s\" does not exist", name)}
+}
+
+// has reports whether a prepared statement of that name exists.
+func (s *session) has(name string) bool {
+	_, ok := s.prepared[name]
+	return ok
 }

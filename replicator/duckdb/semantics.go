@@ -1,0 +1,382 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"sync"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Postgres semantics DuckDB does not have by default, made good on the
+// statement's parse tree (pg_query, the Postgres parser), never on its text:
+//
+//   - Integer division truncates (7/2 = 3): DuckDB's integer_division
+//     setting, set for the whole database at Open (clients cannot change
+//     settings).
+//   - Division and modulo by zero fail with 22012: DuckDB returns NULL or
+//     infinity, so the divisor of every / and % becomes
+//     CASE WHEN d = 0 THEN error('division by zero') ELSE d END.
+//   - Result columns get the names Postgres gives them (FigureColname):
+//     count, sum, ?column?, the type name of a cast, ...
+//
+// Text the Postgres parser cannot read is DuckDB's own dialect: it runs
+// unchanged, with DuckDB's column names.
+
+// postgresSettings sets what DuckDB has a setting for. A database a first
+// Open already locked has it set.
+func postgresSettings(ctx context.Context, db *sql.DB) error {
+	var on bool
+	if err := db.QueryRowContext(ctx, "SELECT current_setting('integer_division')").Scan(&on); err != nil {
+		return err
+	}
+	if on {
+		return nil
+	}
+	_, err := db.ExecContext(ctx, "SET GLOBAL integer_division = true")
+	return err
+}
+
+// pgStatement is what the Postgres parser makes of a client statement.
+type pgStatement struct {
+	// run is the text DuckDB runs: the client's, or the rewritten tree.
+	run string
+	// names are the result column names Postgres would give, target by
+	// target; "*" stands for a star, which expands to DuckDB's names. Nil
+	// when the statement has no target list pgcdc can name.
+	names []string
+	// stmt is the parsed statement; nil for text only DuckDB reads.
+	stmt *pg_query.Node
+}
+
+// parsePostgres reads query with the Postgres parser. Text it cannot parse,
+// or more than one statement, is left to DuckDB as it is.
+func parsePostgres(query string) pgStatement {
+	out := pgStatement{run: query}
+	tree, err := pg_query.Parse(query)
+	if err != nil || len(tree.GetStmts()) != 1 {
+		return out
+	}
+	stmt := tree.GetStmts()[0].GetStmt()
+	out.stmt = stmt
+	out.names = resultNames(stmt)
+	typed := typePrepareParams(stmt)
+	if guardDivisions(tree) || typed {
+		unqualifyTypes(tree)
+		if text, err := pg_query.Deparse(tree); err == nil {
+			out.run = text
+		}
+	}
+	return out
+}
+
+// guardDivisions replaces the divisor d of every / and % in the tree with
+// CASE WHEN d = 0 THEN error('division by zero') ELSE d END, and reports
+// whether there was any.
+func guardDivisions(tree *pg_query.ParseResult) bool {
+	found := false
+	var visit func(m protoreflect.Message) bool
+	visit = func(m protoreflect.Message) bool {
+		e, ok := m.Interface().(*pg_query.A_Expr)
+		if !ok || e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 || e.GetLexpr() == nil || e.GetRexpr() == nil {
+			return true
+		}
+		switch e.GetName()[0].GetString_().GetSval() {
+		case "/", "%":
+			walkTree(e.GetLexpr().ProtoReflect(), visit)
+			walkTree(e.GetRexpr().ProtoReflect(), visit)
+			e.Rexpr = nonZero(e.Rexpr)
+			found = true
+			return false
+		}
+		return true
+	}
+	walkTree(tree.ProtoReflect(), visit)
+	return found
+}
+
+// walkTree calls visit for m and every message under it, depth first;
+// visit returns false to skip what is under a message.
+func walkTree(m protoreflect.Message, visit func(protoreflect.Message) bool) {
+	if !visit(m) {
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len(); i++ {
+				walkTree(l.Get(i).Message(), visit)
+			}
+		case fd.Message() != nil:
+			walkTree(v.Message(), visit)
+		}
+		return true
+	})
+}
+
+func nonZero(d *pg_query.Node) *pg_query.Node {
+	isZero := pg_query.MakeAExprNode(pg_query.A_Expr_Kind_AEXPR_OP, []*pg_query.Node{pg_query.MakeStrNode("=")},
+		d, pg_query.MakeAConstIntNode(0, -1), -1)
+	raise := pg_query.MakeFuncCallNode([]*pg_query.Node{pg_query.MakeStrNode("error")},
+		[]*pg_query.Node{pg_query.MakeAConstStrNode("division by zero", -1)}, -1)
+	return &pg_query.Node{Node: &pg_query.Node_CaseExpr{CaseExpr: &pg_query.CaseExpr{
+		Args:      []*pg_query.Node{{Node: &pg_query.Node_CaseWhen{CaseWhen: &pg_query.CaseWhen{Expr: isZero, Result: raise}}}},
+		Defresult: d,
+	}}}
+}
+
+// resultNames names the columns of a statement's target list as Postgres
+// does.
+func resultNames(stmt *pg_query.Node) []string {
+	var targets []*pg_query.Node
+	switch {
+	case stmt.GetSelectStmt() != nil:
+		sel := stmt.GetSelectStmt()
+		for sel.GetOp() != pg_query.SetOperation_SETOP_NONE && sel.GetLarg() != nil {
+			sel = sel.GetLarg()
+		}
+		if vals := sel.GetValuesLists(); len(vals) > 0 {
+			n := len(vals[0].GetList().GetItems())
+			names := make([]string, n)
+			for i := range names {
+				names[i] = "column" + strconv.Itoa(i+1)
+			}
+			return names
+		}
+		targets = sel.GetTargetList()
+	case stmt.GetInsertStmt() != nil:
+		targets = stmt.GetInsertStmt().GetReturningList()
+	case stmt.GetUpdateStmt() != nil:
+		targets = stmt.GetUpdateStmt().GetReturningList()
+	case stmt.GetDeleteStmt() != nil:
+		targets = stmt.GetDeleteStmt().GetReturningList()
+	case stmt.GetPrepareStmt() != nil:
+		// Kept for EXECUTE; PREPARE itself returns no rows.
+		return resultNames(stmt.GetPrepareStmt().GetQuery())
+	default:
+		return nil
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		rt := t.GetResTarget()
+		switch {
+		case rt == nil:
+			return nil
+		case rt.GetName() != "":
+			names[i] = rt.GetName()
+		case isStar(rt.GetVal()):
+			names[i] = "*"
+		default:
+			names[i] = figureColname(rt.GetVal())
+		}
+	}
+	return names
+}
+
+func isStar(n *pg_query.Node) bool {
+	fields := n.GetColumnRef().GetFields()
+	return len(fields) > 0 && fields[len(fields)-1].GetAStar() != nil
+}
+
+// figureColname is Postgres's FigureColname (parse_target.c).
+func figureColname(n *pg_query.Node) string {
+	name, strength := figure(n)
+	if strength == 0 {
+		return "?column?"
+	}
+	return name
+}
+
+func figure(n *pg_query.Node) (string, int) {
+	if n == nil {
+		return "", 0
+	}
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_ColumnRef:
+		fields := x.ColumnRef.GetFields()
+		for i := len(fields) - 1; i >= 0; i-- {
+			if s := fields[i].GetString_(); s != nil {
+				return s.GetSval(), 2
+			}
+		}
+	case *pg_query.Node_AIndirection:
+		ind := x.AIndirection.GetIndirection()
+		for i := len(ind) - 1; i >= 0; i-- {
+			if s := ind[i].GetString_(); s != nil {
+				return s.GetSval(), 2
+			}
+		}
+		return figure(x.AIndirection.GetArg())
+	case *pg_query.Node_FuncCall:
+		fn := x.FuncCall.GetFuncname()
+		if len(fn) > 0 {
+			return fn[len(fn)-1].GetString_().GetSval(), 2
+		}
+	case *pg_query.Node_AExpr:
+		if x.AExpr.GetKind() == pg_query.A_Expr_Kind_AEXPR_NULLIF {
+			return "nullif", 2
+		}
+	case *pg_query.Node_TypeCast:
+		name, s := figure(x.TypeCast.GetArg())
+		if s <= 1 {
+			tn := x.TypeCast.GetTypeName().GetNames()
+			if len(tn) > 0 {
+				return tn[len(tn)-1].GetString_().GetSval(), 1
+			}
+		}
+		return name, s
+	case *pg_query.Node_CollateClause:
+		return figure(x.CollateClause.GetArg())
+	case *pg_query.Node_GroupingFunc:
+		return "grouping", 2
+	case *pg_query.Node_SubLink:
+		switch x.SubLink.GetSubLinkType() {
+		case pg_query.SubLinkType_EXISTS_SUBLINK:
+			return "exists", 2
+		case pg_query.SubLinkType_ARRAY_SUBLINK:
+			return "array", 2
+		case pg_query.SubLinkType_EXPR_SUBLINK:
+			if names := resultNames(x.SubLink.GetSubselect()); len(names) > 0 && names[0] != "*" {
+				return names[0], 2
+			}
+		}
+	case *pg_query.Node_CaseExpr:
+		name, s := figure(x.CaseExpr.GetDefresult())
+		if s <= 1 {
+			return "case", 1
+		}
+		return name, s
+	case *pg_query.Node_AArrayExpr:
+		return "array", 2
+	case *pg_query.Node_RowExpr:
+		return "row", 2
+	case *pg_query.Node_CoalesceExpr:
+		return "coalesce", 2
+	case *pg_query.Node_MinMaxExpr:
+		if x.MinMaxExpr.GetOp() == pg_query.MinMaxOp_IS_GREATEST {
+			return "greatest", 2
+		}
+		return "least", 2
+	case *pg_query.Node_SqlvalueFunction:
+		switch x.SqlvalueFunction.GetOp() {
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_DATE:
+			return "current_date", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME, pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIME_N:
+			return "current_time", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP, pg_query.SQLValueFunctionOp_SVFOP_CURRENT_TIMESTAMP_N:
+			return "current_timestamp", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIME_N:
+			return "localtime", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP, pg_query.SQLValueFunctionOp_SVFOP_LOCALTIMESTAMP_N:
+			return "localtimestamp", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_ROLE:
+			return "current_role", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_USER:
+			return "current_user", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_USER:
+			return "user", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_SESSION_USER:
+			return "session_user", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_CATALOG:
+			return "current_catalog", 2
+		case pg_query.SQLValueFunctionOp_SVFOP_CURRENT_SCHEMA:
+			return "current_schema", 2
+		}
+	case *pg_query.Node_XmlExpr:
+		return "xml", 2
+	}
+	return "", 0
+}
+
+// applyNames puts the Postgres names over DuckDB's column names. A star
+// keeps DuckDB's names for the columns it expands to; with more than one
+// star, or a count that does not add up, DuckDB's names stay.
+func applyNames(duck []string, names []string) []string {
+	stars := 0
+	for _, n := range names {
+		if n == "*" {
+			stars++
+		}
+	}
+	if names == nil || stars > 1 || len(names)-stars > len(duck) || stars == 0 && len(names) != len(duck) {
+		return duck
+	}
+	out := make([]string, 0, len(duck))
+	expand := len(duck) - (len(names) - stars)
+	for _, n := range names {
+		if n == "*" {
+			out = append(out, duck[len(out):len(out)+expand]...)
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// typePrepareParams makes PREPARE name(int, text) AS ... one DuckDB reads:
+// DuckDB's PREPARE takes no parameter types, so each $n in the statement
+// becomes $n::type and the list goes. It reports whether it changed stmt.
+func typePrepareParams(stmt *pg_query.Node) bool {
+	ps := stmt.GetPrepareStmt()
+	if ps == nil || len(ps.GetArgtypes()) == 0 {
+		return false
+	}
+	types := ps.GetArgtypes()
+	walkTree(ps.GetQuery().ProtoReflect(), func(m protoreflect.Message) bool {
+		n, ok := m.Interface().(*pg_query.Node)
+		if !ok {
+			return true
+		}
+		pr := n.GetParamRef()
+		if pr == nil || pr.GetNumber() < 1 || int(pr.GetNumber()) > len(types) {
+			return true
+		}
+		n.Node = &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+			Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: pr}},
+			TypeName: types[pr.GetNumber()-1].GetTypeName(),
+			Location: -1,
+		}}
+		return false
+	})
+	ps.Argtypes = nil
+	return true
+}
+
+// deparse prints one statement node as SQL.
+func deparse(stmt *pg_query.Node) (string, error) {
+	return pg_query.Deparse(&pg_query.ParseResult{Version: parserVersion(), Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
+}
+
+// parserVersion is the parse tree version the deparser checks for.
+var parserVersion = sync.OnceValue(func() int32 {
+	tree, _ := pg_query.Parse("SELECT")
+	return tree.GetVersion()
+})
+
+// deparsedBuiltins are the pg_catalog types the deparser prints in SQL's
+// own spelling (int, varchar(n), timestamp with time zone, ...); it prints
+// any other as pg_catalog.name, which DuckDB does not know.
+var deparsedBuiltins = map[string]bool{"bpchar": true, "varchar": true, "numeric": true, "bool": true,
+	"int2": true, "int4": true, "int8": true, "float4": true, "float8": true, "time": true, "timetz": true,
+	"timestamp": true, "timestamptz": true, "interval": true, "bit": true, "varbit": true}
+
+// unqualifyTypes drops the pg_catalog qualifier the parser puts on types
+// such as json, so that the deparsed text names them as DuckDB does.
+func unqualifyTypes(tree *pg_query.ParseResult) {
+	walkTree(tree.ProtoReflect(), func(m protoreflect.Message) bool {
+		if tn, ok := m.Interface().(*pg_query.TypeName); ok {
+			names := tn.GetNames()
+			if len(names) == 2 && names[0].GetString_().GetSval() == "pg_catalog" && !deparsedBuiltins[names[1].GetString_().GetSval()] {
+				tn.Names = names[1:]
+			}
+		}
+		return true
+	})
+}
