@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -313,5 +314,92 @@ func (p *passStatement) Execute(ctx context.Context, params []any, _ wire.Notifi
 	if used := len(p.p.ParamOIDs()); len(params) > used {
 		params = params[:used]
 	}
-	return p.p.Query(ctx, params)
+	rows, err := p.p.Query(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	return copyResult(rows)
+}
+
+// copyResult hands the destination's COPY to or from the client to the
+// wire layer, which runs the COPY sub-protocol for it.
+func copyResult(rows sql.Rows) (wire.Result, error) {
+	switch r := rows.(type) {
+	case sql.CopyOutRows:
+		opts, err := copyOptions(r.CopyOut())
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		return copyOutResult{r, opts}, nil
+	case sql.CopyInRows:
+		opts, err := copyOptions(r.CopyIn())
+		if err != nil {
+			r.End(context.Background(), err)
+			r.Close()
+			return nil, err
+		}
+		return copyInResult{r, opts}, nil
+	}
+	return rows, nil
+}
+
+type copyOutResult struct {
+	sql.CopyOutRows
+	opts wire.CopyOptions
+}
+
+func (r copyOutResult) CopyOut() wire.CopyOptions { return r.opts }
+
+type copyInResult struct {
+	sql.CopyInRows
+	opts wire.CopyOptions
+}
+
+func (r copyInResult) CopyIn() wire.CopyOptions { return r.opts }
+
+// copyOptions turns the statement's options into the wire layer's, with
+// the per-column ones resolved against the copied columns.
+func copyOptions(spec sql.CopySpec) (wire.CopyOptions, error) {
+	o := spec.Options
+	out := wire.CopyOptions{
+		Format: wire.CopyFormat(o.Format), Table: spec.Table,
+		Delimiter: o.Delimiter, Null: o.Null, Header: o.Header, HeaderMatch: o.HeaderMatch,
+		Quote: o.Quote, Escape: o.Escape,
+	}
+	out.Columns = make([]wire.Column, len(spec.Columns))
+	for i, f := range spec.Columns {
+		out.Columns[i] = wire.Column{Name: f.Name, OID: f.OID, TypeSize: f.Size, TypeMod: f.TypeMod}
+	}
+	flags := func(option string, names []string) ([]bool, error) {
+		if names == nil {
+			return nil, nil
+		}
+		set := make([]bool, len(spec.Columns))
+		for _, n := range names {
+			i := slices.IndexFunc(spec.Columns, func(f sql.Field) bool { return f.Name == n })
+			if i < 0 {
+				return nil, &pgconn.PgError{Severity: "ERROR", Code: "42P10",
+					Message: fmt.Sprintf("%s column \"%s\" not referenced by COPY", option, n)}
+			}
+			set[i] = true
+		}
+		return set, nil
+	}
+	var err error
+	if o.ForceQuoteAll {
+		out.ForceQuote = make([]bool, len(spec.Columns))
+		for i := range out.ForceQuote {
+			out.ForceQuote[i] = true
+		}
+	} else if out.ForceQuote, err = flags("FORCE_QUOTE", o.ForceQuote); err != nil {
+		return out, err
+	}
+	if out.ForceNotNull, err = flags("FORCE_NOT_NULL", o.ForceNotNull); err != nil {
+		return out, err
+	}
+	if out.ForceNull, err = flags("FORCE_NULL", o.ForceNull); err != nil {
+		return out, err
+	}
+	return out, nil
 }
