@@ -285,3 +285,91 @@ sys.stdout.write(out.getvalue())
 		t.Fatalf("copy_expert: pgcdc %q, postgres %q", got, want)
 	}
 }
+
+// TestCallShapes: our functions in any FROM clause, run once, the rest of
+// the statement on the replica; in the simple and the extended protocol,
+// with parameters in the calls and elsewhere.
+func TestCallShapes(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	src, rep, srv := startCopyReplica(ctx, t)
+	mustExec(ctx, t, rep, "CREATE TABLE public.runlog (ran_at TIMESTAMPTZ, table_name VARCHAR, inserts BIGINT)")
+
+	mustExec(ctx, t, src, "INSERT INTO shop.items (id, name) VALUES (10, 'ten'), (11, 'eleven')")
+	// Simple protocol: an aggregate over replicate().
+	var tables, inserts int64
+	if err := rep.QueryRow(ctx, "SELECT count(*), sum(inserts) FROM replicate('copy_slot', 'copy_pub')", pgx.QueryExecModeSimpleProtocol).Scan(&tables, &inserts); err != nil {
+		t.Fatal(err)
+	}
+	if inserts != 2 {
+		t.Fatalf("count, sum(inserts) = %d, %d; want 2 inserts", tables, inserts)
+	}
+	if got := rowsOf(ctx, t, rep, "SELECT count(*) FROM shop.items WHERE id >= 10"); got[0] != "2" {
+		t.Fatalf("replicate() did not run: %v", got)
+	}
+
+	// Extended protocol, parameters in the call and in the rest: a CTE and
+	// a join with a replica table.
+	mustExec(ctx, t, src, "INSERT INTO shop.items (id, name) VALUES (12, 'twelve')")
+	got := rowsOf(ctx, t, rep, `WITH r AS (SELECT * FROM replicate($1, $2)) 
+		SELECT i.name, r.inserts FROM r JOIN shop.items i ON i.id >= $3 WHERE r.table_name = $4 ORDER BY i.id`,
+		"copy_slot", "copy_pub", 12, "shop.items")
+	if strings.Join(got, ";") != "twelve|1" {
+		t.Fatalf("CTE with a join: %v", got)
+	}
+	// WHERE on replication_status(), with the select list's names.
+	rows, err := rep.Query(ctx, "SELECT s.slot_name AS slot, active FROM replication_status() s WHERE slot_name = $1", "copy_slot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{}
+	for _, f := range rows.FieldDescriptions() {
+		names = append(names, f.Name)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if rows.Err() != nil || n != 1 || strings.Join(names, ",") != "slot,active" {
+		t.Fatalf("replication_status() WHERE: %d rows, columns %v, %v", n, names, rows.Err())
+	}
+	// A dbt pre-hook logging its run.
+	mustExec(ctx, t, src, "INSERT INTO shop.items (id, name) VALUES (13, 'thirteen')")
+	tag, err := rep.Exec(ctx, "INSERT INTO runlog SELECT now(), table_name, inserts FROM replicate('copy_slot', 'copy_pub') WHERE inserts > 0")
+	if err != nil || tag.String() != "INSERT 0 1" {
+		t.Fatalf("INSERT ... SELECT FROM replicate(): %v %v", tag, err)
+	}
+	if got := rowsOf(ctx, t, rep, "SELECT table_name, inserts FROM runlog"); strings.Join(got, ";") != "shop.items|1" {
+		t.Fatalf("runlog: %v", got)
+	}
+	// psql, simple protocol.
+	out, err := psql(ctx, t, srv, "SELECT count(*) FROM replication_status() WHERE slot_name = 'copy_slot'")
+	if err != nil || out != "1" {
+		t.Fatalf("psql: %q %v", out, err)
+	}
+
+	// Where how often a call runs would be up to the plan: 0A000, and the
+	// call does not run.
+	mustExec(ctx, t, src, "INSERT INTO shop.items (id, name) VALUES (14, 'fourteen')")
+	for _, q := range []string{
+		"SELECT * FROM shop.items WHERE id IN (SELECT inserts FROM replicate('copy_slot', 'copy_pub'))",
+		"SELECT replicate('copy_slot', 'copy_pub') FROM shop.items",
+		"SELECT * FROM shop.items i, LATERAL (SELECT * FROM replicate('copy_slot', 'copy_pub')) r",
+		"SELECT * FROM shop.items i JOIN shop.items j ON j.id = (SELECT count(*) FROM replicate('copy_slot', 'copy_pub'))",
+		"SELECT (SELECT count(*) FROM replicate('copy_slot', 'copy_pub'))",
+		"INSERT INTO runlog SELECT now(), 'x', 1 RETURNING (SELECT count(*) FROM replicate('copy_slot', 'copy_pub'))",
+	} {
+		wantCode(ctx, t, rep, "0A000", q)
+	}
+	if got := rowsOf(ctx, t, rep, "SELECT count(*) FROM shop.items WHERE id = 14"); got[0] != "0" {
+		t.Fatal("a refused statement ran replicate()")
+	}
+	// The simple shapes keep their own description.
+	rows, err = rep.Query(ctx, "SELECT replicate('copy_slot', 'copy_pub')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fd := rows.FieldDescriptions(); len(fd) != 1 || fd[0].Name != "replicate" || fd[0].DataTypeOID != 25 {
+		t.Fatalf("SELECT replicate(): %+v", fd)
+	}
+	rows.Close()
+}
