@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgcdc/pgcdc/internal/pgcdctest"
 )
@@ -372,4 +373,33 @@ func TestCallShapes(t *testing.T) {
 		t.Fatalf("SELECT replicate(): %+v", fd)
 	}
 	rows.Close()
+}
+
+// TestCallShapesOverPostgres: a forwarded session runs the rest of a
+// statement upstream as the client sent it, so only the simple shapes are
+// ours there; the others get a clear 0A000 and the session goes on.
+func TestCallShapesOverPostgres(t *testing.T) {
+	dest, err := destinationCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t, time.Minute)
+	p := startProxySetup(ctx, t, dest)
+	conn := p.srv.Connect(ctx, t)
+	for _, q := range []string{
+		"SELECT count(*) FROM replication_status()",
+		"SELECT * FROM replication_status() WHERE slot_name = 'x'",
+	} {
+		_, err := conn.Exec(ctx, q)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "0A000" || !strings.Contains(pe.Message, "over a Postgres destination") {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	if got := rowsOf(ctx, t, conn, "SELECT count(*) FROM (SELECT 1) x"); got[0] != "1" {
+		t.Fatalf("after the refusals: %v", got)
+	}
+	if _, err := conn.Exec(ctx, "SELECT * FROM replication_status()"); err != nil {
+		t.Fatalf("the simple shape over Postgres: %v", err)
+	}
 }
