@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -174,6 +175,30 @@ func TestCopyFromStdin(t *testing.T) {
 	mustExec(ctx, t, rep, "ROLLBACK")
 	if got, _ := copyTo(ctx, t, rep, check); got != want {
 		t.Fatalf("a rolled-back COPY changed the table:\n%q\nwant %q", got, want)
+	}
+
+	// Rows go to DuckDB in batches: full ones and a remainder, all or
+	// nothing.
+	mustExec(ctx, t, rep, "CREATE TABLE public.many (id BIGINT, name VARCHAR)")
+	n, err := rep.CopyFrom(ctx, pgx.Identifier{"many"}, []string{"id", "name"}, pgx.CopyFromSlice(5000, func(i int) ([]any, error) {
+		return []any{int64(i), "row"}, nil
+	}))
+	if err != nil || n != 5000 {
+		t.Fatalf("CopyFrom 5000 rows: %d %v", n, err)
+	}
+	if got := rowsOf(ctx, t, rep, "SELECT count(*), sum(id) FROM public.many"); got[0] != "5000|12497500" {
+		t.Fatalf("after 5000 rows: %v", got)
+	}
+	var data strings.Builder
+	for i := range 4500 {
+		fmt.Fprintf(&data, "%d\tr\n", i)
+	}
+	data.WriteString("4500\tr\tbad\n")
+	if _, err := rep.PgConn().CopyFrom(ctx, strings.NewReader(data.String()), "COPY public.many FROM STDIN"); pgCode(err) != "22P04" {
+		t.Fatalf("a bad row after two batches: %v", err)
+	}
+	if got := rowsOf(ctx, t, rep, "SELECT count(*) FROM public.many"); got[0] != "5000" {
+		t.Fatalf("a failed COPY left rows: %v", got)
 	}
 
 	// The replica's own tables and the state are not the client's to fill.

@@ -18,9 +18,10 @@ import (
 // sub-protocol: the data travels on the client's connection, and DuckDB
 // never sees the statement (it would take STDOUT for pgcdc's own standard
 // output). COPY TO runs the equivalent SELECT through the session like any
-// other query, policy included; COPY FROM inserts row by row with one
-// prepared INSERT, in a transaction of its own unless the client has a
-// block open. Neither holds more than one row in memory.
+// other query, policy included; COPY FROM inserts the rows with prepared
+// multi-row INSERTs, in a transaction of its own unless the client has a
+// block open. COPY TO holds one row in memory, COPY FROM one batch of
+// copyBatchParams values.
 
 // copyPrepared is a prepared COPY to or from the client.
 type copyPrepared struct {
@@ -214,26 +215,32 @@ func (p *copyPrepared) Query(ctx context.Context, _ []any) (pgsql.Rows, error) {
 		}
 		return &copyOutRows{Rows: rows, spec: pgsql.CopySpec{Table: p.table, Columns: p.query.fields, Options: p.c.Options}}, nil
 	}
-	marks := strings.TrimSuffix(strings.Repeat("?, ", len(p.cols)), ", ")
 	names := make([]string, len(p.cols))
 	for i, f := range p.cols {
 		names[i] = f.Name
 	}
-	insert := "INSERT INTO " + p.target + " (" + selectList(names) + ") VALUES (" + marks + ")"
-	r := &copyInRows{p: p, implicit: !s.inTx}
+	r := &copyInRows{p: p, implicit: !s.inTx, insert: "INSERT INTO " + p.target + " (" + selectList(names) + ") VALUES ",
+		batch: max(1, copyBatchParams/max(1, len(p.cols)))}
 	if r.implicit {
 		if err := s.exec(ctx, "BEGIN TRANSACTION"); err != nil {
 			return nil, s.fail(err, false)
 		}
 	}
-	st, _, err := s.prepare(insert)
+	// Prepare one row's INSERT now, so that a statement the policy or
+	// DuckDB refuses fails before the client sends any data.
+	st, err := r.prepare(1)
 	if err != nil {
 		r.End(ctx, err)
 		return nil, err
 	}
-	r.st = st
+	st.Close()
 	return r, nil
 }
+
+// copyBatchParams bounds the parameters of one INSERT of COPY FROM's rows:
+// rows go to DuckDB in multi-row INSERTs, which cost about what one row
+// does, and this many values are all that is held at a time.
+const copyBatchParams = 4096
 
 // copyOutRows are the rows of COPY TO STDOUT.
 type copyOutRows struct {
@@ -254,11 +261,14 @@ func (r *copyOutRows) Next(ctx context.Context) ([]any, error) {
 
 func (r *copyOutRows) Tag() string { return fmt.Sprintf("COPY %d", r.n) }
 
-// copyInRows takes the rows of COPY FROM STDIN.
+// copyInRows takes the rows of COPY FROM STDIN, a batch at a time.
 type copyInRows struct {
 	p        *copyPrepared
-	st       *duckdb.Stmt
-	implicit bool // the copy runs in a transaction of its own
+	insert   string // up to VALUES
+	batch    int    // rows per full INSERT
+	full     *duckdb.Stmt
+	pending  []any // the values of the rows not inserted yet
+	implicit bool  // the copy runs in a transaction of its own
 	n        int64
 	ended    bool
 }
@@ -267,15 +277,47 @@ func (r *copyInRows) CopyIn() pgsql.CopySpec {
 	return pgsql.CopySpec{Table: r.p.table, Columns: r.p.cols, Options: r.p.c.Options}
 }
 
+// prepare prepares the INSERT of rows rows.
+func (r *copyInRows) prepare(rows int) (*duckdb.Stmt, error) {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(r.p.cols)), ", ") + ")"
+	var sb strings.Builder
+	sb.WriteString(r.insert)
+	for i := range rows {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(one)
+	}
+	st, _, err := r.p.s.prepare(sb.String())
+	return st, err
+}
+
 func (r *copyInRows) Put(ctx context.Context, row []any) error {
-	named, err := r.p.s.namedArgs(row)
+	r.pending = append(r.pending, row...)
+	if len(r.pending) < r.batch*len(r.p.cols) {
+		return nil
+	}
+	if r.full == nil {
+		st, err := r.prepare(r.batch)
+		if err != nil {
+			return err
+		}
+		r.full = st
+	}
+	return r.flush(ctx, r.full)
+}
+
+// flush inserts the pending rows with st.
+func (r *copyInRows) flush(ctx context.Context, st *duckdb.Stmt) error {
+	named, err := r.p.s.namedArgs(r.pending)
 	if err != nil {
 		return translate(err)
 	}
-	if _, err := r.st.ExecContext(ctx, named); err != nil {
+	if _, err := st.ExecContext(ctx, named); err != nil {
 		return translate(err)
 	}
-	r.n++
+	r.n += int64(len(r.pending) / max(1, len(r.p.cols)))
+	r.pending = r.pending[:0]
 	return nil
 }
 
@@ -285,9 +327,17 @@ func (r *copyInRows) End(ctx context.Context, err error) error {
 	}
 	r.ended = true
 	s := r.p.s
-	if r.st != nil {
-		r.st.Close()
+	if err == nil && len(r.pending) > 0 {
+		var st *duckdb.Stmt
+		if st, err = r.prepare(len(r.pending) / max(1, len(r.p.cols))); err == nil {
+			err = r.flush(ctx, st)
+			st.Close()
+		}
 	}
+	if r.full != nil {
+		r.full.Close()
+	}
+	r.pending = nil
 	if err == nil && r.implicit {
 		if cerr := s.exec(ctx, "COMMIT"); cerr != nil {
 			return s.fail(cerr, true)

@@ -103,7 +103,7 @@
 //   - COPY ... TO STDOUT and COPY ... FROM STDIN never reach DuckDB, which
 //     would use pgcdc's own standard output and input: copy.go runs them in
 //     the COPY sub-protocol, COPY TO as the equivalent SELECT (policy
-//     included), COPY FROM as an INSERT per row into a table of the
+//     included), COPY FROM as multi-row INSERTs into a table of the
 //     client's, in a transaction of its own outside a block. COPY FROM into
 //     a replicated table (one _pgcdc.tables lists) or into _pgcdc is
 //     refused (42501). EXPLAIN of either is refused (0A000).
