@@ -19,8 +19,8 @@ type fakeDest struct {
 }
 
 func (d *fakeDest) OpenSession(context.Context) (sql.Session, error) { return d, nil }
-func (d *fakeDest) TxStatus() byte                                    { return 'I' }
-func (d *fakeDest) Close() error                                      { return nil }
+func (d *fakeDest) TxStatus() byte                                   { return 'I' }
+func (d *fakeDest) Close() error                                     { return nil }
 func (d *fakeDest) Prepare(_ context.Context, q string) (sql.Prepared, error) {
 	d.prepared = append(d.prepared, q)
 	return &fakePrepared{d: d}, nil
