@@ -39,6 +39,12 @@ func copyOptions(format string) wire.CopyOptions {
 		o.Format, o.Delimiter, o.Null, o.Quote, o.Escape, o.Header = wire.CopyCSV, ',', "", '"', '"', true
 	case "binary":
 		o.Format = wire.CopyBinary
+	case "csvforce":
+		o.Format, o.Delimiter, o.Null, o.Quote, o.Escape = wire.CopyCSV, ',', "", '"', '"'
+		o.ForceNotNull, o.ForceNull = []bool{false, true, false}, []bool{false, false, true}
+	case "csvsemi":
+		o.Format, o.Delimiter, o.Null, o.Quote, o.Escape = wire.CopyCSV, ';', "NULL", '\'', '\\'
+		o.ForceQuote = []bool{true, false, false}
 	}
 	return o
 }
@@ -245,4 +251,40 @@ func (c *rawClient) next() string {
 		c.t.Fatalf("receive: %v", err)
 	}
 	return describe(msg)
+}
+
+// TestCopyCSVOptions: FORCE_NOT_NULL, FORCE_NULL, FORCE_QUOTE, and other
+// delimiter, NULL, quote and escape characters, as Postgres reads and
+// writes them.
+func TestCopyCSVOptions(t *testing.T) {
+	ts := startServer(t, wire.Config{})
+	ctx := testContext(t)
+	conn, err := pgx.Connect(ctx, ts.connString("", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	takeCopied()
+	if _, err := conn.PgConn().CopyFrom(ctx, strings.NewReader("1,,\"\"\n2,\"\",\n"), "copy in csvforce"); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := takeCopied(); fmt.Sprintf("%#v", rows) != `[][]interface {}{[]interface {}{1, "", interface {}(nil)}, []interface {}{2, "", interface {}(nil)}}` {
+		t.Errorf("FORCE_NOT_NULL, FORCE_NULL: %#v", rows)
+	}
+	var buf bytes.Buffer
+	if _, err := conn.PgConn().CopyTo(ctx, &buf, "copy out csvsemi"); err != nil {
+		t.Fatal(err)
+	}
+	// What Postgres writes for COPY ... (FORMAT csv, DELIMITER ';',
+	// NULL 'NULL', QUOTE '''', ESCAPE '\', FORCE_QUOTE (id)).
+	want := "'1';plain;t\n'2';'tab\tnew\nline\\\\ \"q\", x';f\n'3';NULL;NULL\n'4';;t\n"
+	if buf.String() != want {
+		t.Errorf("copy out csvsemi:\ngot  %q\nwant %q", buf.String(), want)
+	}
+	if _, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(buf.Bytes()), "copy in csvsemi"); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := takeCopied(); fmt.Sprint(rows) != fmt.Sprint(copyRows) {
+		t.Errorf("copy in csvsemi: %v", rows)
+	}
 }
