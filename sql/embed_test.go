@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgcdc/pgcdc/sql"
 )
 
 func TestClassifyEmbedded(t *testing.T) {
@@ -110,4 +112,49 @@ func TestClassifyEmbeddedRefusals(t *testing.T) {
 	if call, e, err := c.ClassifyAny(`SELECT * FROM shop.orders WHERE note = 'replicate('`); call != nil || e != nil || err != nil {
 		t.Errorf("passthrough: %v %v %v", call, e, err)
 	}
+}
+
+// FuzzEmbedded: whatever the text, ClassifyAny and ParseCopy do not panic
+// and fail with SQLSTATEs, and an Embedded rewrites, with and without
+// rows, to a statement that parses and calls none of our functions.
+func FuzzEmbedded(f *testing.F) {
+	for _, q := range []string{
+		`SELECT count(*) FROM replicate('s', 'p')`,
+		`WITH r AS (SELECT * FROM replicate($1, $2)) INSERT INTO log SELECT now(), * FROM r WHERE $3 > 0`,
+		`SELECT * FROM t JOIN replication_status() s(a, b) ON a = t.x UNION SELECT * FROM (SELECT * FROM drop_replication('a', 'b')) d`,
+		`SELECT * FROM t WHERE x IN (SELECT inserts FROM replicate('s', 'p'))`,
+		`COPY t (a, "B") FROM STDIN WITH (FORMAT csv, HEADER match, FORCE_NULL (a))`,
+		`COPY (SELECT 1) TO STDOUT (FORMAT binary)`,
+	} {
+		f.Add(q, "x'y")
+	}
+	c := mustCatalog(f)
+	f.Fuzz(func(t *testing.T, query, s string) {
+		_, _, err := sql.ParseCopy(query)
+		checkError(t, "ParseCopy", err)
+		_, e, err := c.ClassifyAny(query)
+		checkError(t, "ClassifyAny", err)
+		if e == nil {
+			return
+		}
+		// Our functions return Postgres text: valid UTF-8 without NULs.
+		s = strings.ReplaceAll(strings.ToValidUTF8(s, "?"), "\x00", "")
+		results := make([][][]any, len(e.Calls))
+		for i, call := range e.Calls {
+			row := make([]any, len(call.Function.Result))
+			for j := range row {
+				row[j] = s
+			}
+			results[i] = [][]any{row, make([]any, len(row))}
+		}
+		for _, r := range [][][][]any{nil, results} {
+			out, _, err := e.Rewrite(r)
+			if err != nil {
+				t.Fatalf("Rewrite(%q): %v", query, err)
+			}
+			if call, left, err := c.ClassifyAny(out); call != nil || left != nil || (err != nil && strings.Contains(err.Error(), "cannot be called")) {
+				t.Fatalf("Rewrite(%q) = %q, which still calls our functions", query, out)
+			}
+		}
+	})
 }
