@@ -234,6 +234,11 @@
 //
 //	go test ./wire -run '^$' -fuzz FuzzMessageLoop -fuzztime 60s -fuzzminimizetime 2s
 //
+// FuzzCopyDecoder throws arbitrary COPY data at the text, csv and binary
+// decoders, whole and split across messages:
+//
+//	go test ./wire -run '^$' -fuzz FuzzCopyDecoder -fuzztime 60s
+//
 // FuzzForward does the same to forwarded sessions, with a value-level wire
 // server as the upstream and a forwarder that intercepts some statements:
 //
