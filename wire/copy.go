@@ -171,10 +171,12 @@ func (sess *session) copyIn(ctx context.Context, res CopyInResult) error {
 			return err
 		}
 		if in.err != nil {
-			// The message loop reports the read error once the copy is over.
+			// The reader has stopped; the message loop reports why once the
+			// copy is over.
 			sess.readErr = in.err
-			res.End(context.WithoutCancel(ctx), errConnLost)
-			return &sessionEnd{errConnLost}
+			err := errorf(codeProtocolViolation, "unexpected end of COPY from stdin: %v", in.err)
+			res.End(context.WithoutCancel(ctx), err)
+			return err
 		}
 		var err error
 		switch m := in.msg.(type) {
@@ -189,8 +191,9 @@ func (sess *session) copyIn(ctx context.Context, res CopyInResult) error {
 		case *pgproto3.Flush, *pgproto3.Sync:
 			continue
 		case *pgproto3.Terminate:
-			res.End(context.WithoutCancel(ctx), errConnLost)
-			return &sessionEnd{errConnLost}
+			// The reader stops after Terminate: the session ends next.
+			sess.readErr = io.EOF
+			err = errorf(codeProtocolViolation, "unexpected message type 0x58 during COPY from stdin")
 		default:
 			err = errorf(codeProtocolViolation, "unexpected message type %T during COPY from stdin", in.msg)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -286,5 +287,51 @@ func TestCopyCSVOptions(t *testing.T) {
 	}
 	if rows, _ := takeCopied(); fmt.Sprint(rows) != fmt.Sprint(copyRows) {
 		t.Errorf("copy in csvsemi: %v", rows)
+	}
+}
+
+// TestCopyTerminate: a client that ends the session in the middle of COPY
+// FROM STDIN gets the copy undone and the session closed, not a hang.
+func TestCopyTerminate(t *testing.T) {
+	ts := startServer(t, wire.Config{})
+	c := dialRaw(t, ts)
+	c.startup()
+	takeCopied()
+	c.send(&pgproto3.Query{String: "copy in text"})
+	c.next()
+	c.send(&pgproto3.CopyData{Data: []byte("1\ta\tt\n")}, &pgproto3.Terminate{})
+	got := c.untilEOF()
+	if len(got) == 0 || !strings.HasPrefix(got[0], "ErrorResponse ERROR 08P01") {
+		t.Errorf("Terminate during COPY: %q", got)
+	}
+	if rows, ended := takeCopied(); len(rows) != 0 || len(ended) != 1 || ended[0] == "ok" {
+		t.Errorf("after Terminate: %v %v", rows, ended)
+	}
+}
+
+// TestCopyHangUp: a client that hangs up in the middle of COPY FROM STDIN
+// gets the copy undone and its session released (startServer's cleanup
+// waits for every session to close).
+func TestCopyHangUp(t *testing.T) {
+	ts := startServer(t, wire.Config{})
+	c := dialRaw(t, ts)
+	c.startup()
+	takeCopied()
+	c.send(&pgproto3.Query{String: "copy in csv"})
+	c.next()
+	c.send(&pgproto3.CopyData{Data: []byte("1,a,t\n2,b")})
+	c.conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ended := takeCopied(); len(ended) == 1 {
+			if ended[0] == "ok" {
+				t.Fatal("a COPY cut short by a hang-up was kept")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the COPY did not end after the client hung up")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
