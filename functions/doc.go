@@ -7,6 +7,14 @@
 // calls the replicator, and turns the result into rows. Long calls report
 // progress as NOTICEs and stop when their context is cancelled.
 //
+// A statement that uses our functions' rows in a larger query (SELECT
+// count(*) FROM replicate(...), a join, a CTE, INSERT ... SELECT) is an
+// embeddedStatement: Parse describes it by preparing it on the destination
+// with empty rows in place of the calls; Execute runs the calls, each once,
+// and then the statement with their rows (sql.Embedded). A destination's
+// COPY to or from the client (sql.CopyOutRows, sql.CopyInRows) is handed to
+// the wire layer's COPY sub-protocol (wire.CopyOutResult, wire.CopyInResult).
+//
 // The session also answers the Postgres session commands that client
 // libraries send and the destination does not understand (compat.go): SET
 // and SHOW of Postgres settings such as extra_float_digits (pgJDBC, on

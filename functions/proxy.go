@@ -65,7 +65,7 @@ func (s *proxySession) Intercept(_ context.Context, query string, paramOIDs []ui
 		return nil, err
 	}
 	if len(pieces) == 1 {
-		call, err := cat.Classify(pieces[0])
+		call, err := classifyForProxy(cat, pieces[0])
 		if err != nil || call == nil {
 			return nil, err
 		}
@@ -74,7 +74,7 @@ func (s *proxySession) Intercept(_ context.Context, query string, paramOIDs []ui
 	parts := make([]wire.Part, len(pieces))
 	found := false
 	for i, q := range pieces {
-		call, err := cat.Classify(q)
+		call, err := classifyForProxy(cat, q)
 		switch {
 		case err != nil:
 			// It fails when its turn comes, after the statements before
@@ -96,6 +96,23 @@ func (s *proxySession) Intercept(_ context.Context, query string, paramOIDs []ui
 		}
 	}
 	return parts, nil
+}
+
+// classifyForProxy is Classify with the shapes a forwarded session cannot
+// run refused in its own words. Over DuckDB, a statement that uses our
+// functions' rows runs them and then the rest of the statement
+// (sql.Embedded); a forwarded session's statements run upstream, as the
+// client sent them, so only the simple shapes are ours to answer.
+func classifyForProxy(cat *sql.Catalog, q string) (*sql.Call, error) {
+	call, embedded, err := cat.ClassifyAny(q)
+	if embedded != nil {
+		fn := embedded.Calls[0].Function.Name
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: "0A000",
+			Message: fmt.Sprintf("pgcdc: over a Postgres destination, %[1]s() must be called as SELECT %[1]s(...) or SELECT * FROM %[1]s(...)", fn),
+			Detail:  "The rest of the statement would run on the destination, which cannot call pgcdc's functions.",
+			Hint:    fmt.Sprintf("Call SELECT * FROM %s(...) on its own, then run the rest of the statement.", fn)}
+	}
+	return call, err
 }
 
 func (s *proxySession) call(call *sql.Call, paramOIDs []uint32) *callStatement {

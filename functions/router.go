@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -116,12 +117,20 @@ func (s *session) Parse(ctx context.Context, query string, paramOIDs []uint32) (
 			stmts = append(stmts, compat)
 			continue
 		}
-		call, err := s.r.env.Catalog.Classify(q)
+		call, embedded, err := s.r.env.Catalog.ClassifyAny(q)
 		if err != nil {
 			return nil, err
 		}
 		if call != nil {
 			stmts = append(stmts, &callStatement{env: s.r.env, call: call, declared: paramOIDs, txStatus: s.dest.TxStatus})
+			continue
+		}
+		if embedded != nil {
+			es := &embeddedStatement{s: s, e: embedded, declared: paramOIDs}
+			if err := es.describe(ctx); err != nil {
+				return nil, err
+			}
+			stmts = append(stmts, es)
 			continue
 		}
 		ps := &passStatement{s: s, query: q, declared: paramOIDs}
@@ -268,6 +277,91 @@ func (r *sliceResult) Tag() string {
 }
 func (r *sliceResult) Close() error { return nil }
 
+// embeddedStatement is a statement that uses our functions' rows: the
+// calls run first, each once, and the statement, with their rows in place
+// of the calls, goes to the destination (sql.Embedded). It is described
+// by preparing it with no rows in their place.
+type embeddedStatement struct {
+	s         *session
+	e         *sql.Embedded
+	declared  []uint32
+	cols      []wire.Column
+	paramOIDs []uint32
+}
+
+func (es *embeddedStatement) describe(ctx context.Context) error {
+	if es.s.dest.TxStatus() == 'E' {
+		return errAborted
+	}
+	text, olds, err := es.e.Rewrite(nil)
+	if err != nil {
+		return err
+	}
+	p, err := es.s.dest.Prepare(ctx, text)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	es.paramOIDs = es.e.CallParamOIDs()
+	for k, oid := range p.ParamOIDs() {
+		if k < len(olds) && es.paramOIDs[olds[k]-1] == 0 {
+			es.paramOIDs[olds[k]-1] = oid
+		}
+	}
+	for _, f := range p.Fields() {
+		es.cols = append(es.cols, wire.Column{Name: f.Name, OID: f.OID, TypeSize: f.Size, TypeMod: f.TypeMod})
+	}
+	return nil
+}
+
+func (es *embeddedStatement) ParamOIDs() []uint32    { return withDeclared(es.paramOIDs, es.declared) }
+func (es *embeddedStatement) Columns() []wire.Column { return es.cols }
+
+func (es *embeddedStatement) Execute(ctx context.Context, params []any, n wire.Notifier) (wire.Result, error) {
+	if es.s.dest.TxStatus() == 'E' {
+		return nil, errAborted
+	}
+	results := make([][][]any, len(es.e.Calls))
+	for i, call := range es.e.Calls {
+		used := len(call.ParamOIDs())
+		if used > len(params) {
+			return nil, fmt.Errorf("functions: %d parameters for a call that uses %d", len(params), used)
+		}
+		args, err := call.Bind(params[:used])
+		if err != nil {
+			return nil, err
+		}
+		rows, err := impls[call.Function.Name](ctx, es.s.r.env, args, func(msg string) { n.Notice("NOTICE", msg) })
+		if err != nil {
+			return nil, err
+		}
+		results[i] = rows
+	}
+	text, olds, err := es.e.Rewrite(results)
+	if err != nil {
+		return nil, err
+	}
+	p, err := es.s.dest.Prepare(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	args := make([]any, len(olds))
+	for k, old := range olds {
+		if old-1 < len(params) {
+			args[k] = params[old-1]
+		}
+	}
+	if used := len(p.ParamOIDs()); len(args) > used {
+		args = args[:used]
+	}
+	rows, err := p.Query(ctx, args)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return rows, nil
+}
+
 // passStatement goes to the destination.
 type passStatement struct {
 	s        *session
@@ -313,5 +407,92 @@ func (p *passStatement) Execute(ctx context.Context, params []any, _ wire.Notifi
 	if used := len(p.p.ParamOIDs()); len(params) > used {
 		params = params[:used]
 	}
-	return p.p.Query(ctx, params)
+	rows, err := p.p.Query(ctx, params)
+	if err != nil {
+		return nil, err
+	}
+	return copyResult(rows)
+}
+
+// copyResult hands the destination's COPY to or from the client to the
+// wire layer, which runs the COPY sub-protocol for it.
+func copyResult(rows sql.Rows) (wire.Result, error) {
+	switch r := rows.(type) {
+	case sql.CopyOutRows:
+		opts, err := copyOptions(r.CopyOut())
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		return copyOutResult{r, opts}, nil
+	case sql.CopyInRows:
+		opts, err := copyOptions(r.CopyIn())
+		if err != nil {
+			r.End(context.Background(), err)
+			r.Close()
+			return nil, err
+		}
+		return copyInResult{r, opts}, nil
+	}
+	return rows, nil
+}
+
+type copyOutResult struct {
+	sql.CopyOutRows
+	opts wire.CopyOptions
+}
+
+func (r copyOutResult) CopyOut() wire.CopyOptions { return r.opts }
+
+type copyInResult struct {
+	sql.CopyInRows
+	opts wire.CopyOptions
+}
+
+func (r copyInResult) CopyIn() wire.CopyOptions { return r.opts }
+
+// copyOptions turns the statement's options into the wire layer's, with
+// the per-column ones resolved against the copied columns.
+func copyOptions(spec sql.CopySpec) (wire.CopyOptions, error) {
+	o := spec.Options
+	out := wire.CopyOptions{
+		Format: wire.CopyFormat(o.Format), Table: spec.Table,
+		Delimiter: o.Delimiter, Null: o.Null, Header: o.Header, HeaderMatch: o.HeaderMatch,
+		Quote: o.Quote, Escape: o.Escape,
+	}
+	out.Columns = make([]wire.Column, len(spec.Columns))
+	for i, f := range spec.Columns {
+		out.Columns[i] = wire.Column{Name: f.Name, OID: f.OID, TypeSize: f.Size, TypeMod: f.TypeMod}
+	}
+	flags := func(option string, names []string) ([]bool, error) {
+		if names == nil {
+			return nil, nil
+		}
+		set := make([]bool, len(spec.Columns))
+		for _, n := range names {
+			i := slices.IndexFunc(spec.Columns, func(f sql.Field) bool { return f.Name == n })
+			if i < 0 {
+				return nil, &pgconn.PgError{Severity: "ERROR", Code: "42P10",
+					Message: fmt.Sprintf("%s column \"%s\" not referenced by COPY", option, n)}
+			}
+			set[i] = true
+		}
+		return set, nil
+	}
+	var err error
+	if o.ForceQuoteAll {
+		out.ForceQuote = make([]bool, len(spec.Columns))
+		for i := range out.ForceQuote {
+			out.ForceQuote[i] = true
+		}
+	} else if out.ForceQuote, err = flags("FORCE_QUOTE", o.ForceQuote); err != nil {
+		return out, err
+	}
+	if out.ForceNotNull, err = flags("FORCE_NOT_NULL", o.ForceNotNull); err != nil {
+		return out, err
+	}
+	if out.ForceNull, err = flags("FORCE_NULL", o.ForceNull); err != nil {
+		return out, err
+	}
+	return out, nil
 }

@@ -46,3 +46,31 @@ type Rows interface {
 	Tag() string
 	Close() error
 }
+
+// CopyOutRows is Rows whose rows go to the client as COPY TO STDOUT data.
+type CopyOutRows interface {
+	Rows
+	// CopyOut says what is copied: the columns and the format.
+	CopyOut() CopySpec
+}
+
+// CopyInRows is the target of a COPY FROM STDIN: the front end decodes
+// the client's data and hands it over row by row.
+type CopyInRows interface {
+	Rows
+	CopyIn() CopySpec
+	// Put takes one row, one Go value per column (nil for NULL).
+	Put(ctx context.Context, row []any) error
+	// End ends the copy: err is nil when every row was put, else why the
+	// copy failed, and then what was put is undone. After End(nil)
+	// returns nil, Tag is "COPY n".
+	End(ctx context.Context, err error) error
+}
+
+// CopySpec describes one COPY's data.
+type CopySpec struct {
+	// Table names the copy in error context.
+	Table   string
+	Columns []Field
+	Options CopyOptions
+}

@@ -67,21 +67,23 @@ func (c *Catalog) Classify(query string) (*Call, error) {
 	if !c.mentionsFunction(query) {
 		return nil, nil
 	}
-	call, err := c.classify(query)
+	call, _, err := c.classify(query)
 	if err != nil {
 		return nil, err
 	}
 	return call, nil
 }
 
-func (c *Catalog) classify(query string) (*Call, *pgconn.PgError) {
+// classify is Classify; wrongShape says that the error is only that the
+// statement is not one of the simple shapes.
+func (c *Catalog) classify(query string) (call *Call, wrongShape bool, perr *pgconn.PgError) {
 	if strings.IndexByte(query, 0) >= 0 {
 		// The parser reads a C string and would silently stop at the NUL.
-		return nil, nulError()
+		return nil, false, nulError()
 	}
 	tree, err := pg_query.Parse(query)
 	if err != nil {
-		return nil, nil
+		return nil, false, nil
 	}
 	stmts := tree.GetStmts()
 	var first *Function
@@ -91,22 +93,22 @@ func (c *Catalog) classify(query string) (*Call, *pgconn.PgError) {
 		}
 	}
 	if first == nil {
-		return nil, nil
+		return nil, false, nil
 	}
 	if len(stmts) != 1 {
-		return nil, newError(codeSyntaxError, "pgcdc: %s() must be the only statement in its query string", first.Name)
+		return nil, false, newError(codeSyntaxError, "pgcdc: %s() must be the only statement in its query string", first.Name)
 	}
 	call, fc, perr := c.shape(stmts[0].GetStmt().GetSelectStmt())
 	if perr != nil {
-		return nil, perr
+		return nil, false, perr
 	}
 	if call == nil {
-		return nil, shapeError(first)
+		return nil, true, shapeError(first)
 	}
 	if perr := call.compileArgs(fc.GetArgs()); perr != nil {
-		return nil, perr
+		return nil, false, perr
 	}
-	return call, nil
+	return call, false, nil
 }
 
 // ours is the function fc calls when that is one of ours.

@@ -18,6 +18,20 @@
 // (positional and named arguments, casts, ARRAY[...], array and JSON text)
 // into Args of plain Go values. Split cuts a multi-statement query string.
 //
+// Catalog.ClassifyAny also takes the statements that use our functions'
+// rows (embed.go): a call that is a FROM item of the statement, of a WITH
+// query, of a set operation's arm or of a derived table, where it runs
+// exactly once, in a SELECT or an INSERT ... SELECT. An Embedded knows its
+// calls, and Rewrite puts each call's rows in its place, as a typed VALUES
+// list on the parse tree, and renumbers the $n left for the destination. A
+// call anywhere its evaluation count would be up to the query plan is 0A000.
+// Classify, which the Postgres proxy uses, keeps to the simple shapes.
+//
+// ParseCopy (copy.go) reads COPY ... TO STDOUT and COPY ... FROM STDIN and
+// their options, checked as Postgres checks them, for a destination that
+// runs them in the COPY sub-protocol (Backend's CopyOutRows and
+// CopyInRows).
+//
 // The package knows nothing of the wire protocol (it receives query text and
 // decoded parameter values and returns *pgconn.PgError) and nothing of
 // replication (what a function does with its Args belongs to functions/).

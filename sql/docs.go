@@ -18,6 +18,12 @@ func (c *Catalog) Docs() string {
 	b.WriteString("destination. Call them as `SELECT * FROM f(...)`, `SELECT col, ... FROM f(...)` or\n")
 	fmt.Fprintf(&b, "`SELECT f(...)`, with or without the `%s.` prefix. Arguments are constants, casts,\n", Schema)
 	b.WriteString("`ARRAY[...]` or `$n` parameters, given by position or by name (`name => value`).\n\n")
+	b.WriteString("Over the DuckDB replica a call can also be a FROM item of a larger statement: an aggregate,\n")
+	b.WriteString("`WHERE`, `ORDER BY`, a join with replica tables, a `WITH` query or `INSERT ... SELECT`, as in\n")
+	b.WriteString("`SELECT count(*) FROM replicate('s', 'p')`. The calls run first, each once; then the statement\n")
+	b.WriteString("runs on the replica with their rows in their place. A call where how often it runs would be up\n")
+	b.WriteString("to the query plan (a subquery in `WHERE`, the select list of a query with `FROM`, `LATERAL`)\n")
+	b.WriteString("is refused with 0A000. See [compatibility.md](compatibility.md#calling-pgcdcs-functions).\n\n")
 	for _, fn := range c.Functions {
 		fmt.Fprintf(&b, "- [`%s`](#%s)\n", fn.Name, fn.Name)
 	}

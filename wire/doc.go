@@ -32,6 +32,8 @@
 //	                  (session.go, query.go, extended.go)
 //	DecodeParam,      Bind parameters to Go values, Go values to DataRow
 //	appendValue       columns, through one pgtype.Map per session (values.go)
+//	COPY              the COPY sub-protocol and its text, csv and binary
+//	                  formats (copy.go)
 //	forwarding        a forwarded session: the two relays, the queue of
 //	                  answers the upstream owes, intercepted statements
 //	                  (forward.go, frame.go); ConnectUpstream opens the
@@ -91,6 +93,8 @@
 //	  │          DataRow…, CommandComplete; first error stops ─────────┤
 //	  │── Parse/Bind/Describe/Execute/Close: answered in order,        │
 //	  │   flushed at Flush or Sync; an error discards until Sync       │
+//	  │── a Result that is a CopyOutResult or CopyInResult: the        │
+//	  │   COPY sub-protocol instead of rows ("COPY" below) ────────────┤
 //	  │── Sync: ReadyForQuery with Handler's TxStatus ─────────────────┘
 //	  │── Terminate, EOF, malformed message (FATAL 08P01),
 //	  │   idle timeout (FATAL 57P05), Shutdown (FATAL 57P01)
@@ -104,6 +108,29 @@
 // transaction block is open any more. Idle timeout and graceful shutdown
 // only end a session that sits at ReadyForQuery outside a transaction
 // block; Shutdown's deadline ends the rest.
+//
+// # COPY
+//
+// A statement joins the COPY sub-protocol through its Result (copy.go). A
+// CopyOutResult (COPY ... TO STDOUT) is answered with CopyOutResponse, one
+// CopyData per row, CopyDone and CommandComplete; a CopyInResult (COPY ...
+// FROM STDIN) with CopyInResponse, after which the session reads the
+// client's CopyData until CopyDone or CopyFail, hands each row to Put, and
+// ends with End. The handler says which columns are copied, with their
+// types, and the format options (CopyOptions, with Postgres's defaults
+// filled in); wire owns the formats themselves, text, csv and binary, and
+// encodes and decodes values with the same pgtype.Map as DataRows and Bind
+// parameters, so COPY data matches what the session's queries return.
+// Rows are encoded and decoded one at a time: the decoder keeps only the
+// record it has not seen the end of, and output is flushed every
+// flushThreshold bytes, so a COPY of any size runs in bounded memory.
+//
+// As in Postgres, Flush and Sync during COPY FROM STDIN are ignored, any
+// other message fails the COPY (08P01), CopyFail fails it with 57014, and
+// after a failure the client's remaining CopyData, CopyDone and CopyFail
+// are ignored by the message loop. A COPY runs to its end whatever the row
+// limit of the Execute that started it. A COPY that fails calls End with
+// the error, so the handler can undo what was put.
 //
 // # Forwarded sessions
 //
@@ -206,6 +233,11 @@
 // the server neither panics nor hangs and keeps serving:
 //
 //	go test ./wire -run '^$' -fuzz FuzzMessageLoop -fuzztime 60s -fuzzminimizetime 2s
+//
+// FuzzCopyDecoder throws arbitrary COPY data at the text, csv and binary
+// decoders, whole and split across messages:
+//
+//	go test ./wire -run '^$' -fuzz FuzzCopyDecoder -fuzztime 60s
 //
 // FuzzForward does the same to forwarded sessions, with a value-level wire
 // server as the upstream and a forwarder that intercepts some statements:

@@ -44,6 +44,7 @@ const (
 	codeInvalidParameterValue = "22023"
 	codeInFailedTransaction   = "25P02"
 	codeConnectionFailure     = "08006"
+	codeBadCopyFileFormat     = "22P04"
 )
 
 const (

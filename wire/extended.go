@@ -241,6 +241,10 @@ func (sess *session) runPortal(p *portal, maxRows int) (int, bool, error) {
 			return 0, false, err
 		}
 		p.result = res
+		// COPY runs to its end whatever the row limit, as in Postgres.
+		if handled, err := sess.runCopy(p.ctx, res); handled {
+			return 0, false, err
+		}
 	}
 	return sess.streamRows(p.ctx, p.result, p.cols, p.formats, maxRows)
 }

@@ -193,6 +193,8 @@ func (s *fakeSession) prepare(q string, paramOIDs []uint32) (wire.Statement, err
 		return rows([]wire.Column{{Name: "?column?", OID: pgtype.Int4OID}}, "SELECT 1", []any{n}), nil
 	case strings.HasPrefix(lower, "select ") && paramCast.MatchString(q):
 		return s.echoParams(q, paramOIDs)
+	case strings.HasPrefix(lower, "copy "):
+		return s.copyStatement(lower)
 	case lower == "types":
 		return rows(typesColumns, "SELECT 1", typesRow), nil
 	case lower == "record":

@@ -205,6 +205,7 @@ func checkAlive(t *testing.T, addr string) {
 //	notice        a NOTICE and a ParameterStatus
 //	error CODE    an ERROR with that SQLSTATE; "fatal" a FATAL
 //	begin, commit, rollback
+//	copy out|in text|csv|csvheader|binary   COPY (copy_test.go)
 //
 // Statements are split on ';'; anything else is a syntax error.
 type fuzzHandler struct{}
@@ -274,6 +275,14 @@ func (s *fuzzSession) Parse(_ context.Context, query string, declared []uint32) 
 			st.exec = func(context.Context, []any, wire.Notifier) (wire.Result, error) {
 				return nil, &pgconn.PgError{Severity: severity, Code: rest, Message: "fuzz"}
 			}
+		case "copy":
+			cs, err := (&fakeSession{}).copyStatement(q)
+			if err != nil {
+				s.Failed(nil)
+				return nil, syntaxError(q)
+			}
+			out = append(out, cs)
+			continue
 		case "begin", "commit", "rollback":
 			st.exec = func(context.Context, []any, wire.Notifier) (wire.Result, error) {
 				if word == "begin" {
@@ -341,9 +350,13 @@ func fuzzSeeds() map[string][]byte {
 		"text_params": enc(0, &pgproto3.Parse{Query: "params", ParameterOIDs: []uint32{pgtype.DateOID, pgtype.BoolOID, pgtype.Int4ArrayOID, pgtype.IntervalOID, pgtype.RecordOID}},
 			&pgproto3.Bind{Parameters: [][]byte{[]byte("2024-01-02"), []byte("t"), []byte("{1,NULL,3}"), []byte("1 day"), []byte("(1,x)")}},
 			&pgproto3.Execute{}, &pgproto3.Sync{}),
-		"cancel_sleep":   enc(0, &pgproto3.Query{String: "sleep"}, &pgproto3.Query{String: "sleep; rows 2"}),
-		"fatal":          enc(0, &pgproto3.Query{String: "fatal 57P01"}, &pgproto3.Query{String: "rows 1"}),
-		"fastpath_copy":  enc(0, &pgproto3.FunctionCall{Function: 1}, &pgproto3.CopyData{Data: []byte("x")}, &pgproto3.CopyDone{}, &pgproto3.CopyFail{Message: "no"}, &pgproto3.Sync{}),
+		"cancel_sleep":  enc(0, &pgproto3.Query{String: "sleep"}, &pgproto3.Query{String: "sleep; rows 2"}),
+		"fatal":         enc(0, &pgproto3.Query{String: "fatal 57P01"}, &pgproto3.Query{String: "rows 1"}),
+		"fastpath_copy": enc(0, &pgproto3.FunctionCall{Function: 1}, &pgproto3.CopyData{Data: []byte("x")}, &pgproto3.CopyDone{}, &pgproto3.CopyFail{Message: "no"}, &pgproto3.Sync{}),
+		"copy": enc(0, &pgproto3.Query{String: "copy out csv; copy in text"}, &pgproto3.CopyData{Data: []byte("1\tx\tt\n2\t")},
+			&pgproto3.Flush{}, &pgproto3.CopyData{Data: []byte("\\N\tf\n")}, &pgproto3.CopyDone{},
+			&pgproto3.Parse{Query: "copy in binary"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.CopyData{Data: []byte("PGCOPY\n\xff\r\n\x00")},
+			&pgproto3.CopyFail{Message: "stop"}, &pgproto3.Sync{}, &pgproto3.Query{String: "copy in csvheader"}, &pgproto3.Query{String: "rows 1"}),
 		"bad_describe":   enc(0, &pgproto3.Describe{ObjectType: 'X'}, &pgproto3.Sync{}),
 		"unknown_portal": enc(0, &pgproto3.Execute{Portal: "nope"}, &pgproto3.Bind{PreparedStatement: "nope"}, &pgproto3.Sync{}),
 		"bad_formats": enc(0, &pgproto3.Parse{Query: "rows 1"}, &pgproto3.Bind{ResultFormatCodes: []int16{1, 0, 1}},

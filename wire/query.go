@@ -59,6 +59,13 @@ func (sess *session) runSimple(ctx context.Context, stmt Statement) error {
 		return err
 	}
 	defer res.Close()
+	if handled, err := sess.runCopy(ctx, res); handled {
+		if err != nil {
+			return err
+		}
+		sess.out.send(&pgproto3.CommandComplete{CommandTag: []byte(res.Tag())})
+		return nil
+	}
 	if cols != nil {
 		sess.out.send(rowDescription(cols, nil))
 	}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,9 @@ type session struct {
 	skipToSync bool // an extended-protocol error happened; discard until Sync
 	idle       bool // ReadyForQuery sent and nothing received since
 	txStatus   byte
+	// readErr is a read error that ended a COPY FROM STDIN; the message
+	// loop reports it next.
+	readErr error
 
 	rowBuf []byte
 	values [][]byte
@@ -283,6 +287,10 @@ func (sess *session) receive() (pgproto3.FrontendMessage, error) {
 			shutdown = sess.srv.shutdown
 		}
 	}
+	if err := sess.readErr; err != nil {
+		sess.readErr = nil
+		return nil, sess.readError(err)
+	}
 	select {
 	case in := <-sess.in:
 		sess.idle = false
@@ -431,7 +439,7 @@ func copyMessage(msg pgproto3.FrontendMessage) pgproto3.FrontendMessage {
 	case *pgproto3.FunctionCall:
 		return &pgproto3.FunctionCall{} // only refused, never read
 	case *pgproto3.CopyData:
-		return &pgproto3.CopyData{} // only ignored
+		return &pgproto3.CopyData{Data: bytes.Clone(m.Data)}
 	case *pgproto3.CopyDone:
 		return &pgproto3.CopyDone{}
 	case *pgproto3.CopyFail:

@@ -19,6 +19,7 @@
 //	session.go    client sessions: connections, transaction status
 //	statement.go  preparing and running one client statement, its rows
 //	              and command tag
+//	copy.go       COPY ... TO STDOUT and FROM STDIN, for the COPY protocol
 //	policy.go     what a client statement may do, and why
 //	values.go     DuckDB result types and values in Postgres terms
 //	semantics.go  Postgres semantics on the parse tree: column names,
@@ -105,9 +106,13 @@
 //     it, and the engine's SQL calls built-ins unqualified.
 //   - EXPLAIN is judged by the statement it explains, since EXPLAIN ANALYZE
 //     runs it; EXPLAIN of SET or transaction control is refused (0A000).
-//   - COPY ... TO STDOUT and COPY ... FROM STDIN are refused (0A000) until
-//     the COPY sub-protocol exists: DuckDB would use pgcdc's own standard
-//     output and input.
+//   - COPY ... TO STDOUT and COPY ... FROM STDIN never reach DuckDB, which
+//     would use pgcdc's own standard output and input: copy.go runs them in
+//     the COPY sub-protocol, COPY TO as the equivalent SELECT (policy
+//     included), COPY FROM as multi-row INSERTs into a table of the
+//     client's, in a transaction of its own outside a block. COPY FROM into
+//     a replicated table (one _pgcdc.tables lists) or into _pgcdc is
+//     refused (42501). EXPLAIN of either is refused (0A000).
 //   - Schema _pgcdc, the replication state, is read-only: a statement whose
 //     text mentions _pgcdc, in any case, anywhere (strings and comments
 //     included), must be of DuckDB's type SELECT (for EXPLAIN, the

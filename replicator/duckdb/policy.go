@@ -108,9 +108,11 @@ func (p *policy) checkText(query, lower string) error {
 		}
 	}
 	if copying && stdio {
-		// DuckDB would take STDOUT for /dev/stdout, pgcdc's own.
-		return featureNotSupported("COPY FROM STDIN and COPY TO STDOUT are not supported yet",
-			"pgcdc does not implement the COPY protocol yet: read rows with SELECT and write them with INSERT.")
+		// DuckDB would take STDOUT for /dev/stdout, pgcdc's own. A COPY
+		// the session recognised never gets here (copy.go); this is
+		// EXPLAIN COPY, or text the Postgres parser rejects.
+		return featureNotSupported("COPY FROM STDIN and COPY TO STDOUT must be statements of their own, in Postgres syntax",
+			"pgcdc runs them in the COPY protocol; EXPLAIN of them is not supported.")
 	}
 	if !p.unsafeFileAccess {
 		// Binding COPY FROM samples the file, so the type check after

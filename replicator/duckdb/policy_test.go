@@ -2,12 +2,15 @@ package duckdb_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgcdc/pgcdc/replicator/duckdb"
+	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
 // stateSnapshot renders everything in schema _pgcdc: its objects, their
@@ -182,14 +185,24 @@ func TestClientsCannotReachHostFiles(t *testing.T) {
 			t.Errorf("%s was written", name)
 		}
 	}
+	// COPY's STDOUT and STDIN are the client's connection: the statement
+	// becomes rows for the COPY sub-protocol and never reaches DuckDB,
+	// which would use pgcdc's own standard streams.
 	for _, q := range []string{
 		"COPY public.t TO STDOUT",
-		"COPY public.t FROM STDIN",
 		"copy (SELECT 1) to stdout with (format csv)",
-		"EXPLAIN ANALYZE COPY public.t TO STDOUT",
 	} {
-		refused(t, s, q, "0A000")
+		if _, ok := prepareAndQuery(t, s, q).(pgsql.CopyOutRows); !ok {
+			t.Errorf("%s: not a COPY to the client", q)
+		}
 	}
+	in, ok := prepareAndQuery(t, s, "COPY public.t FROM STDIN").(pgsql.CopyInRows)
+	if !ok {
+		t.Fatal("COPY public.t FROM STDIN: not a COPY from the client")
+	}
+	in.End(context.Background(), errors.New("test"))
+	in.Close()
+	refused(t, s, "EXPLAIN ANALYZE COPY public.t TO STDOUT", "0A000")
 	if got := engineValue(t, d, "SELECT current_setting('enable_external_access') || ',' || current_setting('lock_configuration')"); got != "false,true" {
 		t.Errorf("enable_external_access,lock_configuration = %s", got)
 	}
@@ -253,8 +266,9 @@ func TestUnsafeClientFileAccess(t *testing.T) {
 			t.Errorf("%s: %v", q, err)
 		}
 	}
-	for _, q := range []string{"COPY (SELECT 1) TO STDOUT", "COPY (SELECT 1) FROM STDIN"} {
-		refused(t, s, q, "0A000")
+	refused(t, s, "COPY (SELECT 1) FROM STDIN", "0A000", "42601")
+	if _, ok := prepareAndQuery(t, s, "COPY (SELECT 1) TO STDOUT").(pgsql.CopyOutRows); !ok {
+		t.Error("COPY (SELECT 1) TO STDOUT: not a COPY to the client")
 	}
 	for _, q := range []string{
 		"COPY (SELECT 1) TO '/dev/stdout'",
@@ -291,4 +305,21 @@ func TestOpenTwice(t *testing.T) {
 	if _, err := duckdb.Open(context.Background(), path, duckdb.UnsafeClientFileAccess(true)); err == nil {
 		t.Fatal("an Open that opens client file access succeeded on a database already closed to clients")
 	}
+}
+
+// prepareAndQuery prepares and runs q and returns its rows unread.
+func prepareAndQuery(t *testing.T, s pgsql.Session, q string) pgsql.Rows {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := s.Prepare(ctx, q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	rows, err := p.Query(ctx, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	t.Cleanup(func() { rows.Close() })
+	return rows
 }

@@ -63,6 +63,15 @@ type prepared struct {
 // text again. That keeps no DuckDB statement alive per client statement,
 // which simple-query clients never close.
 func (s *session) Prepare(ctx context.Context, query string) (pgsql.Prepared, error) {
+	if pgsql.IsCopy(query) {
+		// COPY to or from the client runs in the COPY sub-protocol (copy.go).
+		if c, ok, err := pgsql.ParseCopy(query); err != nil {
+			s.Abort()
+			return nil, err
+		} else if ok {
+			return s.prepareCopy(ctx, c)
+		}
+	}
 	p := &prepared{s: s, query: query, tag: commandTag(query)}
 	switch p.tag {
 	case "BEGIN", "START TRANSACTION", "COMMIT", "END", "ROLLBACK", "ABORT":
