@@ -51,34 +51,34 @@ CREATE OR REPLACE MACRO {{C}}.pg.parse_ident(s) AS
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_userbyid(id) AS CASE WHEN id = 10 THEN 'pgcdc' ELSE 'unknown (OID=' || id || ')' END;
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_expr(expr, relid) AS expr, (expr, relid, pretty) AS expr;
 CREATE OR REPLACE MACRO {{C}}.pg.pg_table_is_visible(relid) AS
-    (SELECT list_contains(system.main.current_schemas(true), n.nspname) OR n.nspname = 'pg_catalog'
-     FROM {{C}}.pg.pg_class c JOIN {{C}}.pg.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = relid);
+    (SELECT list_contains(system.main.current_schemas(true), _pg_table_is_visible_n.nspname) OR _pg_table_is_visible_n.nspname = 'pg_catalog'
+     FROM {{C}}.pg.pg_class _pg_table_is_visible_c JOIN {{C}}.pg.pg_namespace _pg_table_is_visible_n ON _pg_table_is_visible_n.oid = _pg_table_is_visible_c.relnamespace WHERE _pg_table_is_visible_c.oid = relid);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_type_is_visible(typid) AS true;
 CREATE OR REPLACE MACRO {{C}}.pg.pg_function_is_visible(fid) AS
-    (SELECT list_contains(system.main.current_schemas(true), 'pgcdc') FROM {{C}}.pg.functions f WHERE f.oid = fid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_result(fid) AS (SELECT f.result FROM {{C}}.pg.functions f WHERE f.oid = fid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_arguments(fid) AS (SELECT f.arguments FROM {{C}}.pg.functions f WHERE f.oid = fid);
+    (SELECT list_contains(system.main.current_schemas(true), 'pgcdc') FROM {{C}}.pg.functions _pg_function_is_visible_f WHERE _pg_function_is_visible_f.oid = fid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_result(fid) AS (SELECT _pg_get_function_result_f.result FROM {{C}}.pg.functions _pg_get_function_result_f WHERE _pg_get_function_result_f.oid = fid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_arguments(fid) AS (SELECT _pg_get_function_arguments_f.arguments FROM {{C}}.pg.functions _pg_get_function_arguments_f WHERE _pg_get_function_arguments_f.oid = fid);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_identity_arguments(fid) AS
-    (SELECT f.identity_arguments FROM {{C}}.pg.functions f WHERE f.oid = fid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_constraintdef(cid) AS (SELECT c.condef FROM {{C}}.pg.pg_constraint c WHERE c.oid = cid), (cid, pretty) AS (SELECT c.condef FROM {{C}}.pg.pg_constraint c WHERE c.oid = cid);
+    (SELECT _pg_get_function_identity_arguments_f.identity_arguments FROM {{C}}.pg.functions _pg_get_function_identity_arguments_f WHERE _pg_get_function_identity_arguments_f.oid = fid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_constraintdef(cid) AS (SELECT _pg_get_constraintdef_c.condef FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid), (cid, pretty) AS (SELECT _pg_get_constraintdef_c.condef FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid);
 CREATE OR REPLACE MACRO {{C}}.pg.indexdef(iid) AS
-    (SELECT 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || {{C}}.pg.quote_ident(i.relname) || ' ON '
-        || {{C}}.pg.quote_ident(n.nspname) || '.' || {{C}}.pg.quote_ident(t.relname) || ' USING btree ('
-        || (SELECT string_agg({{C}}.pg.quote_ident(a.attname), ', ' ORDER BY list_position(x.indkey, a.attnum))
-            FROM {{C}}.pg.pg_attribute a WHERE a.attrelid = x.indrelid AND list_contains(x.indkey, a.attnum)) || ')'
-     FROM {{C}}.pg.pg_index x JOIN {{C}}.pg.pg_class i ON i.oid = x.indexrelid JOIN {{C}}.pg.pg_class t ON t.oid = x.indrelid
-        JOIN {{C}}.pg.pg_namespace n ON n.oid = t.relnamespace WHERE x.indexrelid = iid);
+    (SELECT 'CREATE ' || CASE WHEN _indexdef_x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || {{C}}.pg.quote_ident(_indexdef_i.relname) || ' ON '
+        || {{C}}.pg.quote_ident(_indexdef_n.nspname) || '.' || {{C}}.pg.quote_ident(_indexdef_t.relname) || ' USING btree ('
+        || (SELECT string_agg({{C}}.pg.quote_ident(_indexdef_a.attname), ', ' ORDER BY list_position(_indexdef_x.indkey, _indexdef_a.attnum))
+            FROM {{C}}.pg.pg_attribute _indexdef_a WHERE _indexdef_a.attrelid = _indexdef_x.indrelid AND list_contains(_indexdef_x.indkey, _indexdef_a.attnum)) || ')'
+     FROM {{C}}.pg.pg_index _indexdef_x JOIN {{C}}.pg.pg_class _indexdef_i ON _indexdef_i.oid = _indexdef_x.indexrelid JOIN {{C}}.pg.pg_class _indexdef_t ON _indexdef_t.oid = _indexdef_x.indrelid
+        JOIN {{C}}.pg.pg_namespace _indexdef_n ON _indexdef_n.oid = _indexdef_t.relnamespace WHERE _indexdef_x.indexrelid = iid);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_indexdef(iid) AS {{C}}.pg.indexdef(iid), (iid, col, pretty) AS
     CASE WHEN col = 0 THEN {{C}}.pg.indexdef(iid)
-    ELSE (SELECT {{C}}.pg.quote_ident(a.attname) FROM {{C}}.pg.pg_index x JOIN {{C}}.pg.pg_attribute a ON a.attrelid = x.indrelid
-          AND a.attnum = x.indkey[col] WHERE x.indexrelid = iid) END;
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_viewdef(vid) AS (SELECT v.sql FROM system.main.duckdb_views() v WHERE v.view_oid = vid), (vid, pretty) AS (SELECT v.sql FROM system.main.duckdb_views() v WHERE v.view_oid = vid);
-CREATE OR REPLACE MACRO {{C}}.pg.obj_description(id) AS (SELECT any_value(d.description) FROM {{C}}.pg.pg_description d WHERE d.objoid = id AND d.objsubid = 0),
+    ELSE (SELECT {{C}}.pg.quote_ident(_pg_get_indexdef_a.attname) FROM {{C}}.pg.pg_index _pg_get_indexdef_x JOIN {{C}}.pg.pg_attribute _pg_get_indexdef_a ON _pg_get_indexdef_a.attrelid = _pg_get_indexdef_x.indrelid
+          AND _pg_get_indexdef_a.attnum = _pg_get_indexdef_x.indkey[col] WHERE _pg_get_indexdef_x.indexrelid = iid) END;
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_viewdef(vid) AS (SELECT _pg_get_viewdef_v.sql FROM system.main.duckdb_views() _pg_get_viewdef_v WHERE _pg_get_viewdef_v.view_oid = vid), (vid, pretty) AS (SELECT _pg_get_viewdef_v.sql FROM system.main.duckdb_views() _pg_get_viewdef_v WHERE _pg_get_viewdef_v.view_oid = vid);
+CREATE OR REPLACE MACRO {{C}}.pg.obj_description(id) AS (SELECT any_value(_obj_description_d.description) FROM {{C}}.pg.pg_description _obj_description_d WHERE _obj_description_d.objoid = id AND _obj_description_d.objsubid = 0),
     (id, cls) AS
-    (SELECT any_value(d.description) FROM {{C}}.pg.pg_description d WHERE d.objoid = id AND d.objsubid = 0
-        AND d.classoid = CASE cls WHEN 'pg_class' THEN 1259 WHEN 'pg_proc' THEN 1255 WHEN 'pg_namespace' THEN 2615 ELSE 0 END);
+    (SELECT any_value(_obj_description_d.description) FROM {{C}}.pg.pg_description _obj_description_d WHERE _obj_description_d.objoid = id AND _obj_description_d.objsubid = 0
+        AND _obj_description_d.classoid = CASE cls WHEN 'pg_class' THEN 1259 WHEN 'pg_proc' THEN 1255 WHEN 'pg_namespace' THEN 2615 ELSE 0 END);
 CREATE OR REPLACE MACRO {{C}}.pg.col_description(id, num) AS
-    (SELECT any_value(d.description) FROM {{C}}.pg.pg_description d WHERE d.objoid = id AND d.objsubid = num AND d.classoid = 1259);
+    (SELECT any_value(_col_description_d.description) FROM {{C}}.pg.pg_description _col_description_d WHERE _col_description_d.objoid = id AND _col_description_d.objsubid = num AND _col_description_d.classoid = 1259);
 CREATE OR REPLACE MACRO {{C}}.pg.shobj_description(id, cls) AS CAST(NULL AS VARCHAR);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_total_relation_size(id) AS CAST(0 AS BIGINT);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_relation_size(id) AS CAST(0 AS BIGINT);
@@ -99,6 +99,7 @@ CREATE OR REPLACE MACRO {{C}}.pg.pg_get_serial_sequence(t, c) AS CAST(NULL AS VA
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_partkeydef(id) AS CAST(NULL AS VARCHAR);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_statisticsobjdef_columns(id) AS CAST(NULL AS VARCHAR);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_is_in_recovery() AS false;
+CREATE OR REPLACE MACRO {{C}}.pg.btrim(s) AS trim(s), (s, chars) AS trim(s, chars);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_relation_is_publishable(id) AS false;
 CREATE OR REPLACE MACRO {{C}}.pg.txid_current() AS system.main.txid_current();
 CREATE OR REPLACE MACRO {{C}}.pg.pg_postmaster_start_time() AS CAST('{{STARTED}}' AS TIMESTAMPTZ);
@@ -115,19 +116,21 @@ CREATE OR REPLACE MACRO {{C}}.pg.pg_has_role(a, b) AS true, (a, b, c) AS true;
 -- The reg* types: a name becomes an OID (NULL when nothing has the name,
 -- where Postgres fails), and an OID cast to text becomes a name.
 CREATE OR REPLACE MACRO {{C}}.pg.regclass_in(s) AS
-    (SELECT any_value(c.oid) FROM {{C}}.pg.pg_class c JOIN {{C}}.pg.pg_namespace n ON n.oid = c.relnamespace
-     WHERE CASE WHEN len({{C}}.pg.parse_ident(s)) = 2 THEN n.nspname = {{C}}.pg.parse_ident(s)[1] AND c.relname = {{C}}.pg.parse_ident(s)[2]
-        ELSE c.relname = {{C}}.pg.parse_ident(s)[-1] AND {{C}}.pg.pg_table_is_visible(c.oid) END);
+    (SELECT any_value(_regclass_in_c.oid) FROM {{C}}.pg.pg_class _regclass_in_c JOIN {{C}}.pg.pg_namespace _regclass_in_n ON _regclass_in_n.oid = _regclass_in_c.relnamespace
+     WHERE CASE WHEN len({{C}}.pg.parse_ident(s)) = 2 THEN _regclass_in_n.nspname = {{C}}.pg.parse_ident(s)[1] AND _regclass_in_c.relname = {{C}}.pg.parse_ident(s)[2]
+        ELSE _regclass_in_c.relname = {{C}}.pg.parse_ident(s)[-1] AND {{C}}.pg.pg_table_is_visible(_regclass_in_c.oid) END);
 CREATE OR REPLACE MACRO {{C}}.pg.regclass_out(id) AS
-    (SELECT CASE WHEN {{C}}.pg.pg_table_is_visible(c.oid) THEN '' ELSE {{C}}.pg.quote_ident(n.nspname) || '.' END || {{C}}.pg.quote_ident(c.relname)
-     FROM {{C}}.pg.pg_class c JOIN {{C}}.pg.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = id);
+    (SELECT CASE WHEN {{C}}.pg.pg_table_is_visible(_regclass_out_c.oid) THEN '' ELSE {{C}}.pg.quote_ident(_regclass_out_n.nspname) || '.' END || {{C}}.pg.quote_ident(_regclass_out_c.relname)
+     FROM {{C}}.pg.pg_class _regclass_out_c JOIN {{C}}.pg.pg_namespace _regclass_out_n ON _regclass_out_n.oid = _regclass_out_c.relnamespace WHERE _regclass_out_c.oid = id);
 CREATE OR REPLACE MACRO {{C}}.pg.regtype_in(s) AS
-    (SELECT any_value(t.oid) FROM {{C}}.pg.pg_type t WHERE t.typname = lower(s) OR t.oid IN (SELECT oid FROM {{C}}.pg.types WHERE fmt = lower(s)));
+    (SELECT any_value(_regtype_in_t.oid) FROM {{C}}.pg.pg_type _regtype_in_t WHERE _regtype_in_t.typname = lower(s) OR _regtype_in_t.oid IN (SELECT oid FROM {{C}}.pg.types WHERE fmt = lower(s)));
 CREATE OR REPLACE MACRO {{C}}.pg.regtype_out(id) AS {{C}}.pg.format_type(id, NULL);
-CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_in(s) AS (SELECT any_value(n.oid) FROM {{C}}.pg.pg_namespace n WHERE n.nspname = {{C}}.pg.parse_ident(s)[1]);
-CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_out(id) AS (SELECT {{C}}.pg.quote_ident(n.nspname) FROM {{C}}.pg.pg_namespace n WHERE n.oid = id);
-CREATE OR REPLACE MACRO {{C}}.pg.regproc_in(s) AS (SELECT any_value(f.oid) FROM {{C}}.pg.functions f WHERE f.proname = {{C}}.pg.parse_ident(s)[-1]);
-CREATE OR REPLACE MACRO {{C}}.pg.regproc_out(id) AS coalesce((SELECT f.proname FROM {{C}}.pg.functions f WHERE f.oid = id), '-');
+CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_in(s) AS (SELECT any_value(_regnamespace_in_n.oid) FROM {{C}}.pg.pg_namespace _regnamespace_in_n WHERE _regnamespace_in_n.nspname = {{C}}.pg.parse_ident(s)[1]);
+CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_out(id) AS (SELECT {{C}}.pg.quote_ident(_regnamespace_out_n.nspname) FROM {{C}}.pg.pg_namespace _regnamespace_out_n WHERE _regnamespace_out_n.oid = id);
+-- regproc columns hold function names here, so a regproc is its name.
+CREATE OR REPLACE MACRO {{C}}.pg.regproc_in(s) AS {{C}}.pg.parse_ident(s)[-1];
+CREATE OR REPLACE MACRO {{C}}.pg.regproc_out(id) AS coalesce((SELECT _regproc_out_f.proname FROM {{C}}.pg.functions _regproc_out_f
+    WHERE CAST(_regproc_out_f.oid AS VARCHAR) = CAST(id AS VARCHAR)), CAST(id AS VARCHAR));
 CREATE OR REPLACE MACRO {{C}}.pg.regrole_in(s) AS CAST(10 AS BIGINT);
 CREATE OR REPLACE MACRO {{C}}.pg.regrole_out(id) AS {{C}}.pg.pg_get_userbyid(id);
 CREATE OR REPLACE MACRO {{C}}.pg.to_regclass(s) AS {{C}}.pg.regclass_in(s);
@@ -189,7 +192,13 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_class AS
         CASE WHEN r.relkind = 'r' THEN 'd' ELSE 'n' END AS relreplident, false AS relispartition, CAST(0 AS BIGINT) AS relrewrite,
         CAST(0 AS BIGINT) AS relfrozenxid, CAST(0 AS BIGINT) AS relminmxid, CAST(NULL AS VARCHAR[]) AS relacl,
         CAST(NULL AS VARCHAR[]) AS reloptions, CAST(NULL AS VARCHAR) AS relpartbound, false AS relhasoids
-    FROM rels r JOIN ns ON ns.nspname = r.schema_name;
+    FROM rels r JOIN ns ON ns.nspname = r.schema_name
+    UNION ALL
+    SELECT oid, relname, 11, 0, 0, 10, 2, oid, 0, 0, 0, 0, 0, false, false, 'p', 'r', 0, 0, false, false, false, false, false, true,
+        'n', false, 0, 0, 0, NULL, NULL, NULL, false
+    FROM (VALUES (1247, 'pg_type'), (1249, 'pg_attribute'), (1255, 'pg_proc'), (1259, 'pg_class'), (2604, 'pg_attrdef'),
+        (2606, 'pg_constraint'), (2609, 'pg_description'), (2610, 'pg_index'), (2615, 'pg_namespace'), (1262, 'pg_database'),
+        (1260, 'pg_authid'), (2601, 'pg_am'), (3456, 'pg_collation')) sys(oid, relname);
 
 CREATE OR REPLACE VIEW {{C}}.pg.pg_type AS
     SELECT oid, typname, CAST(11 AS BIGINT) AS typnamespace, CAST(10 AS BIGINT) AS typowner, typlen, typbyval, typtype,
@@ -209,22 +218,22 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_type AS
 
 CREATE OR REPLACE MACRO {{C}}.pg.format_type(typid, typmod) AS
     CASE WHEN typid IS NULL THEN NULL ELSE coalesce(
-        (SELECT any_value(m.type_name) FROM {{DB}}._pgcdc.columns m
-            WHERE m.type_oid = typid AND m.typmod = coalesce(typmod, -1) AND m.type_oid NOT IN (SELECT oid FROM {{C}}.pg.types)),
+        (SELECT any_value(_format_type_m.type_name) FROM {{DB}}._pgcdc.columns _format_type_m
+            WHERE _format_type_m.type_oid = typid AND _format_type_m.typmod = coalesce(typmod, -1) AND _format_type_m.type_oid NOT IN (SELECT oid FROM {{C}}.pg.types)),
         (SELECT CASE
-            WHEN typmod IS NULL OR typmod < 0 THEN t.fmt
-            WHEN t.typname IN ('numeric', '_numeric') THEN
-                replace(t.fmt, 'numeric', 'numeric(' || ((typmod - 4) >> 16) || ',' || ((typmod - 4) & 65535) || ')')
-            WHEN t.typname IN ('varchar', 'bpchar', '_varchar', '_bpchar') THEN
-                regexp_replace(t.fmt, '^(character varying|character|bit varying|bit)', '\1(' || (typmod - 4) || ')')
-            WHEN t.typname IN ('bit', 'varbit', '_bit', '_varbit') THEN
-                regexp_replace(t.fmt, '^(bit varying|bit)', '\1(' || typmod || ')')
-            WHEN t.typname IN ('timestamp', 'timestamptz', 'time', 'timetz', '_timestamp', '_timestamptz', '_time', '_timetz') THEN
-                regexp_replace(t.fmt, '^(timestamp|time)', '\1(' || typmod || ')')
-            WHEN t.typname IN ('interval', '_interval') AND (typmod & 65535) <> 65535 THEN
-                regexp_replace(t.fmt, '^interval', 'interval(' || (typmod & 65535) || ')')
-            ELSE t.fmt END
-         FROM {{C}}.pg.types t WHERE t.oid = typid),
+            WHEN typmod IS NULL OR typmod < 0 THEN _format_type_t.fmt
+            WHEN _format_type_t.typname IN ('numeric', '_numeric') THEN
+                replace(_format_type_t.fmt, 'numeric', 'numeric(' || ((typmod - 4) >> 16) || ',' || ((typmod - 4) & 65535) || ')')
+            WHEN _format_type_t.typname IN ('varchar', 'bpchar', '_varchar', '_bpchar') THEN
+                regexp_replace(_format_type_t.fmt, '^(character varying|character|bit varying|bit)', '\1(' || (typmod - 4) || ')')
+            WHEN _format_type_t.typname IN ('bit', 'varbit', '_bit', '_varbit') THEN
+                regexp_replace(_format_type_t.fmt, '^(bit varying|bit)', '\1(' || typmod || ')')
+            WHEN _format_type_t.typname IN ('timestamp', 'timestamptz', 'time', 'timetz', '_timestamp', '_timestamptz', '_time', '_timetz') THEN
+                regexp_replace(_format_type_t.fmt, '^(timestamp|time)', '\1(' || typmod || ')')
+            WHEN _format_type_t.typname IN ('interval', '_interval') AND (typmod & 65535) <> 65535 THEN
+                regexp_replace(_format_type_t.fmt, '^interval', 'interval(' || (typmod & 65535) || ')')
+            ELSE _format_type_t.fmt END
+         FROM {{C}}.pg.types _format_type_t WHERE _format_type_t.oid = typid),
         '???') END;
 
 CREATE OR REPLACE VIEW {{C}}.pg.pg_attribute AS
@@ -354,6 +363,16 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_indexes AS
         {{C}}.pg.pg_get_indexdef(i.oid) AS indexdef
     FROM {{C}}.pg.pg_index x JOIN {{C}}.pg.pg_class i ON i.oid = x.indexrelid JOIN {{C}}.pg.pg_class t ON t.oid = x.indrelid
     JOIN {{C}}.pg.pg_namespace n ON n.oid = t.relnamespace;
+
+CREATE OR REPLACE VIEW {{C}}.pg.pg_settings AS
+    SELECT name, setting, CAST(NULL AS VARCHAR) AS unit, 'Preset Options' AS category, '' AS short_desc, CAST(NULL AS VARCHAR) AS extra_desc,
+        'internal' AS context, vartype, 'default' AS source, CAST(NULL AS VARCHAR) AS min_val, CAST(NULL AS VARCHAR) AS max_val,
+        CAST(NULL AS VARCHAR[]) AS enumvals, setting AS boot_val, setting AS reset_val, CAST(NULL AS VARCHAR) AS sourcefile,
+        CAST(NULL AS INTEGER) AS sourceline, false AS pending_restart
+    FROM (VALUES ('max_index_keys', '32', 'integer'), ('max_identifier_length', '63', 'integer'), ('block_size', '8192', 'integer'),
+        ('server_version_num', '160000', 'integer'), ('server_version', '16.0', 'string'), ('server_encoding', 'UTF8', 'string'),
+        ('standard_conforming_strings', 'on', 'bool'), ('integer_datetimes', 'on', 'bool'), ('max_connections', '100', 'integer'),
+        ('default_transaction_read_only', 'off', 'bool'), ('lc_collate', 'C', 'string'), ('lc_ctype', 'C', 'string')) v(name, setting, vartype);
 
 -- Catalogs of features the replica does not have: empty, with their columns.
 CREATE OR REPLACE VIEW {{C}}.pg.pg_inherits AS

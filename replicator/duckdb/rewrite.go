@@ -145,18 +145,22 @@ func postgresColumnName(n *pg_query.Node) string {
 	switch x := n.Node.(type) {
 	case *pg_query.Node_FuncCall:
 		if l := len(x.FuncCall.Funcname); l > 0 {
-			return x.FuncCall.Funcname[l-1].GetString_().Sval
+			return x.FuncCall.Funcname[l-1].GetString_().GetSval()
 		}
 	case *pg_query.Node_TypeCast:
-		if name := postgresColumnName(x.TypeCast.Arg); name != "" {
-			return name
+		// A column's or function's name beats the type's; a constant's
+		// does not.
+		if x.TypeCast.Arg.GetColumnRef() != nil || x.TypeCast.Arg.GetFuncCall() != nil {
+			if name := postgresColumnName(x.TypeCast.Arg); name != "" {
+				return name
+			}
 		}
 		if names := x.TypeCast.TypeName.GetNames(); len(names) > 0 {
-			return names[len(names)-1].GetString_().Sval
+			return names[len(names)-1].GetString_().GetSval()
 		}
 	case *pg_query.Node_ColumnRef:
 		if l := len(x.ColumnRef.Fields); l > 0 {
-			return x.ColumnRef.Fields[l-1].GetString_().Sval
+			return x.ColumnRef.Fields[l-1].GetString_().GetSval()
 		}
 	}
 	return ""
@@ -197,14 +201,14 @@ func (r *catalogRewriter) functionName(names []*pg_query.Node) string {
 	switch len(names) {
 	case 1:
 	case 2:
-		s := strings.ToLower(names[0].GetString_().Sval)
+		s := strings.ToLower(names[0].GetString_().GetSval())
 		if s != "pg_catalog" && s != "information_schema" {
 			return ""
 		}
 	default:
 		return ""
 	}
-	f := names[len(names)-1].GetString_().Sval
+	f := names[len(names)-1].GetString_().GetSval()
 	if r.functions[f] {
 		return f
 	}
@@ -217,7 +221,7 @@ func (w *treeWalk) funcCall(f *pg_query.FuncCall) {
 		w.changed = true
 		return
 	}
-	if len(f.Funcname) == 2 && strings.EqualFold(f.Funcname[0].GetString_().Sval, "pg_catalog") {
+	if len(f.Funcname) == 2 && strings.EqualFold(f.Funcname[0].GetString_().GetSval(), "pg_catalog") {
 		f.Funcname = f.Funcname[1:]
 		w.changed = true
 	}
@@ -237,7 +241,7 @@ func typeName(t *pg_query.TypeName) (string, bool) {
 	if len(names) == 0 {
 		return "", false
 	}
-	return strings.ToLower(names[len(names)-1].GetString_().Sval), len(t.ArrayBounds) > 0
+	return strings.ToLower(names[len(names)-1].GetString_().GetSval()), len(t.ArrayBounds) > 0
 }
 
 func (w *treeWalk) typeCast(n *pg_query.Node, c *pg_query.TypeCast) {
@@ -271,7 +275,7 @@ func (w *treeWalk) typeCast(n *pg_query.Node, c *pg_query.TypeCast) {
 		w.changed = true
 		return
 	}
-	if names := c.TypeName.GetNames(); len(names) == 2 && strings.EqualFold(names[0].GetString_().Sval, "pg_catalog") {
+	if names := c.TypeName.GetNames(); len(names) == 2 && strings.EqualFold(names[0].GetString_().GetSval(), "pg_catalog") {
 		c.TypeName.Names = names[1:]
 		w.changed = true
 	}
@@ -281,11 +285,11 @@ func (w *treeWalk) aExpr(n *pg_query.Node, e *pg_query.A_Expr) {
 	if e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) == 0 {
 		return
 	}
-	if len(e.Name) == 2 && strings.EqualFold(e.Name[0].GetString_().Sval, "pg_catalog") {
+	if len(e.Name) == 2 && strings.EqualFold(e.Name[0].GetString_().GetSval(), "pg_catalog") {
 		e.Name = e.Name[1:]
 		w.changed = true
 	}
-	op := e.Name[len(e.Name)-1].GetString_().Sval
+	op := e.Name[len(e.Name)-1].GetString_().GetSval()
 	var negate, icase bool
 	switch op {
 	case "~":
@@ -327,7 +331,7 @@ func (w *treeWalk) rangeFunction(rf *pg_query.RangeFunction) {
 	if f == nil || len(f.Funcname) == 0 {
 		return
 	}
-	switch strings.ToLower(f.Funcname[len(f.Funcname)-1].GetString_().Sval) {
+	switch strings.ToLower(f.Funcname[len(f.Funcname)-1].GetString_().GetSval()) {
 	case "generate_series", "unnest":
 		rf.Alias.Colnames = []*pg_query.Node{pg_query.MakeStrNode(rf.Alias.Aliasname)}
 		w.changed = true
