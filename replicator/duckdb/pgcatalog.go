@@ -35,6 +35,9 @@ var catalogSQL string
 //go:embed pgcatalog_types.csv
 var catalogTypesCSV string
 
+//go:embed pgcatalog_procs.csv
+var catalogProcsCSV string
+
 //go:embed pgcatalog_keywords.csv
 var catalogKeywordsCSV string
 
@@ -44,6 +47,11 @@ const (
 	functionsOID     = 9001
 	catalogSchemaOID = 9000
 )
+
+// The embedded CSV files are Postgres 15's own catalog rows, dumped with
+// psql's \copy from a pg_catalog the way the comments at the top of
+// pgcatalog.sql say: built-in types (pg_type with format_type's spelling),
+// the functions those types name (typinput and friends), and keywords.
 
 // installCatalog attaches the catalog database and creates the stand-in
 // catalog in it. It runs at every Open, before the database is closed to
@@ -170,8 +178,8 @@ func catalogTables(fns *pgsql.Catalog) (string, error) {
 		return "", fmt.Errorf("pgcatalog_types.csv: %w", err)
 	}
 	fmt.Fprintf(&b, `CREATE OR REPLACE TABLE %s.types (oid BIGINT, typname VARCHAR, typlen SMALLINT, typbyval BOOLEAN, typtype VARCHAR,
-		typcategory VARCHAR, typispreferred BOOLEAN, typdelim VARCHAR, typelem BIGINT, typarray BIGINT, typinput VARCHAR,
-		typoutput VARCHAR, typreceive VARCHAR, typsend VARCHAR, typalign VARCHAR, typstorage VARCHAR, typcollation BIGINT, fmt VARCHAR);
+		typcategory VARCHAR, typispreferred BOOLEAN, typdelim VARCHAR, typelem BIGINT, typarray BIGINT, typinput BIGINT,
+		typoutput BIGINT, typreceive BIGINT, typsend BIGINT, typalign VARCHAR, typstorage VARCHAR, typcollation BIGINT, fmt VARCHAR);
 		INSERT INTO %s.types VALUES `, c, c)
 	for i, r := range types[1:] {
 		if i > 0 {
@@ -181,11 +189,24 @@ func catalogTables(fns *pgsql.Catalog) (string, error) {
 		for _, v := range r[4:6] {
 			b.WriteString(", " + literal(v))
 		}
-		b.WriteString(", " + boolSQL(r[6]) + ", " + literal(r[7]) + ", " + r[8] + ", " + r[9])
-		for _, v := range r[10:16] {
+		b.WriteString(", " + boolSQL(r[6]) + ", " + literal(r[7]) + ", " + strings.Join(r[8:14], ", "))
+		for _, v := range r[14:16] {
 			b.WriteString(", " + literal(v))
 		}
 		b.WriteString(", " + r[16] + ", " + literal(r[17]) + ")")
+	}
+	b.WriteString(";\n")
+	procs, err := csv.NewReader(strings.NewReader(catalogProcsCSV)).ReadAll()
+	if err != nil {
+		return "", fmt.Errorf("pgcatalog_procs.csv: %w", err)
+	}
+	fmt.Fprintf(&b, `CREATE OR REPLACE TABLE %s.procs (oid BIGINT, proname VARCHAR, prorettype BIGINT, pronargs INTEGER, prokind VARCHAR);
+		INSERT INTO %s.procs VALUES `, c, c)
+	for i, r := range procs[1:] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s)", r[0], literal(r[1]), r[2], r[3], literal(r[4]))
 	}
 	b.WriteString(";\n")
 	kws, err := csv.NewReader(strings.NewReader(catalogKeywordsCSV)).ReadAll()

@@ -7,6 +7,16 @@
 -- (pg.types) and keywords (pg.keywords) are loaded from Postgres's own
 -- catalogs; our functions (pg.functions) from sql/catalog.sql.
 --
+-- The types, procs and keywords tables come from Postgres 15 (psql):
+--   \copy (SELECT oid, typname, typlen, typbyval, typtype, typcategory, typispreferred, typdelim, typelem,
+--     typarray, typinput::oid, typoutput::oid, typreceive::oid, typsend::oid, typalign, typstorage,
+--     typcollation, format_type(oid, NULL) AS fmt FROM pg_type WHERE typnamespace = 11
+--     AND typtype IN ('b','p','r','m','d') ORDER BY oid) TO 'pgcatalog_types.csv' CSV HEADER
+--   \copy (SELECT oid, proname, prorettype, pronargs, prokind FROM pg_proc WHERE oid IN (the typinput,
+--     typoutput, typreceive and typsend of those types) ORDER BY oid) TO 'pgcatalog_procs.csv' CSV HEADER
+--   \copy (SELECT word, catcode, barelabel, catdesc, baredesc FROM pg_get_keywords() ORDER BY word)
+--     TO 'pgcatalog_keywords.csv' CSV HEADER
+--
 -- OIDs: Postgres's for built-in types and pg_catalog (11), public (2200),
 -- the bootstrap role (10); DuckDB's own for schemas, tables and views;
 -- 1000000000 + table OID for a replicated table's primary key index and
@@ -48,6 +58,8 @@ CREATE OR REPLACE MACRO {{C}}.pg.quote_ident(s) AS
 CREATE OR REPLACE MACRO {{C}}.pg.parse_ident(s) AS
     list_transform(regexp_extract_all(s, '("([^"]|"")*"|[^."]+)'),
         p -> CASE WHEN p[1] = '"' THEN replace(p[2:-2], '""', '"') ELSE lower(p) END);
+CREATE OR REPLACE MACRO {{C}}.pg.quote_literal(s) AS '''' || replace(CAST(s AS VARCHAR), '''', '''''') || '''';
+CREATE OR REPLACE MACRO {{C}}.pg.quote_nullable(s) AS coalesce({{C}}.pg.quote_literal(s), 'NULL');
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_userbyid(id) AS CASE WHEN id = 10 THEN 'pgcdc' ELSE 'unknown (OID=' || id || ')' END;
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_expr(expr, relid) AS expr, (expr, relid, pretty) AS expr;
 CREATE OR REPLACE MACRO {{C}}.pg.pg_table_is_visible(relid) AS
@@ -116,21 +128,27 @@ CREATE OR REPLACE MACRO {{C}}.pg.pg_has_role(a, b) AS true, (a, b, c) AS true;
 -- The reg* types: a name becomes an OID (NULL when nothing has the name,
 -- where Postgres fails), and an OID cast to text becomes a name.
 CREATE OR REPLACE MACRO {{C}}.pg.regclass_in(s) AS
-    (SELECT any_value(_regclass_in_c.oid) FROM {{C}}.pg.pg_class _regclass_in_c JOIN {{C}}.pg.pg_namespace _regclass_in_n ON _regclass_in_n.oid = _regclass_in_c.relnamespace
-     WHERE CASE WHEN len({{C}}.pg.parse_ident(s)) = 2 THEN _regclass_in_n.nspname = {{C}}.pg.parse_ident(s)[1] AND _regclass_in_c.relname = {{C}}.pg.parse_ident(s)[2]
-        ELSE _regclass_in_c.relname = {{C}}.pg.parse_ident(s)[-1] AND {{C}}.pg.pg_table_is_visible(_regclass_in_c.oid) END);
+    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT) ELSE {{C}}.pg.regclass_name(CAST(s AS VARCHAR)) END;
+CREATE OR REPLACE MACRO {{C}}.pg.regclass_name(s) AS
+    (SELECT any_value(_regclass_name_c.oid) FROM {{C}}.pg.pg_class _regclass_name_c JOIN {{C}}.pg.pg_namespace _regclass_name_n ON _regclass_name_n.oid = _regclass_name_c.relnamespace
+     WHERE CASE WHEN len({{C}}.pg.parse_ident(s)) = 2 THEN _regclass_name_n.nspname = {{C}}.pg.parse_ident(s)[1] AND _regclass_name_c.relname = {{C}}.pg.parse_ident(s)[2]
+        ELSE _regclass_name_c.relname = {{C}}.pg.parse_ident(s)[-1] AND {{C}}.pg.pg_table_is_visible(_regclass_name_c.oid) END);
 CREATE OR REPLACE MACRO {{C}}.pg.regclass_out(id) AS
     (SELECT CASE WHEN {{C}}.pg.pg_table_is_visible(_regclass_out_c.oid) THEN '' ELSE {{C}}.pg.quote_ident(_regclass_out_n.nspname) || '.' END || {{C}}.pg.quote_ident(_regclass_out_c.relname)
      FROM {{C}}.pg.pg_class _regclass_out_c JOIN {{C}}.pg.pg_namespace _regclass_out_n ON _regclass_out_n.oid = _regclass_out_c.relnamespace WHERE _regclass_out_c.oid = id);
 CREATE OR REPLACE MACRO {{C}}.pg.regtype_in(s) AS
-    (SELECT any_value(_regtype_in_t.oid) FROM {{C}}.pg.pg_type _regtype_in_t WHERE _regtype_in_t.typname = lower(s) OR _regtype_in_t.oid IN (SELECT oid FROM {{C}}.pg.types WHERE fmt = lower(s)));
+    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT) ELSE {{C}}.pg.regtype_name(CAST(s AS VARCHAR)) END;
+CREATE OR REPLACE MACRO {{C}}.pg.regtype_name(s) AS
+    (SELECT any_value(_regtype_name_t.oid) FROM {{C}}.pg.pg_type _regtype_name_t WHERE _regtype_name_t.typname = lower(s) OR _regtype_name_t.oid IN (SELECT oid FROM {{C}}.pg.types WHERE fmt = lower(s)));
 CREATE OR REPLACE MACRO {{C}}.pg.regtype_out(id) AS {{C}}.pg.format_type(id, NULL);
 CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_in(s) AS (SELECT any_value(_regnamespace_in_n.oid) FROM {{C}}.pg.pg_namespace _regnamespace_in_n WHERE _regnamespace_in_n.nspname = {{C}}.pg.parse_ident(s)[1]);
 CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_out(id) AS (SELECT {{C}}.pg.quote_ident(_regnamespace_out_n.nspname) FROM {{C}}.pg.pg_namespace _regnamespace_out_n WHERE _regnamespace_out_n.oid = id);
--- regproc columns hold function names here, so a regproc is its name.
-CREATE OR REPLACE MACRO {{C}}.pg.regproc_in(s) AS {{C}}.pg.parse_ident(s)[-1];
-CREATE OR REPLACE MACRO {{C}}.pg.regproc_out(id) AS coalesce((SELECT _regproc_out_f.proname FROM {{C}}.pg.functions _regproc_out_f
-    WHERE CAST(_regproc_out_f.oid AS VARCHAR) = CAST(id AS VARCHAR)), CAST(id AS VARCHAR));
+CREATE OR REPLACE MACRO {{C}}.pg.regproc_in(s) AS
+    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT)
+    ELSE (SELECT any_value(_regproc_in_p.oid) FROM {{C}}.pg.pg_proc _regproc_in_p
+          WHERE _regproc_in_p.proname = {{C}}.pg.parse_ident(CAST(s AS VARCHAR))[-1]) END;
+CREATE OR REPLACE MACRO {{C}}.pg.regproc_out(id) AS
+    coalesce((SELECT any_value(_regproc_out_p.proname) FROM {{C}}.pg.pg_proc _regproc_out_p WHERE _regproc_out_p.oid = id), '-');
 CREATE OR REPLACE MACRO {{C}}.pg.regrole_in(s) AS CAST(10 AS BIGINT);
 CREATE OR REPLACE MACRO {{C}}.pg.regrole_out(id) AS {{C}}.pg.pg_get_userbyid(id);
 CREATE OR REPLACE MACRO {{C}}.pg.to_regclass(s) AS {{C}}.pg.regclass_in(s);
@@ -183,7 +201,7 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_class AS
             CAST((SELECT count(*) FROM {{C}}.pg.relcolumns c WHERE c.attrelid = k.attrelid AND c.key_position > 0) AS SMALLINT), 0, false, 'p', 403
         FROM {{C}}.pg.keyed_tables k
 )
-    SELECT r.oid, r.relname, ns.oid AS relnamespace, CAST(0 AS BIGINT) AS reltype, CAST(0 AS BIGINT) AS reloftype,
+    SELECT r.oid, r.relname, ns.oid AS relnamespace, CASE WHEN r.relkind IN ('r', 'v') THEN 1200000000 + r.oid ELSE 0 END AS reltype, CAST(0 AS BIGINT) AS reloftype,
         CAST(10 AS BIGINT) AS relowner, CAST(r.relam AS BIGINT) AS relam, r.oid AS relfilenode, CAST(0 AS BIGINT) AS reltablespace,
         CAST(0 AS INTEGER) AS relpages, CAST(r.reltuples AS FLOAT) AS reltuples, CAST(0 AS INTEGER) AS relallvisible,
         CAST(0 AS BIGINT) AS reltoastrelid, r.relhasindex, false AS relisshared, r.relpersistence,
@@ -213,8 +231,17 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_type AS
     -- that replicated columns use, under the name the source gave them.
     SELECT DISTINCT ON (m.type_oid) CAST(m.type_oid AS BIGINT), split_part(replace(m.type_name, '[]', ''), '.', -1), 2200, 10, -1, false,
         CASE WHEN m.type_name LIKE '%[]' THEN 'b' ELSE 'e' END, CASE WHEN m.type_name LIKE '%[]' THEN 'A' ELSE 'E' END,
-        false, true, ',', 0, 0, 0, 0, 'enum_in', 'enum_out', 'enum_recv', 'enum_send', '-', '-', '-', 'i', 'p', false, 0, -1, 0, 0, NULL, NULL, NULL
-    FROM {{DB}}._pgcdc.columns m WHERE m.type_oid NOT IN (SELECT oid FROM {{C}}.pg.types);
+        false, true, ',', 0, 0, 0, 0, 3504, 3505, 3532, 3533, '-', '-', '-', 'i', 'p', false, 0, -1, 0, 0, NULL, NULL, NULL
+    FROM {{DB}}._pgcdc.columns m WHERE m.type_oid NOT IN (SELECT oid FROM {{C}}.pg.types)
+    UNION ALL
+    -- Each table's and view's row type, and the array of it.
+    SELECT 1200000000 + c.oid, c.relname, c.relnamespace, 10, -1, false, 'c', 'C', false, true, ',', c.oid, 0, 0, 1300000000 + c.oid,
+        2290, 2291, 2402, 2403, '-', '-', '-', 'd', 'x', false, 0, -1, 0, 0, NULL, NULL, NULL
+    FROM {{C}}.pg.pg_class c WHERE c.relkind IN ('r', 'v') AND c.relnamespace <> 11
+    UNION ALL
+    SELECT 1300000000 + c.oid, '_' || c.relname, c.relnamespace, 10, -1, false, 'b', 'A', false, true, ',', 0, 0, 1200000000 + c.oid, 0,
+        750, 751, 2400, 2401, '-', '-', '-', 'd', 'x', false, 0, -1, 0, 0, NULL, NULL, NULL
+    FROM {{C}}.pg.pg_class c WHERE c.relkind IN ('r', 'v') AND c.relnamespace <> 11;
 
 CREATE OR REPLACE MACRO {{C}}.pg.format_type(typid, typmod) AS
     CASE WHEN typid IS NULL THEN NULL ELSE coalesce(
@@ -307,7 +334,11 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_proc AS
         CAST(NULL AS VARCHAR) AS proargdefaults, CAST(NULL AS BIGINT[]) AS protrftypes, f.prosrc, CAST(NULL AS VARCHAR) AS probin,
         CAST(NULL AS VARCHAR) AS prosqlbody, CAST(NULL AS VARCHAR[]) AS proconfig, CAST(NULL AS VARCHAR[]) AS proacl,
         f.arguments, f.identity_arguments, f.result
-    FROM {{C}}.pg.functions f;
+    FROM {{C}}.pg.functions f
+    UNION ALL
+    SELECT p.oid, p.proname, 11, 10, 12, 1, 0, 0, '-', p.prokind, false, false, true, false, 'i', 's', CAST(p.pronargs AS SMALLINT), 0,
+        p.prorettype, CAST(NULL AS BIGINT[]), NULL, NULL, NULL, NULL, NULL, p.proname, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM {{C}}.pg.procs p;
 
 CREATE OR REPLACE VIEW {{C}}.pg.pg_am AS
     SELECT CAST(2 AS BIGINT) AS oid, 'heap' AS amname, 'heap_tableam_handler' AS amhandler, 't' AS amtype
@@ -373,6 +404,11 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_settings AS
         ('server_version_num', '160000', 'integer'), ('server_version', '16.0', 'string'), ('server_encoding', 'UTF8', 'string'),
         ('standard_conforming_strings', 'on', 'bool'), ('integer_datetimes', 'on', 'bool'), ('max_connections', '100', 'integer'),
         ('default_transaction_read_only', 'off', 'bool'), ('lc_collate', 'C', 'string'), ('lc_ctype', 'C', 'string')) v(name, setting, vartype);
+
+CREATE OR REPLACE VIEW {{C}}.pg.pg_stat_user_tables AS
+    SELECT c.oid AS relid, n.nspname AS schemaname, c.relname, CAST(c.reltuples AS BIGINT) AS n_live_tup, CAST(0 AS BIGINT) AS n_dead_tup,
+        CAST(0 AS BIGINT) AS seq_scan, CAST(0 AS BIGINT) AS idx_scan
+    FROM {{C}}.pg.pg_class c JOIN {{C}}.pg.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND c.relnamespace <> 11;
 
 -- Catalogs of features the replica does not have: empty, with their columns.
 CREATE OR REPLACE VIEW {{C}}.pg.pg_inherits AS

@@ -30,7 +30,7 @@ type catalogRewriter struct {
 }
 
 // rewriteNeedles are what a statement must mention to be parsed at all.
-var rewriteNeedles = []string{"pg_", "information_schema", "reg", "operator", "collate", "quote_ident", "parse_ident",
+var rewriteNeedles = []string{"pg_", "any", "all", "format", "current_setting", "json_build_object", "information_schema", "reg", "operator", "collate", "quote_ident", "parse_ident",
 	"array_lower", "array_upper", "array_length", "format_type", "has_", "_description", "::oid", "::name", "current_database"}
 
 // regTypes are the reg* types and the macros that read and print them.
@@ -107,13 +107,17 @@ func (w *treeWalk) node(n *pg_query.Node) {
 	case *pg_query.Node_RangeVar:
 		w.rangeVar(x.RangeVar)
 	case *pg_query.Node_FuncCall:
+		if w.postgresFunction(n, x.FuncCall) {
+			w.node(n)
+			return
+		}
 		w.funcCall(x.FuncCall)
 	case *pg_query.Node_TypeCast:
 		w.typeCast(n, x.TypeCast)
 	case *pg_query.Node_AExpr:
 		w.aExpr(n, x.AExpr)
 	case *pg_query.Node_RangeFunction:
-		w.rangeFunction(x.RangeFunction)
+		w.rangeFunction(n, x.RangeFunction)
 	case *pg_query.Node_CollateClause:
 		if x.CollateClause.Arg != nil {
 			n.Node = x.CollateClause.Arg.Node
@@ -261,11 +265,14 @@ func (w *treeWalk) typeCast(n *pg_query.Node, c *pg_query.TypeCast) {
 		}
 	}
 	if reg := regTypes[name]; reg != "" {
-		if k := c.Arg.GetAConst(); k != nil && k.GetSval() != nil {
+		// A column is an OID column (c.oid::regclass); anything else may
+		// be a name (format('%I.%I', ...)::regclass, $1::regclass), which
+		// the macro looks up unless it is all digits.
+		if c.Arg.GetColumnRef() != nil {
+			c.TypeName = &pg_query.TypeName{Names: qualified("bigint"), Typemod: -1}
+		} else {
 			n.Node = &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{
 				Funcname: qualified(catalogDatabase, "pg", reg+"_in"), Args: []*pg_query.Node{c.Arg}}}
-		} else {
-			c.TypeName = &pg_query.TypeName{Names: qualified("bigint"), Typemod: -1}
 		}
 		w.changed = true
 		return
@@ -282,6 +289,10 @@ func (w *treeWalk) typeCast(n *pg_query.Node, c *pg_query.TypeCast) {
 }
 
 func (w *treeWalk) aExpr(n *pg_query.Node, e *pg_query.A_Expr) {
+	if (e.Kind == pg_query.A_Expr_Kind_AEXPR_OP_ANY || e.Kind == pg_query.A_Expr_Kind_AEXPR_OP_ALL) && len(e.Name) > 0 {
+		w.anyAll(n, e)
+		return
+	}
 	if e.Kind != pg_query.A_Expr_Kind_AEXPR_OP || len(e.Name) == 0 {
 		return
 	}
@@ -319,8 +330,12 @@ func (w *treeWalk) aExpr(n *pg_query.Node, e *pg_query.A_Expr) {
 // rangeFunction names the one column of generate_series(...) s or
 // unnest(...) s after its alias: Postgres lets s stand for the value,
 // DuckDB for the row.
-func (w *treeWalk) rangeFunction(rf *pg_query.RangeFunction) {
-	if rf.Alias == nil || len(rf.Alias.Colnames) > 0 || len(rf.Functions) != 1 || rf.Ordinality {
+//
+// A scalar function in FROM (string_to_array(...) s), which Postgres reads
+// as one row holding the value, becomes that one-row subquery: DuckDB
+// looks for a table function of the name.
+func (w *treeWalk) rangeFunction(n *pg_query.Node, rf *pg_query.RangeFunction) {
+	if rf.Alias == nil || len(rf.Alias.Colnames) > 0 || len(rf.Functions) != 1 || rf.Ordinality || rf.Lateral {
 		return
 	}
 	list := rf.Functions[0].GetList()
@@ -335,5 +350,134 @@ func (w *treeWalk) rangeFunction(rf *pg_query.RangeFunction) {
 	case "generate_series", "unnest":
 		rf.Alias.Colnames = []*pg_query.Node{pg_query.MakeStrNode(rf.Alias.Aliasname)}
 		w.changed = true
+	case "string_to_array", "current_schemas", "parse_ident", "regexp_split_to_array":
+		sel := &pg_query.SelectStmt{TargetList: []*pg_query.Node{
+			pg_query.MakeResTargetNodeWithNameAndVal(rf.Alias.Aliasname, list.Items[0], -1)}}
+		n.Node = &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
+			Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}, Alias: rf.Alias}}
+		w.changed = true
 	}
+}
+
+// anyAll turns x = ANY(array) into list_contains(array, x) and x <> ALL
+// (array) into its negation: DuckDB plans ANY as a subquery, which it
+// cannot put in an outer join's condition. A constant array ('{a,b}') and
+// a subquery stay as they are.
+func (w *treeWalk) anyAll(n *pg_query.Node, e *pg_query.A_Expr) {
+	op := e.Name[len(e.Name)-1].GetString_().GetSval()
+	if e.Rexpr == nil || e.Rexpr.GetAConst() != nil || e.Rexpr.GetSubLink() != nil {
+		return
+	}
+	negate := false
+	switch {
+	case op == "=" && e.Kind == pg_query.A_Expr_Kind_AEXPR_OP_ANY:
+	case op == "<>" && e.Kind == pg_query.A_Expr_Kind_AEXPR_OP_ALL:
+		negate = true
+	default:
+		return
+	}
+	call := &pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{
+		Funcname: qualified("list_contains"), Args: []*pg_query.Node{e.Rexpr, e.Lexpr}}}}
+	if negate {
+		n.Node = &pg_query.Node_BoolExpr{BoolExpr: &pg_query.BoolExpr{Boolop: pg_query.BoolExprType_NOT_EXPR, Args: []*pg_query.Node{call}}}
+	} else {
+		n.Node = call.Node
+	}
+	w.changed = true
+}
+
+// renamedFunctions are Postgres functions DuckDB has under another name.
+var renamedFunctions = map[string]string{"json_build_object": "json_object", "jsonb_build_object": "json_object"}
+
+// constantSettings are settings catalog queries read with
+// current_setting() that DuckDB does not have, with pgcdc's values.
+var constantSettings = map[string]string{"server_version_num": "160000", "server_version": "16.0", "max_index_keys": "32",
+	"max_identifier_length": "63", "standard_conforming_strings": "on", "integer_datetimes": "on"}
+
+// postgresFunction rewrites calls DuckDB spells differently. It reports
+// whether it replaced n.
+func (w *treeWalk) postgresFunction(n *pg_query.Node, f *pg_query.FuncCall) bool {
+	if len(f.Funcname) != 1 {
+		return false
+	}
+	name := strings.ToLower(f.Funcname[0].GetString_().GetSval())
+	if to, ok := renamedFunctions[name]; ok {
+		f.Funcname = qualified(to)
+		w.changed = true
+		return false
+	}
+	switch name {
+	case "current_setting":
+		if len(f.Args) == 1 && f.Args[0].GetAConst() != nil {
+			if v, ok := constantSettings[strings.ToLower(f.Args[0].GetAConst().GetSval().GetSval())]; ok {
+				n.Node = pg_query.MakeAConstStrNode(v, -1).Node
+				w.changed = true
+				return true
+			}
+		}
+	case "format":
+		if len(f.Args) == 0 || f.Args[0].GetAConst() == nil || f.Args[0].GetAConst().GetSval() == nil {
+			return false
+		}
+		if parts, ok := formatParts(f.Args[0].GetAConst().GetSval().GetSval(), f.Args[1:]); ok {
+			n.Node = &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{Funcname: qualified("concat"), Args: parts}}
+			w.changed = true
+			return true
+		}
+	}
+	return false
+}
+
+// formatParts spells format()'s %s, %I, %L and %% as the arguments of a
+// concat(): DuckDB's format() takes {} placeholders. Widths, positions
+// and the like are left to fail.
+func formatParts(format string, args []*pg_query.Node) ([]*pg_query.Node, bool) {
+	var parts []*pg_query.Node
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			parts = append(parts, pg_query.MakeAConstStrNode(lit.String(), -1))
+			lit.Reset()
+		}
+	}
+	next := 0
+	for i := 0; i < len(format); i++ {
+		if format[i] != '%' {
+			lit.WriteByte(format[i])
+			continue
+		}
+		if i+1 >= len(format) {
+			return nil, false
+		}
+		i++
+		switch format[i] {
+		case '%':
+			lit.WriteByte('%')
+			continue
+		case 's', 'I', 'L':
+		default:
+			return nil, false
+		}
+		if next >= len(args) {
+			return nil, false
+		}
+		flush()
+		arg := &pg_query.Node{Node: &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{Arg: args[next],
+			TypeName: &pg_query.TypeName{Names: qualified("varchar"), Typemod: -1}}}}
+		switch format[i] {
+		case 'I':
+			arg = &pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{
+				Funcname: qualified(catalogDatabase, "pg", "quote_ident"), Args: []*pg_query.Node{arg}}}}
+		case 'L':
+			arg = &pg_query.Node{Node: &pg_query.Node_FuncCall{FuncCall: &pg_query.FuncCall{
+				Funcname: qualified(catalogDatabase, "pg", "quote_nullable"), Args: []*pg_query.Node{arg}}}}
+		}
+		parts = append(parts, arg)
+		next++
+	}
+	flush()
+	if len(parts) == 0 {
+		parts = append(parts, pg_query.MakeAConstStrNode("", -1))
+	}
+	return parts, true
 }

@@ -31,7 +31,9 @@ public class Metadata {
         while (rs.next()) {
             StringBuilder b = new StringBuilder();
             for (int i = 1; i <= m.getColumnCount(); i++) {
-                b.append(i > 1 ? " | " : "").append(rs.getString(i));
+                String v = rs.getString(i);
+                // One row, one line: remarks may span lines.
+                b.append(i > 1 ? " | " : "").append(v == null ? null : v.replace("\n", "\\n"));
             }
             System.out.println(b);
         }
