@@ -59,12 +59,19 @@ func TestCompat(t *testing.T) {
 		if _, err := exec.LookPath("psql"); err != nil {
 			t.Skip("psql is not installed (.ci/run installs postgresql-client): ", err)
 		}
-		for _, c := range []string{`\dt shop.*`, `\d shop.orders`, `\d shop.order_lines`, `\d+ shop.customers`, `\di shop.*`,
-			`\dv shop.*`, `\df pgcdc.*`, `\dn`, `\dT shop.*`, `\dt`} {
-			name := "psql " + c
-			want, werr := ref.psql(ctx, c)
-			have, herr := got.psql(ctx, c)
-			s.compare(t, known, name, normalizeTable(withoutPublications(want), werr), normalizeTable(withoutPublications(have), herr))
+		commands := []string{`\dt shop.*`, `\d shop.orders`, `\d shop.order_lines`, `\d+ shop.customers`, `\di shop.*`,
+			`\dv shop.*`, `\df pgcdc.*`, `\dn`, `\dT shop.*`, `\dt`}
+		answers := func(e compatEndpoint) []string {
+			out := make([]string, len(commands))
+			for i, c := range commands {
+				o, err := e.psql(ctx, c)
+				out[i] = normalizeTable(withoutPublications(o), err)
+			}
+			return out
+		}
+		want, have := both(ref, got, answers)
+		for i, c := range commands {
+			s.compare(t, known, "psql "+c, want[i], have[i])
 		}
 		// \l and \du list the server's databases and roles, which the two
 		// do not share: pgcdc has to answer them, not match them.
@@ -85,10 +92,10 @@ func TestCompat(t *testing.T) {
 		if _, err := os.Stat(jdbcJar); err != nil {
 			requireClient(t, "no pgJDBC jar (libpostgresql-jdbc-java): %v", err)
 		}
-		want := splitCases(ref.run(ctx, t, java, "-cp", jdbcJar, "-Xshare:auto", "-XX:TieredStopAtLevel=1",
-			filepath.Join(clientsDir(t), "java", "Metadata.java"), ref.jdbcURL()))
-		have := splitCases(got.run(ctx, t, java, "-cp", jdbcJar, "-Xshare:auto", "-XX:TieredStopAtLevel=1",
-			filepath.Join(clientsDir(t), "java", "Metadata.java"), got.jdbcURL()))
+		want, have := both(ref, got, func(e compatEndpoint) map[string]string {
+			return splitCases(e.run(ctx, t, java, "-cp", jdbcJar, "-Xshare:auto", "-XX:TieredStopAtLevel=1",
+				filepath.Join(clientsDir(t), "java", "Metadata.java"), e.jdbcURL()))
+		})
 		// information_schema's own types (its domains and its views' row
 		// types) are not emulated: their rows are left out on both sides.
 		infoTypes := rowsOf(ctx, t, src, `SELECT typname FROM pg_type WHERE typnamespace = 'information_schema'::regnamespace`)
@@ -104,8 +111,7 @@ func TestCompat(t *testing.T) {
 			requireClient(t, "no SQLAlchemy with psycopg2 for %s (python3-sqlalchemy): %v", py, err)
 		}
 		script := filepath.Join("testdata", "compat", "sqlalchemy_inspector.py")
-		want := splitCases(ref.run(ctx, t, py, script))
-		have := splitCases(got.run(ctx, t, py, script))
+		want, have := both(ref, got, func(e compatEndpoint) map[string]string { return splitCases(e.run(ctx, t, py, script)) })
 		compareCases(t, &s, known, "sqlalchemy ", want, have)
 	})
 
@@ -125,7 +131,8 @@ func TestCompat(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := "query " + strings.TrimSuffix(filepath.Base(f), ".sql")
-			s.compare(t, known, name, textResult(ctx, refConn, string(b)), textResult(ctx, rep, string(b)))
+			want, have := both(refConn, rep, func(c *pgx.Conn) string { return textResult(ctx, c, string(b)) })
+			s.compare(t, known, name, want, have)
 		}
 	})
 
@@ -171,13 +178,14 @@ func (e compatEndpoint) psql(ctx context.Context, command string) (string, error
 
 // run runs a client program against e and returns its output.
 func (e compatEndpoint) run(ctx context.Context, t *testing.T, name string, args ...string) string {
-	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = e.env()
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s against %s:%d: %v\n%s", filepath.Base(args[len(args)-1]), e.host, e.port, err, out)
+		// Called from both's goroutine: Errorf, and the empty answer fails
+		// the comparison.
+		t.Errorf("%s against %s:%d: %v\n%s", filepath.Base(args[len(args)-1]), e.host, e.port, err, out)
 	}
 	return string(out)
 }
@@ -505,4 +513,16 @@ func withoutRows(table string, names []string) string {
 		b.WriteString(line + "\n")
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// both asks the reference and pgcdc at the same time.
+func both[E, R any](ref, got E, ask func(E) R) (want, have R) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		want = ask(ref)
+	}()
+	have = ask(got)
+	<-done
+	return want, have
 }

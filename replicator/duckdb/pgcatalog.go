@@ -90,6 +90,7 @@ func installCatalog(ctx context.Context, db *sql.DB) (*catalogRewriter, error) {
 		"{{DBNAME}}", strings.ReplaceAll(dbName, "'", "''"),
 		"{{DATNAME}}", strings.ReplaceAll(dbName, "'", "''"),
 		"{{STARTED}}", time.Now().UTC().Format(time.RFC3339Nano),
+		"{{RESERVED}}", reservedKeywords(),
 	).Replace(catalogSQL)
 	// Views and macros bind what they name when they are created, so each
 	// needs the ones it uses first; rather than keep the file in that
@@ -311,4 +312,17 @@ func boolSQL(v string) string {
 		return "true"
 	}
 	return "false"
+}
+
+// reservedKeywords is a SQL list of the keywords quote_ident quotes: all
+// but the unreserved ones.
+func reservedKeywords() string {
+	rows, _ := csv.NewReader(strings.NewReader(catalogKeywordsCSV)).ReadAll()
+	var words []string
+	for _, r := range rows[1:] {
+		if len(r) > 1 && r[1] != "U" {
+			words = append(words, literal(r[0]))
+		}
+	}
+	return "[" + strings.Join(words, ", ") + "]"
 }

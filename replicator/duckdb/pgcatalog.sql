@@ -53,7 +53,7 @@ CREATE OR REPLACE MACRO {{C}}.pg.duck_typmod(t) AS CASE
 -- Functions.
 CREATE OR REPLACE MACRO {{C}}.pg.quote_ident(s) AS
     CASE WHEN s IS NULL THEN NULL
-        WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') AND lower(s) NOT IN (SELECT word FROM {{C}}.pg.keywords WHERE catcode <> 'U') THEN s
+        WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') AND NOT list_contains({{RESERVED}}, s) THEN s
         ELSE '"' || replace(s, '"', '""') || '"' END;
 CREATE OR REPLACE MACRO {{C}}.pg.parse_ident(s) AS
     list_transform(regexp_extract_all(s, '("([^"]|"")*"|[^."]+)'),
@@ -72,18 +72,13 @@ CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_result(fid) AS (SELECT _pg_get_
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_arguments(fid) AS (SELECT _pg_get_function_arguments_f.arguments FROM {{C}}.pg.functions _pg_get_function_arguments_f WHERE _pg_get_function_arguments_f.oid = fid);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_identity_arguments(fid) AS
     (SELECT _pg_get_function_identity_arguments_f.identity_arguments FROM {{C}}.pg.functions _pg_get_function_identity_arguments_f WHERE _pg_get_function_identity_arguments_f.oid = fid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_constraintdef(cid) AS (SELECT _pg_get_constraintdef_c.condef FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid), (cid, pretty) AS (SELECT _pg_get_constraintdef_c.condef FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_constraintdef(cid) AS (SELECT any_value(_pg_get_constraintdef_c.condef) FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid), (cid, pretty) AS (SELECT any_value(_pg_get_constraintdef_c.condef) FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid);
 CREATE OR REPLACE MACRO {{C}}.pg.indexdef(iid) AS
-    (SELECT 'CREATE ' || CASE WHEN _indexdef_x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || {{C}}.pg.quote_ident(_indexdef_i.relname) || ' ON '
-        || {{C}}.pg.quote_ident(_indexdef_n.nspname) || '.' || {{C}}.pg.quote_ident(_indexdef_t.relname) || ' USING btree ('
-        || (SELECT string_agg({{C}}.pg.quote_ident(_indexdef_a.attname), ', ' ORDER BY list_position(_indexdef_x.indkey, _indexdef_a.attnum))
-            FROM {{C}}.pg.pg_attribute _indexdef_a WHERE _indexdef_a.attrelid = _indexdef_x.indrelid AND list_contains(_indexdef_x.indkey, _indexdef_a.attnum)) || ')'
-     FROM {{C}}.pg.pg_index _indexdef_x JOIN {{C}}.pg.pg_class _indexdef_i ON _indexdef_i.oid = _indexdef_x.indexrelid JOIN {{C}}.pg.pg_class _indexdef_t ON _indexdef_t.oid = _indexdef_x.indrelid
-        JOIN {{C}}.pg.pg_namespace _indexdef_n ON _indexdef_n.oid = _indexdef_t.relnamespace WHERE _indexdef_x.indexrelid = iid);
+    (SELECT any_value(_indexdef_k.indexdef) FROM {{C}}.pg.pg_constraint _indexdef_k WHERE _indexdef_k.conindid = iid);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_indexdef(iid) AS {{C}}.pg.indexdef(iid), (iid, col, pretty) AS
     CASE WHEN col = 0 THEN {{C}}.pg.indexdef(iid)
-    ELSE (SELECT {{C}}.pg.quote_ident(_pg_get_indexdef_a.attname) FROM {{C}}.pg.pg_index _pg_get_indexdef_x JOIN {{C}}.pg.pg_attribute _pg_get_indexdef_a ON _pg_get_indexdef_a.attrelid = _pg_get_indexdef_x.indrelid
-          AND _pg_get_indexdef_a.attnum = _pg_get_indexdef_x.indkey[col] WHERE _pg_get_indexdef_x.indexrelid = iid) END;
+    ELSE (SELECT any_value({{C}}.pg.quote_ident(_pg_get_indexdef_c.attname)) FROM {{C}}.pg.relcolumns _pg_get_indexdef_c
+          WHERE 1000000000 + _pg_get_indexdef_c.attrelid = iid AND _pg_get_indexdef_c.key_position = col) END;
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_viewdef(vid) AS (SELECT _pg_get_viewdef_v.sql FROM system.main.duckdb_views() _pg_get_viewdef_v WHERE _pg_get_viewdef_v.view_oid = vid), (vid, pretty) AS (SELECT _pg_get_viewdef_v.sql FROM system.main.duckdb_views() _pg_get_viewdef_v WHERE _pg_get_viewdef_v.view_oid = vid);
 CREATE OR REPLACE MACRO {{C}}.pg.obj_description(id) AS (SELECT any_value(_obj_description_d.description) FROM {{C}}.pg.pg_description _obj_description_d WHERE _obj_description_d.objoid = id AND _obj_description_d.objsubid = 0),
     (id, cls) AS
@@ -182,23 +177,27 @@ CREATE OR REPLACE VIEW {{C}}.pg.relcolumns AS
     LEFT JOIN {{DB}}._pgcdc.columns m ON m.schema_name = c.schema_name AND m.table_name = c.table_name AND m.column_name = c.column_name
     WHERE c.database_name = '{{DBNAME}}' AND NOT {{C}}.pg.hidden_schema(c.schema_name);
 
+-- Replicated tables with a key: the primary key index and constraint
+-- that Postgres has for it.
 CREATE OR REPLACE VIEW {{C}}.pg.keyed_tables AS
-    SELECT DISTINCT attrelid, schema_name, table_name FROM {{C}}.pg.relcolumns WHERE key_position > 0;
+    SELECT attrelid, schema_name, table_name, CAST(count(*) AS SMALLINT) AS nkeys,
+        list(attnum ORDER BY key_position) AS keys,
+        string_agg({{C}}.pg.quote_ident(attname), ', ' ORDER BY key_position) AS key_list
+    FROM {{C}}.pg.relcolumns WHERE key_position > 0 GROUP BY attrelid, schema_name, table_name;
 
 CREATE OR REPLACE VIEW {{C}}.pg.pg_class AS
     WITH ns AS (SELECT oid, nspname FROM {{C}}.pg.pg_namespace),
     rels AS (
         SELECT t.table_oid AS oid, t.table_name AS relname, t.schema_name, 'r' AS relkind,
             CAST(t.column_count AS SMALLINT) AS relnatts, t.estimated_size AS reltuples,
-            EXISTS (SELECT 1 FROM {{C}}.pg.keyed_tables k WHERE k.attrelid = t.table_oid) AS relhasindex,
+            t.table_oid IN (SELECT k.attrelid FROM {{C}}.pg.keyed_tables k) AS relhasindex,
             CAST(CASE WHEN t.temporary THEN 't' ELSE 'p' END AS VARCHAR) AS relpersistence, 2 AS relam
         FROM system.main.duckdb_tables() t WHERE t.database_name = '{{DBNAME}}' AND NOT {{C}}.pg.hidden_schema(t.schema_name)
         UNION ALL
         SELECT v.view_oid, v.view_name, v.schema_name, 'v', CAST(v.column_count AS SMALLINT), 0, false, 'p', 0
         FROM system.main.duckdb_views() v WHERE v.database_name = '{{DBNAME}}' AND NOT v.internal AND NOT {{C}}.pg.hidden_schema(v.schema_name)
         UNION ALL
-        SELECT 1000000000 + k.attrelid, k.table_name || '_pkey', k.schema_name, 'i',
-            CAST((SELECT count(*) FROM {{C}}.pg.relcolumns c WHERE c.attrelid = k.attrelid AND c.key_position > 0) AS SMALLINT), 0, false, 'p', 403
+        SELECT 1000000000 + k.attrelid, k.table_name || '_pkey', k.schema_name, 'i', k.nkeys, 0, false, 'p', 403
         FROM {{C}}.pg.keyed_tables k
 )
     SELECT r.oid, r.relname, ns.oid AS relnamespace, CASE WHEN r.relkind IN ('r', 'v') THEN 1200000000 + r.oid ELSE 0 END AS reltype, CAST(0 AS BIGINT) AS reloftype,
@@ -244,9 +243,13 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_type AS
     FROM {{C}}.pg.pg_class c WHERE c.relkind IN ('r', 'v') AND c.relnamespace <> 11;
 
 CREATE OR REPLACE MACRO {{C}}.pg.format_type(typid, typmod) AS
-    CASE WHEN typid IS NULL THEN NULL ELSE coalesce(
-        (SELECT any_value(_format_type_m.type_name) FROM {{DB}}._pgcdc.columns _format_type_m
-            WHERE _format_type_m.type_oid = typid AND _format_type_m.typmod = coalesce(typmod, -1) AND _format_type_m.type_oid NOT IN (SELECT oid FROM {{C}}.pg.types)),
+    CASE WHEN typid IS NULL THEN NULL
+    -- Types outside pg_catalog: a table's row type, or the source's name for it.
+    WHEN typid >= 1200000000 THEN (SELECT any_value(_format_type_y.table_name) || CASE WHEN typid >= 1300000000 THEN '[]' ELSE '' END
+        FROM system.main.duckdb_tables() _format_type_y WHERE _format_type_y.table_oid = typid % 100000000)
+    WHEN typid >= 10000 THEN coalesce((SELECT any_value(_format_type_m.type_name) FROM {{DB}}._pgcdc.columns _format_type_m
+            WHERE _format_type_m.type_oid = typid), '???')
+    ELSE coalesce(
         (SELECT CASE
             WHEN typmod IS NULL OR typmod < 0 THEN _format_type_t.fmt
             WHEN _format_type_t.typname IN ('numeric', '_numeric') THEN
@@ -264,18 +267,15 @@ CREATE OR REPLACE MACRO {{C}}.pg.format_type(typid, typmod) AS
         '???') END;
 
 CREATE OR REPLACE VIEW {{C}}.pg.pg_attribute AS
-    SELECT c.attrelid, c.attname, c.atttypid, CAST(-1 AS INTEGER) AS attstattarget,
-        coalesce((SELECT t.typlen FROM {{C}}.pg.types t WHERE t.oid = c.atttypid), -1) AS attlen,
-        c.attnum, c.attndims, CAST(-1 AS INTEGER) AS attcacheoff, c.atttypmod,
-        coalesce((SELECT t.typbyval FROM {{C}}.pg.types t WHERE t.oid = c.atttypid), false) AS attbyval,
-        coalesce((SELECT t.typalign FROM {{C}}.pg.types t WHERE t.oid = c.atttypid), 'i') AS attalign,
-        coalesce((SELECT t.typstorage FROM {{C}}.pg.types t WHERE t.oid = c.atttypid), 'x') AS attstorage,
+    SELECT c.attrelid, c.attname, c.atttypid, CAST(-1 AS INTEGER) AS attstattarget, coalesce(t.typlen, -1) AS attlen,
+        c.attnum, c.attndims, CAST(-1 AS INTEGER) AS attcacheoff, c.atttypmod, coalesce(t.typbyval, false) AS attbyval,
+        coalesce(t.typalign, 'i') AS attalign, coalesce(t.typstorage, 'x') AS attstorage,
         '' AS attcompression, c.attnotnull, c.column_default IS NOT NULL AS atthasdef, false AS atthasmissing,
         '' AS attidentity, '' AS attgenerated, false AS attisdropped, true AS attislocal, CAST(0 AS INTEGER) AS attinhcount,
-        coalesce((SELECT t.typcollation FROM {{C}}.pg.types t WHERE t.oid = c.atttypid), 0) AS attcollation,
+        coalesce(t.typcollation, 0) AS attcollation,
         CAST(NULL AS VARCHAR[]) AS attacl, CAST(NULL AS VARCHAR[]) AS attoptions, CAST(NULL AS VARCHAR[]) AS attfdwoptions,
         CAST(NULL AS VARCHAR) AS attmissingval
-    FROM {{C}}.pg.relcolumns c
+    FROM {{C}}.pg.relcolumns c LEFT JOIN {{C}}.pg.types t ON t.oid = c.atttypid
     UNION ALL
     SELECT 1000000000 + c.attrelid, c.attname, c.atttypid, -1, -1, CAST(c.key_position AS SMALLINT), c.attndims, -1, c.atttypmod,
         false, 'i', 'p', '', false, false, false, '', '', false, true, 0, 0, NULL, NULL, NULL, NULL
@@ -287,11 +287,10 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_attrdef AS
 
 CREATE OR REPLACE VIEW {{C}}.pg.pg_index AS
     SELECT 1000000000 + k.attrelid AS indexrelid, k.attrelid AS indrelid,
-        CAST((SELECT count(*) FROM {{C}}.pg.relcolumns c WHERE c.attrelid = k.attrelid AND c.key_position > 0) AS SMALLINT) AS indnatts,
-        CAST((SELECT count(*) FROM {{C}}.pg.relcolumns c WHERE c.attrelid = k.attrelid AND c.key_position > 0) AS SMALLINT) AS indnkeyatts,
+        k.nkeys AS indnatts, k.nkeys AS indnkeyatts,
         true AS indisunique, false AS indnullsnotdistinct, true AS indisprimary, false AS indisexclusion, true AS indimmediate,
         false AS indisclustered, true AS indisvalid, false AS indcheckxmin, true AS indisready, true AS indislive, false AS indisreplident,
-        (SELECT list(c.attnum ORDER BY c.key_position) FROM {{C}}.pg.relcolumns c WHERE c.attrelid = k.attrelid AND c.key_position > 0) AS indkey,
+        k.keys AS indkey,
         CAST([] AS BIGINT[]) AS indcollation, CAST([] AS BIGINT[]) AS indclass, CAST([] AS SMALLINT[]) AS indoption,
         CAST(NULL AS VARCHAR) AS indexprs, CAST(NULL AS VARCHAR) AS indpred
     FROM {{C}}.pg.keyed_tables k;
@@ -302,12 +301,13 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_constraint AS
         1000000000 + k.attrelid AS conindid, CAST(0 AS BIGINT) AS conparentid, CAST(0 AS BIGINT) AS confrelid,
         ' ' AS confupdtype, ' ' AS confdeltype, ' ' AS confmatchtype, true AS conislocal, CAST(0 AS INTEGER) AS coninhcount,
         true AS connoinherit,
-        (SELECT list(c.attnum ORDER BY c.key_position) FROM {{C}}.pg.relcolumns c WHERE c.attrelid = k.attrelid AND c.key_position > 0) AS conkey,
+        k.keys AS conkey,
         CAST(NULL AS SMALLINT[]) AS confkey, CAST(NULL AS BIGINT[]) AS conpfeqop, CAST(NULL AS BIGINT[]) AS conppeqop,
         CAST(NULL AS BIGINT[]) AS conffeqop, CAST(NULL AS SMALLINT[]) AS confdelsetcols, CAST(NULL AS BIGINT[]) AS conexclop,
         CAST(NULL AS VARCHAR) AS conbin,
-        'PRIMARY KEY (' || (SELECT string_agg({{C}}.pg.quote_ident(c.attname), ', ' ORDER BY c.key_position)
-            FROM {{C}}.pg.relcolumns c WHERE c.attrelid = k.attrelid AND c.key_position > 0) || ')' AS condef
+        'PRIMARY KEY (' || k.key_list || ')' AS condef,
+        'CREATE UNIQUE INDEX ' || {{C}}.pg.quote_ident(k.table_name || '_pkey') || ' ON ' || {{C}}.pg.quote_ident(k.schema_name) || '.'
+            || {{C}}.pg.quote_ident(k.table_name) || ' USING btree (' || k.key_list || ')' AS indexdef
     FROM {{C}}.pg.keyed_tables k JOIN {{C}}.pg.pg_namespace n ON n.nspname = k.schema_name;
 
 CREATE OR REPLACE VIEW {{C}}.pg.pg_description AS
