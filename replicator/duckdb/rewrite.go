@@ -30,7 +30,7 @@ type catalogRewriter struct {
 }
 
 // rewriteNeedles are what a statement must mention to be parsed at all.
-var rewriteNeedles = []string{"pg_", "any", "all", "format", "current_setting", "json_build_object", "information_schema", "reg", "operator", "collate", "quote_ident", "parse_ident",
+var rewriteNeedles = []string{"pg_", "any", "all", "format", "current_setting", "json_build_object", "string_to_array", "information_schema", "reg", "operator", "collate", "quote_ident", "parse_ident",
 	"array_lower", "array_upper", "array_length", "format_type", "has_", "_description", "::oid", "::name", "current_database"}
 
 // regTypes are the reg* types and the macros that read and print them.
@@ -133,13 +133,10 @@ func (w *treeWalk) resTarget(t *pg_query.ResTarget) {
 	if t.Name != "" || t.Val == nil {
 		return
 	}
-	if name := postgresColumnName(t.Val); name != "" {
-		if f := t.Val.GetFuncCall(); f != nil && w.r.functionName(f.Funcname) == "" {
-			return
-		}
-		if t.Val.GetColumnRef() == nil {
-			t.Name = name
-		}
+	// Named in any case: the names only reach DuckDB if something else
+	// in the statement is rewritten.
+	if name := postgresColumnName(t.Val); name != "" && t.Val.GetColumnRef() == nil {
+		t.Name = name
 	}
 }
 

@@ -118,6 +118,10 @@ func (t *tx) recordColumns(ctx context.Context, tbl *replica.Table) error {
 			key++
 			pos = key
 		}
+		if c.Hint != nil {
+			// The user chose the DuckDB type; the catalog describes that.
+			continue
+		}
 		name := c.TypeName
 		if name == "" {
 			name = c.TypeSQL
