@@ -25,7 +25,10 @@ func ordersTable() *replica.Table {
 // type OIDs join pg_type.
 func TestCatalogDescribesSourceTypes(t *testing.T) {
 	d := openFile(t)
-	inTx(t, d, func(ctx context.Context, tx replica.Tx) error { _, err := tx.EnsureTable(ctx, ordersTable()); return err })
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
+		_, err := tx.EnsureTable(ctx, ordersTable())
+		return err
+	})
 	s := openSession(t, d)
 	got := mustRun(t, s, `SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, t.typname
 		FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -67,7 +70,10 @@ func TestCatalogDescribesSourceTypes(t *testing.T) {
 // table and go with it.
 func TestCatalogFollowsRenamesAndDrops(t *testing.T) {
 	d := openFile(t)
-	inTx(t, d, func(ctx context.Context, tx replica.Tx) error { _, err := tx.EnsureTable(ctx, ordersTable()); return err })
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
+		_, err := tx.EnsureTable(ctx, ordersTable())
+		return err
+	})
 	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
 		return tx.RenameTable(ctx, replica.TableName{Schema: "shop", Name: "orders"}, replica.TableName{Schema: "archive", Name: "old_orders"})
 	})
@@ -75,7 +81,10 @@ func TestCatalogFollowsRenamesAndDrops(t *testing.T) {
 	if got := mustRun(t, s, `SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'archive.old_orders'::regclass AND attname = 'amount'`); len(got) != 1 || got[0] != "numeric(12,2)" {
 		t.Errorf("after the move: %q", got)
 	}
-	inTx(t, d, func(ctx context.Context, tx replica.Tx) error { _, err := tx.DropTable(ctx, "archive", "old_orders"); return err })
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
+		_, err := tx.DropTable(ctx, "archive", "old_orders")
+		return err
+	})
 	if got := engineValue(t, d, `SELECT count(*) FROM _pgcdc.columns`); got != "0" {
 		t.Errorf("_pgcdc.columns keeps %s rows of a dropped table", got)
 	}

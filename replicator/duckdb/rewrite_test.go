@@ -70,9 +70,9 @@ func TestRewriteLeavesOtherSQLAlone(t *testing.T) {
 	r := testRewriter()
 	for _, q := range []string{
 		"SELECT id, note FROM shop.orders WHERE id = $1",
-		"FROM shop.orders SELECT id",                      // DuckDB only: the Postgres parser refuses it
-		"SELECT * FROM pg_catalog.pg_class; SELECT 1",     // two statements: the session refuses them
-		"SELECT list_transform([1, 2], x -> x + 1)",       // DuckDB lambdas
+		"FROM shop.orders SELECT id",                     // DuckDB only: the Postgres parser refuses it
+		"SELECT * FROM pg_catalog.pg_class; SELECT 1",    // two statements: the session refuses them
+		"SELECT list_transform([1, 2], x -> x + 1)",      // DuckDB lambdas
 		"SELECT 'pg_class' AS name, 'OPERATOR(~)' AS op", // needles in strings only, nothing to rewrite
 	} {
 		if got := r.Rewrite(q); got != q {
