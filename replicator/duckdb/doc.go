@@ -22,6 +22,11 @@
 //	policy.go     what a client statement may do, and why
 //	values.go     DuckDB result types and values in Postgres terms
 //	errors.go     DuckDB errors with Postgres SQLSTATEs
+//	pgcatalog.go  the Postgres catalog client sessions see (pgcatalog.sql,
+//	              views and macros in the attached _pgcdc_catalog), with
+//	              source column types from _pgcdc.columns (tables.go)
+//	rewrite.go    client statements' catalog references and Postgres
+//	              spellings, rewritten on the parse tree
 //
 // # Connections
 //

@@ -454,7 +454,9 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_depend AS
     SELECT CAST(0 AS BIGINT) AS classid, CAST(0 AS BIGINT) AS objid, 0 AS objsubid, CAST(0 AS BIGINT) AS refclassid,
         CAST(0 AS BIGINT) AS refobjid, 0 AS refobjsubid, '' AS deptype WHERE false;
 CREATE OR REPLACE VIEW {{C}}.pg.pg_range AS
-    SELECT CAST(0 AS BIGINT) AS rngtypid, CAST(0 AS BIGINT) AS rngsubtype, CAST(0 AS BIGINT) AS rngmultitypid WHERE false;
+    SELECT CAST(rngtypid AS BIGINT) AS rngtypid, CAST(rngsubtype AS BIGINT) AS rngsubtype, CAST(rngmultitypid AS BIGINT) AS rngmultitypid
+    FROM (VALUES (3904, 23, 4451), (3906, 1700, 4532), (3908, 1114, 4533), (3910, 1184, 4534), (3912, 1082, 4535), (3926, 20, 4536))
+        r(rngtypid, rngsubtype, rngmultitypid);
 CREATE OR REPLACE VIEW {{C}}.pg.pg_event_trigger AS
     SELECT CAST(0 AS BIGINT) AS oid, '' AS evtname, '' AS evtevent WHERE false;
 CREATE OR REPLACE VIEW {{C}}.pg.pg_opclass AS
