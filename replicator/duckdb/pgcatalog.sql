@@ -50,7 +50,7 @@ CREATE OR REPLACE MACRO {{C}}.pg.duck_typmod(t) AS CASE
         ((CAST(split_part(t[9:-2], ',', 1) AS INTEGER) << 16) + CAST(split_part(t[9:-2], ',', 2) AS INTEGER) + 4)
     ELSE -1 END;
 
--- Functions.
+-- Functions the views use.
 CREATE OR REPLACE MACRO {{C}}.pg.quote_ident(s) AS
     CASE WHEN s IS NULL THEN NULL
         WHEN regexp_full_match(s, '[a-z_][a-z0-9_$]*') AND NOT list_contains({{RESERVED}}, s) THEN s
@@ -60,96 +60,6 @@ CREATE OR REPLACE MACRO {{C}}.pg.parse_ident(s) AS
         p -> CASE WHEN p[1] = '"' THEN replace(p[2:-2], '""', '"') ELSE lower(p) END);
 CREATE OR REPLACE MACRO {{C}}.pg.quote_literal(s) AS '''' || replace(CAST(s AS VARCHAR), '''', '''''') || '''';
 CREATE OR REPLACE MACRO {{C}}.pg.quote_nullable(s) AS coalesce({{C}}.pg.quote_literal(s), 'NULL');
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_userbyid(id) AS CASE WHEN id = 10 THEN 'pgcdc' ELSE 'unknown (OID=' || id || ')' END;
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_expr(expr, relid) AS expr, (expr, relid, pretty) AS expr;
-CREATE OR REPLACE MACRO {{C}}.pg.pg_table_is_visible(relid) AS
-    (SELECT list_contains(system.main.current_schemas(true), _pg_table_is_visible_n.nspname) OR _pg_table_is_visible_n.nspname = 'pg_catalog'
-     FROM {{C}}.pg.pg_class _pg_table_is_visible_c JOIN {{C}}.pg.pg_namespace _pg_table_is_visible_n ON _pg_table_is_visible_n.oid = _pg_table_is_visible_c.relnamespace WHERE _pg_table_is_visible_c.oid = relid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_type_is_visible(typid) AS true;
-CREATE OR REPLACE MACRO {{C}}.pg.pg_function_is_visible(fid) AS
-    (SELECT list_contains(system.main.current_schemas(true), 'pgcdc') FROM {{C}}.pg.functions _pg_function_is_visible_f WHERE _pg_function_is_visible_f.oid = fid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_result(fid) AS (SELECT _pg_get_function_result_f.result FROM {{C}}.pg.functions _pg_get_function_result_f WHERE _pg_get_function_result_f.oid = fid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_arguments(fid) AS (SELECT _pg_get_function_arguments_f.arguments FROM {{C}}.pg.functions _pg_get_function_arguments_f WHERE _pg_get_function_arguments_f.oid = fid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_identity_arguments(fid) AS
-    (SELECT _pg_get_function_identity_arguments_f.identity_arguments FROM {{C}}.pg.functions _pg_get_function_identity_arguments_f WHERE _pg_get_function_identity_arguments_f.oid = fid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_constraintdef(cid) AS (SELECT any_value(_pg_get_constraintdef_c.condef) FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid), (cid, pretty) AS (SELECT any_value(_pg_get_constraintdef_c.condef) FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid);
-CREATE OR REPLACE MACRO {{C}}.pg.indexdef(iid) AS
-    (SELECT any_value(_indexdef_k.indexdef) FROM {{C}}.pg.pg_constraint _indexdef_k WHERE _indexdef_k.conindid = iid);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_indexdef(iid) AS {{C}}.pg.indexdef(iid), (iid, col, pretty) AS
-    CASE WHEN col = 0 THEN {{C}}.pg.indexdef(iid)
-    ELSE (SELECT any_value({{C}}.pg.quote_ident(_pg_get_indexdef_c.attname)) FROM {{C}}.pg.relcolumns _pg_get_indexdef_c
-          WHERE 1000000000 + _pg_get_indexdef_c.attrelid = iid AND _pg_get_indexdef_c.key_position = col) END;
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_viewdef(vid) AS (SELECT _pg_get_viewdef_v.sql FROM system.main.duckdb_views() _pg_get_viewdef_v WHERE _pg_get_viewdef_v.view_oid = vid), (vid, pretty) AS (SELECT _pg_get_viewdef_v.sql FROM system.main.duckdb_views() _pg_get_viewdef_v WHERE _pg_get_viewdef_v.view_oid = vid);
-CREATE OR REPLACE MACRO {{C}}.pg.obj_description(id) AS (SELECT any_value(_obj_description_d.description) FROM {{C}}.pg.pg_description _obj_description_d WHERE _obj_description_d.objoid = id AND _obj_description_d.objsubid = 0),
-    (id, cls) AS
-    (SELECT any_value(_obj_description_d.description) FROM {{C}}.pg.pg_description _obj_description_d WHERE _obj_description_d.objoid = id AND _obj_description_d.objsubid = 0
-        AND _obj_description_d.classoid = CASE cls WHEN 'pg_class' THEN 1259 WHEN 'pg_proc' THEN 1255 WHEN 'pg_namespace' THEN 2615 ELSE 0 END);
-CREATE OR REPLACE MACRO {{C}}.pg.col_description(id, num) AS
-    (SELECT any_value(_col_description_d.description) FROM {{C}}.pg.pg_description _col_description_d WHERE _col_description_d.objoid = id AND _col_description_d.objsubid = num AND _col_description_d.classoid = 1259);
-CREATE OR REPLACE MACRO {{C}}.pg.shobj_description(id, cls) AS CAST(NULL AS VARCHAR);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_total_relation_size(id) AS CAST(0 AS BIGINT);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_relation_size(id) AS CAST(0 AS BIGINT);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_table_size(id) AS CAST(0 AS BIGINT);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_indexes_size(id) AS CAST(0 AS BIGINT);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_database_size(id) AS CAST(0 AS BIGINT);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_size_pretty(b) AS CASE WHEN b < 10240 THEN b || ' bytes' ELSE format_bytes(b) END;
-CREATE OR REPLACE MACRO {{C}}.pg.array_lower(arr, dim) AS CASE WHEN dim = 1 AND len(arr) > 0 THEN 1 END;
-CREATE OR REPLACE MACRO {{C}}.pg.array_upper(arr, dim) AS CASE WHEN dim = 1 AND len(arr) > 0 THEN len(arr) END;
-CREATE OR REPLACE MACRO {{C}}.pg.array_length(arr, dim) AS CASE WHEN dim = 1 AND len(arr) > 0 THEN len(arr) END;
-CREATE OR REPLACE MACRO {{C}}.pg._pg_expandarray(arr) AS
-    unnest(list_transform(generate_series(1, len(arr)), i -> {'x': arr[i], 'n': i}));
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_keywords() AS TABLE
-    SELECT word, catcode, barelabel, catdesc, baredesc FROM {{C}}.pg.keywords ORDER BY word;
-CREATE OR REPLACE MACRO {{C}}.pg.pg_backend_pid() AS CAST(system.main.txid_current() % 65536 AS INTEGER);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_encoding_to_char(e) AS 'UTF8';
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_partkeydef(id) AS CAST(NULL AS VARCHAR);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_get_statisticsobjdef_columns(id) AS CAST(NULL AS VARCHAR);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_is_in_recovery() AS false;
-CREATE OR REPLACE MACRO {{C}}.pg.btrim(s) AS trim(s), (s, chars) AS trim(s, chars);
-CREATE OR REPLACE MACRO {{C}}.pg.pg_relation_is_publishable(id) AS false;
-CREATE OR REPLACE MACRO {{C}}.pg.txid_current() AS system.main.txid_current();
-CREATE OR REPLACE MACRO {{C}}.pg.pg_postmaster_start_time() AS CAST('{{STARTED}}' AS TIMESTAMPTZ);
-CREATE OR REPLACE MACRO {{C}}.pg.current_database() AS '{{DATNAME}}';
-CREATE OR REPLACE MACRO {{C}}.pg.has_table_privilege(a, b) AS true, (a, b, c) AS true;
-CREATE OR REPLACE MACRO {{C}}.pg.has_schema_privilege(a, b) AS true, (a, b, c) AS true;
-CREATE OR REPLACE MACRO {{C}}.pg.has_database_privilege(a, b) AS true, (a, b, c) AS true;
-CREATE OR REPLACE MACRO {{C}}.pg.has_column_privilege(a, b, c) AS true, (a, b, c, d) AS true;
-CREATE OR REPLACE MACRO {{C}}.pg.has_function_privilege(a, b) AS true, (a, b, c) AS true;
-CREATE OR REPLACE MACRO {{C}}.pg.has_sequence_privilege(a, b) AS true, (a, b, c) AS true;
-CREATE OR REPLACE MACRO {{C}}.pg.has_any_column_privilege(a, b) AS true, (a, b, c) AS true;
-CREATE OR REPLACE MACRO {{C}}.pg.pg_has_role(a, b) AS true, (a, b, c) AS true;
-
--- The reg* types: a name becomes an OID (NULL when nothing has the name,
--- where Postgres fails), and an OID cast to text becomes a name.
-CREATE OR REPLACE MACRO {{C}}.pg.regclass_in(s) AS
-    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT) ELSE {{C}}.pg.regclass_name(CAST(s AS VARCHAR)) END;
-CREATE OR REPLACE MACRO {{C}}.pg.regclass_name(s) AS
-    (SELECT any_value(_regclass_name_c.oid) FROM {{C}}.pg.pg_class _regclass_name_c JOIN {{C}}.pg.pg_namespace _regclass_name_n ON _regclass_name_n.oid = _regclass_name_c.relnamespace
-     WHERE CASE WHEN len({{C}}.pg.parse_ident(s)) = 2 THEN _regclass_name_n.nspname = {{C}}.pg.parse_ident(s)[1] AND _regclass_name_c.relname = {{C}}.pg.parse_ident(s)[2]
-        ELSE _regclass_name_c.relname = {{C}}.pg.parse_ident(s)[-1] AND {{C}}.pg.pg_table_is_visible(_regclass_name_c.oid) END);
-CREATE OR REPLACE MACRO {{C}}.pg.regclass_out(id) AS
-    (SELECT CASE WHEN {{C}}.pg.pg_table_is_visible(_regclass_out_c.oid) THEN '' ELSE {{C}}.pg.quote_ident(_regclass_out_n.nspname) || '.' END || {{C}}.pg.quote_ident(_regclass_out_c.relname)
-     FROM {{C}}.pg.pg_class _regclass_out_c JOIN {{C}}.pg.pg_namespace _regclass_out_n ON _regclass_out_n.oid = _regclass_out_c.relnamespace WHERE _regclass_out_c.oid = id);
-CREATE OR REPLACE MACRO {{C}}.pg.regtype_in(s) AS
-    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT) ELSE {{C}}.pg.regtype_name(CAST(s AS VARCHAR)) END;
-CREATE OR REPLACE MACRO {{C}}.pg.regtype_name(s) AS
-    (SELECT any_value(_regtype_name_t.oid) FROM {{C}}.pg.pg_type _regtype_name_t WHERE _regtype_name_t.typname = lower(s) OR _regtype_name_t.oid IN (SELECT oid FROM {{C}}.pg.types WHERE fmt = lower(s)));
-CREATE OR REPLACE MACRO {{C}}.pg.regtype_out(id) AS {{C}}.pg.format_type(id, NULL);
-CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_in(s) AS (SELECT any_value(_regnamespace_in_n.oid) FROM {{C}}.pg.pg_namespace _regnamespace_in_n WHERE _regnamespace_in_n.nspname = {{C}}.pg.parse_ident(s)[1]);
-CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_out(id) AS (SELECT {{C}}.pg.quote_ident(_regnamespace_out_n.nspname) FROM {{C}}.pg.pg_namespace _regnamespace_out_n WHERE _regnamespace_out_n.oid = id);
-CREATE OR REPLACE MACRO {{C}}.pg.regproc_in(s) AS
-    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT)
-    ELSE (SELECT any_value(_regproc_in_p.oid) FROM {{C}}.pg.pg_proc _regproc_in_p
-          WHERE _regproc_in_p.proname = {{C}}.pg.parse_ident(CAST(s AS VARCHAR))[-1]) END;
-CREATE OR REPLACE MACRO {{C}}.pg.regproc_out(id) AS
-    coalesce((SELECT any_value(_regproc_out_p.proname) FROM {{C}}.pg.pg_proc _regproc_out_p WHERE _regproc_out_p.oid = id), '-');
-CREATE OR REPLACE MACRO {{C}}.pg.regrole_in(s) AS CAST(10 AS BIGINT);
-CREATE OR REPLACE MACRO {{C}}.pg.regrole_out(id) AS {{C}}.pg.pg_get_userbyid(id);
-CREATE OR REPLACE MACRO {{C}}.pg.to_regclass(s) AS {{C}}.pg.regclass_in(s);
-CREATE OR REPLACE MACRO {{C}}.pg.to_regtype(s) AS {{C}}.pg.regtype_in(s);
-CREATE OR REPLACE MACRO {{C}}.pg.to_regnamespace(s) AS {{C}}.pg.regnamespace_in(s);
-CREATE OR REPLACE MACRO {{C}}.pg.to_regproc(s) AS {{C}}.pg.regproc_in(s);
 
 CREATE OR REPLACE VIEW {{C}}.pg.pg_namespace AS
     SELECT CAST(11 AS BIGINT) AS oid, 'pg_catalog' AS nspname, CAST(10 AS BIGINT) AS nspowner, CAST(NULL AS VARCHAR[]) AS nspacl
@@ -467,6 +377,97 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_stat_activity AS
     SELECT CAST(16384 AS BIGINT) AS datid, '{{DATNAME}}' AS datname, 0 AS pid, CAST(10 AS BIGINT) AS usesysid, 'pgcdc' AS usename,
         '' AS application_name, CAST(NULL AS VARCHAR) AS client_addr, 'active' AS state, '' AS query WHERE false;
 
+-- Catalog functions.
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_userbyid(id) AS CASE WHEN id = 10 THEN 'pgcdc' ELSE 'unknown (OID=' || id || ')' END;
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_expr(expr, relid) AS expr, (expr, relid, pretty) AS expr;
+CREATE OR REPLACE MACRO {{C}}.pg.pg_table_is_visible(relid) AS
+    (SELECT list_contains(system.main.current_schemas(true), _pg_table_is_visible_n.nspname) OR _pg_table_is_visible_n.nspname = 'pg_catalog'
+     FROM {{C}}.pg.pg_class _pg_table_is_visible_c JOIN {{C}}.pg.pg_namespace _pg_table_is_visible_n ON _pg_table_is_visible_n.oid = _pg_table_is_visible_c.relnamespace WHERE _pg_table_is_visible_c.oid = relid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_type_is_visible(typid) AS true;
+CREATE OR REPLACE MACRO {{C}}.pg.pg_function_is_visible(fid) AS
+    (SELECT list_contains(system.main.current_schemas(true), 'pgcdc') FROM {{C}}.pg.functions _pg_function_is_visible_f WHERE _pg_function_is_visible_f.oid = fid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_result(fid) AS (SELECT _pg_get_function_result_f.result FROM {{C}}.pg.functions _pg_get_function_result_f WHERE _pg_get_function_result_f.oid = fid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_arguments(fid) AS (SELECT _pg_get_function_arguments_f.arguments FROM {{C}}.pg.functions _pg_get_function_arguments_f WHERE _pg_get_function_arguments_f.oid = fid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_function_identity_arguments(fid) AS
+    (SELECT _pg_get_function_identity_arguments_f.identity_arguments FROM {{C}}.pg.functions _pg_get_function_identity_arguments_f WHERE _pg_get_function_identity_arguments_f.oid = fid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_constraintdef(cid) AS (SELECT any_value(_pg_get_constraintdef_c.condef) FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid), (cid, pretty) AS (SELECT any_value(_pg_get_constraintdef_c.condef) FROM {{C}}.pg.pg_constraint _pg_get_constraintdef_c WHERE _pg_get_constraintdef_c.oid = cid);
+CREATE OR REPLACE MACRO {{C}}.pg.indexdef(iid) AS
+    (SELECT any_value(_indexdef_k.indexdef) FROM {{C}}.pg.pg_constraint _indexdef_k WHERE _indexdef_k.conindid = iid);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_indexdef(iid) AS {{C}}.pg.indexdef(iid), (iid, col, pretty) AS
+    CASE WHEN col = 0 THEN {{C}}.pg.indexdef(iid)
+    ELSE (SELECT any_value({{C}}.pg.quote_ident(_pg_get_indexdef_c.attname)) FROM {{C}}.pg.relcolumns _pg_get_indexdef_c
+          WHERE 1000000000 + _pg_get_indexdef_c.attrelid = iid AND _pg_get_indexdef_c.key_position = col) END;
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_viewdef(vid) AS (SELECT _pg_get_viewdef_v.sql FROM system.main.duckdb_views() _pg_get_viewdef_v WHERE _pg_get_viewdef_v.view_oid = vid), (vid, pretty) AS (SELECT _pg_get_viewdef_v.sql FROM system.main.duckdb_views() _pg_get_viewdef_v WHERE _pg_get_viewdef_v.view_oid = vid);
+CREATE OR REPLACE MACRO {{C}}.pg.obj_description(id) AS (SELECT any_value(_obj_description_d.description) FROM {{C}}.pg.pg_description _obj_description_d WHERE _obj_description_d.objoid = id AND _obj_description_d.objsubid = 0),
+    (id, cls) AS
+    (SELECT any_value(_obj_description_d.description) FROM {{C}}.pg.pg_description _obj_description_d WHERE _obj_description_d.objoid = id AND _obj_description_d.objsubid = 0
+        AND _obj_description_d.classoid = CASE cls WHEN 'pg_class' THEN 1259 WHEN 'pg_proc' THEN 1255 WHEN 'pg_namespace' THEN 2615 ELSE 0 END);
+CREATE OR REPLACE MACRO {{C}}.pg.col_description(id, num) AS
+    (SELECT any_value(_col_description_d.description) FROM {{C}}.pg.pg_description _col_description_d WHERE _col_description_d.objoid = id AND _col_description_d.objsubid = num AND _col_description_d.classoid = 1259);
+CREATE OR REPLACE MACRO {{C}}.pg.shobj_description(id, cls) AS CAST(NULL AS VARCHAR);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_total_relation_size(id) AS CAST(0 AS BIGINT);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_relation_size(id) AS CAST(0 AS BIGINT);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_table_size(id) AS CAST(0 AS BIGINT);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_indexes_size(id) AS CAST(0 AS BIGINT);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_database_size(id) AS CAST(0 AS BIGINT);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_size_pretty(b) AS CASE WHEN b < 10240 THEN b || ' bytes' ELSE format_bytes(b) END;
+CREATE OR REPLACE MACRO {{C}}.pg.array_lower(arr, dim) AS CASE WHEN dim = 1 AND len(arr) > 0 THEN 1 END;
+CREATE OR REPLACE MACRO {{C}}.pg.array_upper(arr, dim) AS CASE WHEN dim = 1 AND len(arr) > 0 THEN len(arr) END;
+CREATE OR REPLACE MACRO {{C}}.pg.array_length(arr, dim) AS CASE WHEN dim = 1 AND len(arr) > 0 THEN len(arr) END;
+CREATE OR REPLACE MACRO {{C}}.pg._pg_expandarray(arr) AS
+    unnest(list_transform(generate_series(1, len(arr)), i -> {'x': arr[i], 'n': i}));
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_keywords() AS TABLE
+    SELECT word, catcode, barelabel, catdesc, baredesc FROM {{C}}.pg.keywords ORDER BY word;
+CREATE OR REPLACE MACRO {{C}}.pg.pg_backend_pid() AS CAST(system.main.txid_current() % 65536 AS INTEGER);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_encoding_to_char(e) AS 'UTF8';
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_partkeydef(id) AS CAST(NULL AS VARCHAR);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_get_statisticsobjdef_columns(id) AS CAST(NULL AS VARCHAR);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_is_in_recovery() AS false;
+CREATE OR REPLACE MACRO {{C}}.pg.btrim(s) AS trim(s), (s, chars) AS trim(s, chars);
+CREATE OR REPLACE MACRO {{C}}.pg.pg_relation_is_publishable(id) AS false;
+CREATE OR REPLACE MACRO {{C}}.pg.txid_current() AS system.main.txid_current();
+CREATE OR REPLACE MACRO {{C}}.pg.pg_postmaster_start_time() AS CAST('{{STARTED}}' AS TIMESTAMPTZ);
+CREATE OR REPLACE MACRO {{C}}.pg.current_database() AS '{{DATNAME}}';
+CREATE OR REPLACE MACRO {{C}}.pg.has_table_privilege(a, b) AS true, (a, b, c) AS true;
+CREATE OR REPLACE MACRO {{C}}.pg.has_schema_privilege(a, b) AS true, (a, b, c) AS true;
+CREATE OR REPLACE MACRO {{C}}.pg.has_database_privilege(a, b) AS true, (a, b, c) AS true;
+CREATE OR REPLACE MACRO {{C}}.pg.has_column_privilege(a, b, c) AS true, (a, b, c, d) AS true;
+CREATE OR REPLACE MACRO {{C}}.pg.has_function_privilege(a, b) AS true, (a, b, c) AS true;
+CREATE OR REPLACE MACRO {{C}}.pg.has_sequence_privilege(a, b) AS true, (a, b, c) AS true;
+CREATE OR REPLACE MACRO {{C}}.pg.has_any_column_privilege(a, b) AS true, (a, b, c) AS true;
+CREATE OR REPLACE MACRO {{C}}.pg.pg_has_role(a, b) AS true, (a, b, c) AS true;
+
+-- The reg* types: a name becomes an OID (NULL when nothing has the name,
+-- where Postgres fails), and an OID cast to text becomes a name.
+CREATE OR REPLACE MACRO {{C}}.pg.regclass_in(s) AS
+    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT) ELSE {{C}}.pg.regclass_name(CAST(s AS VARCHAR)) END;
+CREATE OR REPLACE MACRO {{C}}.pg.regclass_name(s) AS
+    (SELECT any_value(_regclass_name_c.oid) FROM {{C}}.pg.pg_class _regclass_name_c JOIN {{C}}.pg.pg_namespace _regclass_name_n ON _regclass_name_n.oid = _regclass_name_c.relnamespace
+     WHERE CASE WHEN len({{C}}.pg.parse_ident(s)) = 2 THEN _regclass_name_n.nspname = {{C}}.pg.parse_ident(s)[1] AND _regclass_name_c.relname = {{C}}.pg.parse_ident(s)[2]
+        ELSE _regclass_name_c.relname = {{C}}.pg.parse_ident(s)[-1] AND {{C}}.pg.pg_table_is_visible(_regclass_name_c.oid) END);
+CREATE OR REPLACE MACRO {{C}}.pg.regclass_out(id) AS
+    (SELECT CASE WHEN {{C}}.pg.pg_table_is_visible(_regclass_out_c.oid) THEN '' ELSE {{C}}.pg.quote_ident(_regclass_out_n.nspname) || '.' END || {{C}}.pg.quote_ident(_regclass_out_c.relname)
+     FROM {{C}}.pg.pg_class _regclass_out_c JOIN {{C}}.pg.pg_namespace _regclass_out_n ON _regclass_out_n.oid = _regclass_out_c.relnamespace WHERE _regclass_out_c.oid = id);
+CREATE OR REPLACE MACRO {{C}}.pg.regtype_in(s) AS
+    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT) ELSE {{C}}.pg.regtype_name(CAST(s AS VARCHAR)) END;
+CREATE OR REPLACE MACRO {{C}}.pg.regtype_name(s) AS
+    (SELECT any_value(_regtype_name_t.oid) FROM {{C}}.pg.pg_type _regtype_name_t WHERE _regtype_name_t.typname = lower(s) OR _regtype_name_t.oid IN (SELECT oid FROM {{C}}.pg.types WHERE fmt = lower(s)));
+CREATE OR REPLACE MACRO {{C}}.pg.regtype_out(id) AS {{C}}.pg.format_type(id, NULL);
+CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_in(s) AS (SELECT any_value(_regnamespace_in_n.oid) FROM {{C}}.pg.pg_namespace _regnamespace_in_n WHERE _regnamespace_in_n.nspname = {{C}}.pg.parse_ident(s)[1]);
+CREATE OR REPLACE MACRO {{C}}.pg.regnamespace_out(id) AS (SELECT {{C}}.pg.quote_ident(_regnamespace_out_n.nspname) FROM {{C}}.pg.pg_namespace _regnamespace_out_n WHERE _regnamespace_out_n.oid = id);
+CREATE OR REPLACE MACRO {{C}}.pg.regproc_in(s) AS
+    CASE WHEN regexp_full_match(CAST(s AS VARCHAR), '[0-9]+') THEN TRY_CAST(s AS BIGINT)
+    ELSE (SELECT any_value(_regproc_in_p.oid) FROM {{C}}.pg.pg_proc _regproc_in_p
+          WHERE _regproc_in_p.proname = {{C}}.pg.parse_ident(CAST(s AS VARCHAR))[-1]) END;
+CREATE OR REPLACE MACRO {{C}}.pg.regproc_out(id) AS
+    coalesce((SELECT any_value(_regproc_out_p.proname) FROM {{C}}.pg.pg_proc _regproc_out_p WHERE _regproc_out_p.oid = id), '-');
+CREATE OR REPLACE MACRO {{C}}.pg.regrole_in(s) AS CAST(10 AS BIGINT);
+CREATE OR REPLACE MACRO {{C}}.pg.regrole_out(id) AS {{C}}.pg.pg_get_userbyid(id);
+CREATE OR REPLACE MACRO {{C}}.pg.to_regclass(s) AS {{C}}.pg.regclass_in(s);
+CREATE OR REPLACE MACRO {{C}}.pg.to_regtype(s) AS {{C}}.pg.regtype_in(s);
+CREATE OR REPLACE MACRO {{C}}.pg.to_regnamespace(s) AS {{C}}.pg.regnamespace_in(s);
+CREATE OR REPLACE MACRO {{C}}.pg.to_regproc(s) AS {{C}}.pg.regproc_in(s);
 -- information_schema.
 CREATE OR REPLACE VIEW {{C}}.info.schemata AS
     SELECT '{{DATNAME}}' AS catalog_name, nspname AS schema_name, 'pgcdc' AS schema_owner, CAST(NULL AS VARCHAR) AS default_character_set_catalog,
