@@ -418,7 +418,9 @@ CREATE OR REPLACE MACRO {{C}}.pg._pg_expandarray(arr) AS
     unnest(list_transform(generate_series(1, len(arr)), i -> {'x': arr[i], 'n': i}));
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_keywords() AS TABLE
     SELECT word, catcode, barelabel, catdesc, baredesc FROM {{C}}.pg.keywords ORDER BY word;
-CREATE OR REPLACE MACRO {{C}}.pg.pg_backend_pid() AS CAST(system.main.txid_current() % 65536 AS INTEGER);
+-- DuckDB's connection id: one per session, stable for its life (not the
+-- process ID of the session's BackendKeyData).
+CREATE OR REPLACE MACRO {{C}}.pg.pg_backend_pid() AS CAST(system.main.current_connection_id() % 2147483647 AS INTEGER);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_encoding_to_char(e) AS 'UTF8';
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_serial_sequence(t, c) AS CAST(NULL AS VARCHAR);
 CREATE OR REPLACE MACRO {{C}}.pg.pg_get_partkeydef(id) AS CAST(NULL AS VARCHAR);

@@ -45,10 +45,17 @@ var plainTypes = map[string]string{"oid": "bigint", "name": "varchar", "char": "
 
 // Rewrite returns query with its catalog references rewritten, or query
 // itself when there is nothing to rewrite.
-func (r *catalogRewriter) Rewrite(query string) string {
+func (r *catalogRewriter) Rewrite(query string) (out string) {
 	if r == nil {
 		return query
 	}
+	// A tree shape the rewrites did not foresee must not take the session
+	// down: the statement goes to DuckDB as the client wrote it.
+	defer func() {
+		if recover() != nil {
+			out = query
+		}
+	}()
 	lower := strings.ToLower(query)
 	found := false
 	for _, n := range rewriteNeedles {
@@ -69,11 +76,11 @@ func (r *catalogRewriter) Rewrite(query string) string {
 	if !w.changed {
 		return query
 	}
-	out, err := pg_query.Deparse(tree)
+	deparsed, err := pg_query.Deparse(tree)
 	if err != nil {
 		return query
 	}
-	return out
+	return deparsed
 }
 
 type treeWalk struct {
