@@ -14,7 +14,7 @@ func ordersTable() *replica.Table {
 	return &replica.Table{Schema: "shop", Name: "orders", Columns: []replica.Column{
 		{Name: "id", TypeOID: 20, TypeMod: -1, TypeName: "bigint", Key: true, Num: 1},
 		{Name: "amount", TypeOID: 1700, TypeMod: 12<<16 | 2 + 4, TypeName: "numeric(12,2)", Num: 2},
-		{Name: "status", TypeOID: 1043, TypeMod: 24, TypeName: "character varying(20)", Num: 3},
+		{Name: "status", TypeOID: 1043, TypeMod: 24, TypeName: "character varying(20)", Num: 3, NotNull: true},
 		{Name: "tags", TypeOID: 1009, TypeMod: -1, TypeName: "text[]", ElemOID: 25, Dims: 1, Num: 4},
 		{Name: "placed_at", TypeOID: 1184, TypeMod: 3, TypeName: "timestamp(3) with time zone", Num: 5},
 	}}
@@ -33,7 +33,7 @@ func TestCatalogDescribesSourceTypes(t *testing.T) {
 	got := mustRun(t, s, `SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, t.typname
 		FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 		WHERE a.attrelid = 'shop.orders'::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`)
-	want := []string{"id|bigint|true|int8", "amount|numeric(12,2)|false|numeric", "status|character varying(20)|false|varchar",
+	want := []string{"id|bigint|true|int8", "amount|numeric(12,2)|false|numeric", "status|character varying(20)|true|varchar",
 		"tags|text[]|false|_text", "placed_at|timestamp(3) with time zone|false|timestamptz",
 		"_pg_lsn|bigint|false|int8"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -127,7 +127,7 @@ func (t *tx) recordColumns(ctx context.Context, tbl *replica.Table) error {
 			name = c.TypeSQL
 		}
 		if err := t.exec(ctx, "INSERT INTO "+ident(stateSchema, "columns")+" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			tbl.Schema, tbl.Name, c.Name, uint64(c.TypeOID), c.TypeMod, name, c.Dims, pos, c.Key); err != nil {
+			tbl.Schema, tbl.Name, c.Name, uint64(c.TypeOID), c.TypeMod, name, c.Dims, pos, c.Key || c.NotNull); err != nil {
 			return err
 		}
 	}

@@ -33,6 +33,9 @@ type Column struct {
 	HasDefault bool
 	// Key marks the columns the destination merges on.
 	Key bool
+	// NotNull is the source's NOT NULL (attnotnull), for destinations that
+	// describe the source's columns to clients; it changes nothing stored.
+	NotNull bool
 	// Hint is the user's per-column type override ("columns" argument), nil
 	// when none.
 	Hint *TypeHint
