@@ -81,7 +81,7 @@ CREATE OR REPLACE VIEW {{C}}.pg.relcolumns AS
         CAST(coalesce(m.ndims, CASE WHEN c.data_type LIKE '%[]' THEN 1 ELSE 0 END) AS SMALLINT) AS attndims,
         coalesce(m.not_null, NOT c.is_nullable) AS attnotnull,
         coalesce(m.key_position, 0) AS key_position,
-        c.column_default, c.comment
+        c.column_default, m.comment
     FROM system.main.duckdb_columns() c
     JOIN system.main.duckdb_tables() t ON t.database_name = c.database_name AND t.schema_name = c.schema_name AND t.table_name = c.table_name
     LEFT JOIN {{DB}}._pgcdc.columns m ON m.schema_name = c.schema_name AND m.table_name = c.table_name AND m.column_name = c.column_name
@@ -225,9 +225,9 @@ CREATE OR REPLACE VIEW {{C}}.pg.pg_description AS
     FROM system.main.duckdb_tables() t
     WHERE t.database_name = '{{DBNAME}}' AND NOT {{C}}.pg.hidden_schema(t.schema_name) AND t.comment IS NOT NULL
     UNION ALL
-    -- pgcdc's own column comments record source attnums; they are not the user's.
-    SELECT c.attrelid, 1259, c.attnum, c.comment FROM {{C}}.pg.relcolumns c
-    WHERE c.comment IS NOT NULL AND c.comment NOT LIKE 'pgcdc attnum %'
+    -- The source's column comments. (The DuckDB columns' own comments are
+    -- pgcdc's: they record source attnums.)
+    SELECT c.attrelid, 1259, c.attnum, c.comment FROM {{C}}.pg.relcolumns c WHERE c.comment IS NOT NULL
     UNION ALL
     SELECT f.oid, 1255, 0, f.description FROM {{C}}.pg.functions f
     UNION ALL

@@ -13,7 +13,7 @@ import (
 func ordersTable() *replica.Table {
 	return &replica.Table{Schema: "shop", Name: "orders", Columns: []replica.Column{
 		{Name: "id", TypeOID: 20, TypeMod: -1, TypeName: "bigint", Key: true, Num: 1},
-		{Name: "amount", TypeOID: 1700, TypeMod: 12<<16 | 2 + 4, TypeName: "numeric(12,2)", Num: 2},
+		{Name: "amount", TypeOID: 1700, TypeMod: 12<<16 | 2 + 4, TypeName: "numeric(12,2)", Num: 2, Comment: "the total, tax included"},
 		{Name: "status", TypeOID: 1043, TypeMod: 24, TypeName: "character varying(20)", Num: 3, NotNull: true},
 		{Name: "tags", TypeOID: 1009, TypeMod: -1, TypeName: "text[]", ElemOID: 25, Dims: 1, Num: 4},
 		{Name: "placed_at", TypeOID: 1184, TypeMod: 3, TypeName: "timestamp(3) with time zone", Num: 5},
@@ -59,10 +59,14 @@ func TestCatalogDescribesSourceTypes(t *testing.T) {
 		got[0] != "replication_status|slot_name text DEFAULT NULL::text" {
 		t.Errorf("pg_proc: %q", got)
 	}
-	// The column comments that record source attnums are pgcdc's, not the
-	// user's.
-	if got := mustRun(t, s, `SELECT count(*) FROM pg_catalog.pg_description WHERE classoid = 'pg_class'::regclass`); got[0] != "0" {
-		t.Errorf("pg_description lists %s comments, want none", got[0])
+	// The source's comments are the columns' comments; the DuckDB column
+	// comments that record source attnums are pgcdc's, not the user's.
+	if got := mustRun(t, s, `SELECT objsubid, description FROM pg_catalog.pg_description WHERE classoid = 'pg_class'::regclass`); len(got) != 1 ||
+		got[0] != "2|the total, tax included" {
+		t.Errorf("pg_description: %q", got)
+	}
+	if got := mustRun(t, s, `SELECT col_description('shop.orders'::regclass, 2)`); got[0] != "the total, tax included" {
+		t.Errorf("col_description: %q", got)
 	}
 }
 

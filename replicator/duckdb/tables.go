@@ -103,7 +103,8 @@ const columnsTableSQL = `CREATE TABLE IF NOT EXISTS "_pgcdc"."columns" (
 	type_name VARCHAR NOT NULL,
 	ndims INTEGER NOT NULL,
 	key_position INTEGER NOT NULL,       -- 1-based among the key columns, 0 for none
-	not_null BOOLEAN NOT NULL)`
+	not_null BOOLEAN NOT NULL,
+	comment VARCHAR)                     -- the source's column comment`
 
 // recordColumns writes tbl's columns into _pgcdc.columns, replacing what
 // was recorded for the table.
@@ -126,8 +127,8 @@ func (t *tx) recordColumns(ctx context.Context, tbl *replica.Table) error {
 		if name == "" {
 			name = c.TypeSQL
 		}
-		if err := t.exec(ctx, "INSERT INTO "+ident(stateSchema, "columns")+" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			tbl.Schema, tbl.Name, c.Name, uint64(c.TypeOID), c.TypeMod, name, c.Dims, pos, c.Key || c.NotNull); err != nil {
+		if err := t.exec(ctx, "INSERT INTO "+ident(stateSchema, "columns")+" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			tbl.Schema, tbl.Name, c.Name, uint64(c.TypeOID), c.TypeMod, name, c.Dims, pos, c.Key || c.NotNull, nullString(c.Comment)); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,7 @@ CREATE TABLE shop.orders (
     status character varying(20),
     flag boolean);
 CREATE TABLE shop.order_lines (order_id bigint, line smallint, sku char(8), qty double precision, PRIMARY KEY (order_id, line));
+COMMENT ON COLUMN shop.orders.note IS 'free text from the checkout form';
 INSERT INTO shop.customers VALUES (1, 'Ada', 'ada@example.com'), (2, 'Grace', NULL);
 INSERT INTO shop.orders VALUES (1, 1, 10.50, 'first', '{a,b}', '2026-01-02 03:04:05.123+00', 'new', true);
 INSERT INTO shop.order_lines VALUES (1, 1, 'SKU-0001', 2.5);
