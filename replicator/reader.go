@@ -347,7 +347,7 @@ func (rd *reader) relation(ctx context.Context, m *pglogrepl.RelationMessage) (*
 		}
 		col := replica.Column{Name: c.Name, TypeOID: ti.OID, TypeMod: ti.TypeMod, TypeName: ti.Name, TypeSQL: ti.SQL, Key: key, ElemOID: ti.ElemOID}
 		if known {
-			col.Num, col.Missing, col.HasDefault = cc.Num, cc.Missing, cc.HasDefault
+			col.Num, col.Missing, col.HasDefault, col.NotNull, col.Comment = cc.Num, cc.Missing, cc.HasDefault, cc.NotNull, cc.Comment
 		}
 		if ti.ElemOID != 0 {
 			col.Dims = max(cc.Dims, 1)

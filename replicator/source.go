@@ -166,7 +166,7 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*s
 		       COALESCE(a.attnum = ANY (k.cols), false),
 		       CASE WHEN r.typcategory = 'A' THEN `+baseTypeSQL("r.typelem")+` ELSE 0 END,
 		       GREATEST(a.attndims, CASE WHEN r.typcategory = 'A' THEN 1 ELSE 0 END),
-		       a.attnum, `+missingSQL+`, a.atthasdef
+		       a.attnum, `+missingSQL+`, a.atthasdef, a.attnotnull, COALESCE(col_description(a.attrelid, a.attnum), '')
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		JOIN pg_type r ON r.oid = `+baseTypeSQL("a.atttypid")+`
@@ -185,7 +185,7 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*s
 		var dims int32
 		var num int16
 		var oid uint32
-		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.TypeSQL, &oid, &c.Key, &c.ElemOID, &dims, &num, &c.Missing, &c.HasDefault); err != nil {
+		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.TypeSQL, &oid, &c.Key, &c.ElemOID, &dims, &num, &c.Missing, &c.HasDefault, &c.NotNull, &c.Comment); err != nil {
 			rows.Close()
 			return nil, sourceError("describing table", err)
 		}
@@ -212,13 +212,16 @@ type catalogColumn struct {
 	Num        int
 	Missing    *string
 	HasDefault bool
+	NotNull    bool
+	Comment    string
 }
 
 // relationColumns reads the columns of the relation with OID relid as the
 // catalog has them now: merge key, array dimensions, attnum, missing value.
 func relationColumns(ctx context.Context, conn *pgx.Conn, relid uint32) (map[string]catalogColumn, error) {
 	rows, err := conn.Query(ctx, `
-		SELECT a.attname, COALESCE(a.attnum = ANY (k.cols), false), a.attndims, a.attnum, `+missingSQL+`, a.atthasdef
+		SELECT a.attname, COALESCE(a.attnum = ANY (k.cols), false), a.attndims, a.attnum, `+missingSQL+`, a.atthasdef, a.attnotnull,
+		       COALESCE(col_description(a.attrelid, a.attnum), '')
 		FROM pg_attribute a
 		LEFT JOIN LATERAL (
 			SELECT i.indkey::int2[] AS cols FROM pg_index i
@@ -235,7 +238,7 @@ func relationColumns(ctx context.Context, conn *pgx.Conn, relid uint32) (map[str
 		var c catalogColumn
 		var dims int32
 		var num int16
-		if err := rows.Scan(&name, &c.Key, &dims, &num, &c.Missing, &c.HasDefault); err != nil {
+		if err := rows.Scan(&name, &c.Key, &dims, &num, &c.Missing, &c.HasDefault, &c.NotNull, &c.Comment); err != nil {
 			return nil, sourceError("reading columns", err)
 		}
 		c.Dims, c.Num = int(dims), int(num)

@@ -25,6 +25,11 @@
 //	semantics.go  Postgres semantics on the parse tree: column names,
 //	              division, PREPARE's parameter types
 //	errors.go     DuckDB errors with Postgres SQLSTATEs
+//	pgcatalog.go  the Postgres catalog client sessions see (pgcatalog.sql,
+//	              views and macros in the attached _pgcdc_catalog), with
+//	              source column types from _pgcdc.columns (tables.go)
+//	rewrite.go    client statements' catalog references and Postgres
+//	              spellings, rewritten on the parse tree
 //
 // # Connections
 //

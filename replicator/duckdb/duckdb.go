@@ -26,6 +26,7 @@ type Destination struct {
 	connector *duckdb.Connector
 	path      string
 	policy    *policy
+	catalog   *catalogRewriter // the Postgres catalog of client sessions
 }
 
 var (
@@ -83,6 +84,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Destination, error
 		return fail(err)
 	}
 	if err := migrate(ctx, db); err != nil {
+		return fail(err)
+	}
+	if d.catalog, err = installCatalog(ctx, db); err != nil {
 		return fail(err)
 	}
 	if d.policy, err = newPolicy(ctx, db, o.unsafeClientFileAccess); err != nil {
@@ -223,8 +227,10 @@ func (t *tx) EnsureTable(ctx context.Context, tbl *replica.Table) ([]string, err
 	stale := replica.Rewritten(tbl.Columns, from, existing != nil, func(c replica.Column, old string) bool {
 		return !sameType(existing[old].typ, columnType(c))
 	})
-	err = t.ensure(ctx, tbl, existing, from)
-	return stale, err
+	if err = t.ensure(ctx, tbl, existing, from); err != nil {
+		return stale, err
+	}
+	return stale, t.recordColumns(ctx, tbl)
 }
 
 func (t *tx) ensure(ctx context.Context, tbl *replica.Table, existing map[string]destColumn, from map[string]string) error {

@@ -42,7 +42,8 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 	}()
 	if _, err := conn.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS public;
 		CREATE SCHEMA IF NOT EXISTS `+ident(stateSchema)+`;
-		CREATE TABLE IF NOT EXISTS `+ident(stateSchema, "meta")+` (key VARCHAR NOT NULL, value VARCHAR NOT NULL)`); err != nil {
+		CREATE TABLE IF NOT EXISTS `+ident(stateSchema, "meta")+` (key VARCHAR NOT NULL, value VARCHAR NOT NULL);
+		`+columnsTableSQL); err != nil {
 		return err
 	}
 	version := 0

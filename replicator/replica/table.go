@@ -34,6 +34,12 @@ type Column struct {
 	HasDefault bool
 	// Key marks the columns the destination merges on.
 	Key bool
+	// NotNull is the source's NOT NULL (attnotnull), for destinations that
+	// describe the source's columns to clients; it changes nothing stored.
+	NotNull bool
+	// Comment is the source's column comment, "" for none; like NotNull,
+	// for describing the column to clients.
+	Comment string
 	// Hint is the user's per-column type override ("columns" argument), nil
 	// when none.
 	Hint *TypeHint

@@ -1,0 +1,86 @@
+package duckdb
+
+import (
+	"strings"
+	"testing"
+)
+
+func testRewriter() *catalogRewriter {
+	return &catalogRewriter{
+		relations: map[string]string{"pg_class": "pg", "pg_namespace": "pg", "pg_attribute": "pg", "info.columns": "info"},
+		functions: map[string]bool{"pg_get_userbyid": true, "format_type": true, "pg_table_is_visible": true, "quote_ident": true},
+	}
+}
+
+// TestRewrite checks each rewrite on the parse tree by what DuckDB is
+// given: the deparsed statement.
+func TestRewrite(t *testing.T) {
+	r := testRewriter()
+	for _, c := range []struct {
+		name, in string
+		want     []string // substrings of the result
+		not      []string // substrings the result must not have
+	}{
+		{"catalog relation", "SELECT relname FROM pg_catalog.pg_class c", []string{"_pgcdc_catalog.pg.pg_class c"}, []string{"pg_catalog.pg_class"}},
+		{"unqualified catalog relation keeps its name", "SELECT pg_class.relname FROM pg_class",
+			[]string{"_pgcdc_catalog.pg.pg_class pg_class", "pg_class.relname"}, nil},
+		{"information_schema", "SELECT column_name FROM information_schema.columns", []string{"_pgcdc_catalog.info.columns"}, nil},
+		{"unknown pg_catalog relation is left to DuckDB", "SELECT * FROM pg_catalog.pg_nothing", []string{"pg_catalog.pg_nothing"}, nil},
+		{"catalog function", "SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c",
+			[]string{"_pgcdc_catalog.pg.pg_get_userbyid(c.relowner) AS pg_get_userbyid"}, nil},
+		{"other pg_catalog function loses the qualifier", "SELECT pg_catalog.lower(relname) FROM pg_catalog.pg_class",
+			[]string{"lower(relname)"}, []string{"pg_catalog.lower"}},
+		{"regex operator", "SELECT 1 FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(orders)$' COLLATE pg_catalog.default",
+			[]string{"regexp_matches(c.relname, '^(orders)$')"}, []string{"OPERATOR", "COLLATE"}},
+		{"negated case-insensitive regex", "SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname !~* '^pg_'",
+			[]string{"NOT regexp_matches(n.nspname, '^pg_', 'i')"}, nil},
+		{"regclass of a name", "SELECT 'shop.orders'::regclass", []string{"_pgcdc_catalog.pg.regclass_in('shop.orders')"}, nil},
+		{"regclass of an OID column", "SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c", []string{`c.oid::"bigint" AS oid`}, nil},
+		{"OID to name", "SELECT c.oid::regclass::text FROM pg_catalog.pg_class c", []string{"_pgcdc_catalog.pg.regclass_out(c.oid)"}, nil},
+		{"oid and name types", "SELECT '1'::oid, 'x'::name, 'r'::\"char\"", []string{`'1'::"bigint" AS oid`, `'x'::"varchar" AS name`, `'r'::"varchar" AS "char"`}, nil},
+		{"= ANY of an array column", "SELECT 1 FROM pg_catalog.pg_attribute a, pg_catalog.pg_class c WHERE a.attnum = ANY(c.relnatts)",
+			[]string{"list_contains(c.relnatts, a.attnum)"}, []string{"ANY"}},
+		{"= ANY of a constant stays", "SELECT 1 FROM pg_catalog.pg_class c WHERE c.relkind = ANY('{r,v}')", []string{"ANY"}, nil},
+		{"format with %I", "SELECT format('%I.%I', 'a b', 'c')",
+			[]string{`concat(_pgcdc_catalog.pg.quote_ident('a b'::"varchar"), '.', _pgcdc_catalog.pg.quote_ident('c'::"varchar")) AS format`}, nil},
+		{"scalar function in FROM", "SELECT s[1] FROM string_to_array('a,b', ',') s", []string{"(SELECT string_to_array('a,b', ',') AS s) s"}, nil},
+		{"generate_series alias names its column", "SELECT i FROM generate_series(1, 2) i, pg_catalog.pg_class",
+			[]string{"generate_series(1, 2) i(i)"}, nil},
+		{"server version setting", "SELECT current_setting('server_version_num')::int", []string{"'160000'::int4 AS current_setting"}, []string{"current_setting("}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := r.Rewrite(c.in)
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%s\n  became %s\n  want it to contain %s", c.in, got, w)
+				}
+			}
+			for _, n := range c.not {
+				if strings.Contains(got, n) {
+					t.Errorf("%s\n  became %s\n  which still contains %s", c.in, got, n)
+				}
+			}
+		})
+	}
+}
+
+// TestRewriteLeavesOtherSQLAlone: statements that need no rewriting reach
+// DuckDB exactly as the client wrote them, DuckDB's own dialect included.
+func TestRewriteLeavesOtherSQLAlone(t *testing.T) {
+	r := testRewriter()
+	for _, q := range []string{
+		"SELECT id, note FROM shop.orders WHERE id = $1",
+		"FROM shop.orders SELECT id",                     // DuckDB only: the Postgres parser refuses it
+		"SELECT * FROM pg_catalog.pg_class; SELECT 1",    // two statements: the session refuses them
+		"SELECT list_transform([1, 2], x -> x + 1)",      // DuckDB lambdas
+		"SELECT 'pg_class' AS name, 'OPERATOR(~)' AS op", // needles in strings only, nothing to rewrite
+	} {
+		if got := r.Rewrite(q); got != q {
+			t.Errorf("%s\n  became %s", q, got)
+		}
+	}
+	var none *catalogRewriter
+	if got := none.Rewrite("SELECT 1 FROM pg_catalog.pg_class"); got != "SELECT 1 FROM pg_catalog.pg_class" {
+		t.Errorf("a nil rewriter changed the statement: %s", got)
+	}
+}
