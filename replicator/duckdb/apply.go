@@ -26,43 +26,20 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 		unchanged = unchanged || b.Changes[i].Row.HasUnchanged()
 	}
 	keys := tbl.KeyIndexes()
-	convs := converters(tbl)
 	soft := false
-	stage, release, err := t.stageRows(tbl, len(b.Changes), unchanged, func(app func(...driver.Value) error) error {
-		for _, c := range b.Changes {
-			vals := make([]driver.Value, 0, len(c.Row.Values)+len(keys)+4)
-			var ts driver.Value
-			if c.Kind == replica.SoftDelete || c.Deleted {
-				ts = c.CommitTime
-			}
-			soft = soft || c.Kind == replica.SoftDelete
-			n := int64(c.Count)
-			if n < 0 {
-				n = -n
-			}
-			vals = append(vals, string(c.Kind), int64(c.LSN), ts, unchangedMask(c.Row.Unchanged), n)
-			if unchanged {
-				for j, k := range keys {
-					v := c.Row.Values[k]
-					if c.Lookup != nil {
-						v = c.Lookup[j]
-					}
-					tv, err := convs.text(tbl, k, v)
-					if err != nil {
-						return err
-					}
-					vals = append(vals, tv)
-				}
-			}
-			vals, err := convs.appendRow(vals, tbl, c.Row.Values)
-			if err != nil {
-				return err
-			}
-			if err := app(vals...); err != nil {
-				return err
-			}
+	for i := range b.Changes {
+		soft = soft || b.Changes[i].Kind == replica.SoftDelete
+	}
+	stage, release, err := t.stageChanges(tbl, b, unchanged, func(c *replica.Change) (driver.Value, int64) {
+		var ts driver.Value
+		if c.Kind == replica.SoftDelete || c.Deleted {
+			ts = c.CommitTime
 		}
-		return nil
+		n := int64(c.Count)
+		if n < 0 {
+			n = -n
+		}
+		return ts, n
 	})
 	if err != nil {
 		return err
@@ -249,4 +226,42 @@ func (t *tx) applyFullRow(ctx context.Context, tbl *replica.Table, stage string)
 	}
 	return t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_v.ts, %s = _pgcdc_v.lsn FROM (%s) AS _pgcdc_v WHERE %s.rowid = _pgcdc_v.rid",
 		target, ident(replica.DeletedTSColumn), ident(replica.LSNColumn), victims(replica.SoftDelete), target))
+}
+
+// stageChanges stages a batch's changes as text rows: each change's kind,
+// LSN, the timestamp and count that meta gives it, its unchanged-TOAST
+// mask, with lookup the key that supplies its unchanged values, then its
+// values rewritten for DuckDB's casts.
+func (t *tx) stageChanges(tbl *replica.Table, b *replica.Batch, lookup bool, meta func(*replica.Change) (ts driver.Value, n int64)) (string, func(), error) {
+	keys := tbl.KeyIndexes()
+	convs := converters(tbl)
+	return t.stageRows(tbl, len(b.Changes), lookup, func(app func(...driver.Value) error) error {
+		for i := range b.Changes {
+			c := &b.Changes[i]
+			ts, n := meta(c)
+			vals := make([]driver.Value, 0, len(c.Row.Values)+len(keys)+5)
+			vals = append(vals, string(c.Kind), int64(c.LSN), ts, unchangedMask(c.Row.Unchanged), n)
+			if lookup {
+				for j, k := range keys {
+					v := c.Row.Values[k]
+					if c.Lookup != nil {
+						v = c.Lookup[j]
+					}
+					tv, err := convs.text(tbl, k, v)
+					if err != nil {
+						return err
+					}
+					vals = append(vals, tv)
+				}
+			}
+			vals, err := convs.appendRow(vals, tbl, c.Row.Values)
+			if err != nil {
+				return err
+			}
+			if err := app(vals...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -43,33 +43,8 @@ func (t *tx) applyHistory(ctx context.Context, tbl *replica.Table, b *replica.Ba
 	for i := range b.Changes {
 		unchanged = unchanged || b.Changes[i].Row.HasUnchanged()
 	}
-	convs := converters(tbl)
-	stage, release, err := t.stageRows(tbl, len(b.Changes), unchanged, func(app func(...driver.Value) error) error {
-		for _, c := range b.Changes {
-			vals := make([]driver.Value, 0, len(c.Row.Values)+len(keys)+5)
-			vals = append(vals, string(c.Kind), int64(c.LSN), c.CommitTime, unchangedMask(c.Row.Unchanged), int64(1))
-			if unchanged {
-				for j, k := range keys {
-					v := c.Row.Values[k]
-					if c.Lookup != nil {
-						v = c.Lookup[j]
-					}
-					tv, err := convs.text(tbl, k, v)
-					if err != nil {
-						return err
-					}
-					vals = append(vals, tv)
-				}
-			}
-			vals, err := convs.appendRow(vals, tbl, c.Row.Values)
-			if err != nil {
-				return err
-			}
-			if err := app(vals...); err != nil {
-				return err
-			}
-		}
-		return nil
+	stage, release, err := t.stageChanges(tbl, b, unchanged, func(c *replica.Change) (driver.Value, int64) {
+		return c.CommitTime, 1
 	})
 	if err != nil {
 		return err
