@@ -201,7 +201,7 @@ func TestUnsafeClientFileAccessFlag(t *testing.T) {
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, shopSchema)
 	srv := pgcdctest.Start(t, pgcdctest.Options{Source: dsn, Env: []string{"PGCDC_UNSAFE_ALLOW_CLIENT_FILE_ACCESS=true"}})
-	if !strings.Contains(srv.Logs(), "unsafe-allow-client-file-access is on") {
+	if !srv.LogsContain("unsafe-allow-client-file-access is on", 5*time.Second) {
 		t.Errorf("no start-up warning:\n%s", srv.Logs())
 	}
 	rep := srv.Connect(ctx, t)

@@ -660,7 +660,7 @@ func proxyDiscovery(t *testing.T, dest *pgtest.Cluster) {
 	srcDSN, _ := newSourceDB(ctx, t)
 	srv := pgcdctest.Start(t, pgcdctest.Options{Source: srcDSN, Destination: other})
 	waitServing(ctx, t, srv)
-	if !strings.Contains(srv.Logs(), `schema \"pgcdc\" exists and was not created by pgcdc`) {
+	if !srv.LogsContain(`schema \"pgcdc\" exists and was not created by pgcdc`, 5*time.Second) {
 		t.Errorf("no warning about the foreign schema:\n%s", srv.Logs())
 	}
 	if got := rowsOf(ctx, t, srv.Connect(ctx, t), "SELECT 'serving'"); got[0] != "serving" {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -189,6 +190,22 @@ func (s *Server) Exited() bool {
 
 // Logs returns everything the server printed.
 func (s *Server) Logs() string { return s.logs.String() }
+
+// LogsContain reports whether the logs hold substr within timeout: the
+// process's output reaches them through a pipe, so a line written before
+// the server accepted connections may still be on its way.
+func (s *Server) LogsContain(substr string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(s.Logs(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // DSN is a connection string for clients of this server.
 func (s *Server) DSN() string {
