@@ -31,6 +31,9 @@ type ReplicateOptions struct {
 	// SoftDelete keeps deleted rows, marked with _pg_deleted_ts.
 	SoftDelete bool
 	Progress   func(string)
+	// stopAt, when set, replaces the WAL end: verify drains the slot to
+	// exactly the point its source snapshot shows (verify.go).
+	stopAt uint64
 }
 
 // TableStats is one row of replicate()'s result.
@@ -98,6 +101,9 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	end, err := walEnd(ctx, conn)
 	if err != nil {
 		return nil, err
+	}
+	if o.stopAt != 0 {
+		end = o.stopAt
 	}
 	if err := checkPosition(state, slot, end); err != nil {
 		return nil, err

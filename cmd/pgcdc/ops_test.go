@@ -1,0 +1,252 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgcdc/pgcdc/internal/pgcdctest"
+)
+
+// The operations tests: verify_replication, check_replication, the
+// metrics endpoint and slot safety, against every destination where the
+// destination matters.
+
+var opsScenarios = []scenario{
+	{"verify_finds_corruption", verifyFindsCorruption},
+	{"verify_ignores_changes_in_flight", verifyIgnoresChangesInFlight},
+}
+
+func TestOps(t *testing.T) {
+	for _, d := range destinations {
+		t.Run(d.name, func(t *testing.T) {
+			if reason := d.skip(); reason != "" {
+				t.Skip(reason)
+			}
+			for _, s := range opsScenarios {
+				t.Run(s.name, func(t *testing.T) { s.run(t, d) })
+			}
+		})
+	}
+}
+
+// verifyTable holds the types whose text forms differ between Postgres and
+// DuckDB, with the values where they differ most.
+const verifyTable = `CREATE TABLE v (
+	id int PRIMARY KEY, t text, n numeric(10,2), un numeric, f8 float8, f4 float4,
+	ts timestamp, tstz timestamptz, d date, tm time, iv interval, b bytea, u uuid,
+	j jsonb, ia int[], ta text[], bo boolean);
+INSERT INTO v SELECT g, 'row "' || g || '", it''s', g * 1.5, g / 7.0, g * 0.1, g * 0.3,
+	'2026-01-02 03:04:05.5'::timestamp + g * interval '1 hour', '2026-01-02 03:04:05.123456+02'::timestamptz + g * interval '1 day',
+	'2026-01-02'::date + g, '12:34:56.5'::time, make_interval(months => g, days => g, secs => g * 1.5), decode(md5(g::text), 'hex'),
+	md5(g::text)::uuid, jsonb_build_object('g', g, 'a', ARRAY[g, g]), ARRAY[g, NULL, g + 1], ARRAY['a', 'b c', NULL], g % 2 = 0
+	FROM generate_series(1, 200) g;
+INSERT INTO v (id, f8, f4) VALUES (1001, 'NaN', 'Infinity'), (1002, '-Infinity', 3.0), (1003, 1e20, 1e-7), (1004, 1e15, 0.1), (1005, 3.0, -0.0),
+	(1007, -1234567890123456.5, 1e6), (1008, 123456789012345, 1234567), (1009, 4e15 + 0.5, 12345678);
+INSERT INTO v (id) VALUES (1006)`
+
+type verifyRow struct {
+	table, verdict string
+	source, rep    int64
+	keys           []string
+}
+
+func verify(ctx context.Context, t *testing.T, conn *pgx.Conn, sql string, args ...any) []verifyRow {
+	t.Helper()
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	var out []verifyRow
+	for rows.Next() {
+		var r verifyRow
+		if err := rows.Scan(&r.table, &r.verdict, &r.source, &r.rep, &r.keys); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return out
+}
+
+// verifyFindsCorruption: a faithful replica of many types is equal; a row
+// changed, one removed and one added in the replica itself are named.
+func verifyFindsCorruption(t *testing.T, d *destination) {
+	ctx := testContext(t, 2*time.Minute)
+	src, r := setup(ctx, t, d, verifyTable+`; CREATE TABLE w (a text, b int, PRIMARY KEY (a, b)); INSERT INTO w VALUES ('x,"y', 1), ('z', 2)`)
+	mustExec(ctx, t, r.pgcdc, "SELECT * FROM init_replication('vf', 'vf_pub', table_names => ARRAY['v', 'w'], persist_snapshots => true)")
+	mustExec(ctx, t, src, "UPDATE v SET t = 'changed' WHERE id = 5; DELETE FROM v WHERE id = 6; INSERT INTO v (id, t) VALUES (500, 'new')")
+	// verify drains the slot first: the changes above are compared, not reported.
+	got := verify(ctx, t, r.pgcdc, "SELECT * FROM verify_replication('vf')")
+	if len(got) != 2 || got[0].verdict != "equal" || got[1].verdict != "equal" || got[0].source != 209 || got[0].rep != 209 || len(got[0].keys) != 0 {
+		t.Fatalf("verify of a faithful replica: %+v", got)
+	}
+	if got[0].table != "public.v" || got[1].table != "public.w" || got[1].source != 2 {
+		t.Fatalf("verify rows: %+v", got)
+	}
+	// Corrupt the replica directly.
+	mustExec(ctx, t, r.data, "UPDATE public.v SET t = 'corrupt' WHERE id = 7")
+	mustExec(ctx, t, r.data, "UPDATE public.v SET f8 = 2.5 WHERE id = 1003")
+	mustExec(ctx, t, r.data, "DELETE FROM public.v WHERE id = 9")
+	mustExec(ctx, t, r.data, "INSERT INTO public.v (id, t) VALUES (9999, 'only in the replica')")
+	mustExec(ctx, t, r.data, `UPDATE public.w SET b = 3 WHERE a = 'x,"y'`)
+	got = verify(ctx, t, r.pgcdc, "SELECT * FROM verify_replication('vf', 'v')")
+	if len(got) != 1 || got[0].verdict != "different" || got[0].source != 209 || got[0].rep != 209 {
+		t.Fatalf("verify of a corrupted replica: %+v", got)
+	}
+	if want := []string{"1003", "7", "9", "9999"}; !slices.Equal(got[0].keys, want) {
+		t.Fatalf("differing keys = %q, want %q", got[0].keys, want)
+	}
+	got = verify(ctx, t, r.pgcdc, "SELECT * FROM verify_replication('vf', 'public.w')")
+	if want := []string{`(x,"y,1)`, `(x,"y,3)`}; len(got) != 1 || got[0].verdict != "different" || !slices.Equal(got[0].keys, want) {
+		t.Fatalf("verify of a corrupted composite key: %+v, want keys %q", got, want)
+	}
+	expectError(ctx, t, r.pgcdc, "42P01", "SELECT * FROM verify_replication('vf', 'nope')")
+	expectError(ctx, t, r.pgcdc, "42704", "SELECT * FROM verify_replication('nope')")
+	// Verify created nothing on the source: its temporary slot is gone.
+	var slots int
+	if err := src.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'pgcdc_verify_%'").Scan(&slots); err != nil || slots != 0 {
+		t.Fatalf("temporary slots left: %d %v", slots, err)
+	}
+}
+
+// verifyIgnoresChangesInFlight: writes that go on while verify runs, and
+// were never replicated, are not differences.
+func verifyIgnoresChangesInFlight(t *testing.T, d *destination) {
+	ctx := testContext(t, 2*time.Minute)
+	src, r := setup(ctx, t, d, `CREATE TABLE f (id int PRIMARY KEY, n int); INSERT INTO f SELECT g, g FROM generate_series(1, 2000) g`)
+	mustExec(ctx, t, r.pgcdc, "SELECT * FROM init_replication('vi', 'vi_pub', table_names => 'f', persist_snapshots => true)")
+	writerCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		conn, err := pgx.Connect(ctx, source.DSN(src.Config().Database))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		for i := 1; writerCtx.Err() == nil; i++ {
+			_, err := conn.Exec(writerCtx, fmt.Sprintf(`BEGIN; UPDATE f SET n = n + 1 WHERE id = %d; DELETE FROM f WHERE id = %d;
+				INSERT INTO f VALUES (%d, 0); COMMIT`, i%2000+1, 2000-i%1000, 10000+i))
+			if err != nil && writerCtx.Err() == nil {
+				t.Error(err)
+				return
+			}
+			writes.Add(1)
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		got := verify(ctx, t, r.pgcdc, "SELECT * FROM verify_replication('vi')")
+		if len(got) != 1 || got[0].verdict != "equal" || got[0].source != got[0].rep {
+			stop()
+			wg.Wait()
+			t.Fatalf("verify %d during writes: %+v", i, got)
+		}
+	}
+	stop()
+	wg.Wait()
+	if writes.Load() == 0 {
+		t.Fatal("the writer made no change while verify ran")
+	}
+}
+
+// TestCheckReplication: the preflight names a login's missing privileges
+// and the tables that would break, and finds nothing to fix once they are
+// fixed. It reads only the source, so one destination is enough.
+func TestCheckReplication(t *testing.T) {
+	ctx := testContext(t, 2*time.Minute)
+	dsn, src := newSourceDB(ctx, t)
+	role := "lowpriv_" + src.Config().Database
+	mustExec(ctx, t, src, fmt.Sprintf(`CREATE ROLE %s LOGIN PASSWORD 'pw';
+		CREATE TABLE keyed (id int PRIMARY KEY, g int GENERATED ALWAYS AS (id * 2) STORED, n numeric);
+		CREATE TABLE nokey (a int); CREATE TABLE nothing (id int PRIMARY KEY); ALTER TABLE nothing REPLICA IDENTITY NOTHING;
+		GRANT SELECT ON keyed TO %s`, role, role))
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			c.Exec(context.Background(), fmt.Sprintf("DROP OWNED BY %s; DROP ROLE %s", role, role))
+			c.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(dsn)
+	u.User = url.UserPassword(role, "pw")
+	r := duckdbDestination.start(ctx, t, pgcdctest.Options{Source: u.String()})
+	findings := func(sql string) map[string][]string {
+		t.Helper()
+		rows, err := r.pgcdc.Query(ctx, sql)
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		out := map[string][]string{}
+		for rows.Next() {
+			var sev, check string
+			var table, fix *string
+			var detail string
+			if err := rows.Scan(&sev, &check, &table, &detail, &fix); err != nil {
+				t.Fatal(err)
+			}
+			key := sev + " " + check
+			if table != nil {
+				key += " " + *table
+			}
+			out[key] = append(out[key], detail)
+			if sev == "error" && (fix == nil || *fix == "") {
+				t.Errorf("%s has no fix", key)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	got := findings("SELECT * FROM check_replication('public', ARRAY['keyed', 'nokey', 'nothing', 'missing'])")
+	for _, want := range []string{
+		"error replication_privilege", "error table_owner public.keyed", "error select_privilege public.nokey",
+		"error replica_identity public.nokey", "error replica_identity public.nothing", "error table public.missing",
+		"warning generated_columns public.keyed", "info types_as_text public.keyed", "info snapshot_size public.keyed",
+	} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("missing finding %q in %v", want, got)
+		}
+	}
+	if _, ok := got["error select_privilege public.keyed"]; ok {
+		t.Errorf("keyed is readable, yet: %v", got)
+	}
+	if d := strings.Join(got["error replication_privilege"], ""); !strings.Contains(d, role) {
+		t.Errorf("replication_privilege detail %q does not name the role", d)
+	}
+	// The whole schema needs a superuser too.
+	if _, ok := findings("SELECT * FROM check_replication('public')")["error publication_privilege"]; !ok {
+		t.Error("no publication_privilege finding for a whole-schema check by a non-superuser")
+	}
+	// Fixed, the same check finds no error.
+	mustExec(ctx, t, src, fmt.Sprintf(`ALTER ROLE %s REPLICATION; GRANT SELECT ON nokey TO %s; ALTER TABLE keyed OWNER TO %s;
+		ALTER TABLE nokey OWNER TO %s; ALTER TABLE nokey REPLICA IDENTITY FULL`, role, role, role, role))
+	got = findings("SELECT * FROM check_replication('public', ARRAY['keyed', 'nokey'])")
+	for k := range got {
+		if strings.HasPrefix(k, "error ") {
+			t.Errorf("after the fixes: %s %v", k, got[k])
+		}
+	}
+	// It created nothing.
+	var slots, pubs int
+	if err := src.QueryRow(ctx, "SELECT (SELECT count(*) FROM pg_replication_slots), (SELECT count(*) FROM pg_publication)").Scan(&slots, &pubs); err != nil {
+		t.Fatal(err)
+	}
+	if pubs != 0 {
+		t.Fatalf("check_replication left %d publications", pubs)
+	}
+}
