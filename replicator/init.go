@@ -687,7 +687,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 			if err := tx.Truncate(ctx, t); err != nil {
 				return nil, fmt.Errorf("destination: %w", err)
 			}
-			n, err := copyTable(ctx, sconn, tx, t, p.tables[i].Kind, p.tables[i].Rows, consistent, r.BatchBytes, heap, o.Progress)
+			n, err := copyTable(ctx, sconn, tx, t, p.tables[i].Kind, p.tables[i].Rows, consistent, r.BatchBytes, heap, o.Progress, r.observeSnapshot(o.Slot, t.Qualified(), p.tables[i].Rows))
 			if err != nil {
 				return nil, err
 			}

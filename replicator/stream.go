@@ -51,14 +51,8 @@ const MaxBatchSize = 1_000_000
 // which is how an idle stream learns that it has reached its end.
 const statusInterval = 100 * time.Millisecond
 
-// Replicate consumes the slot from the replica's position up to the
-// source's WAL position when the call starts, merges every change into the
-// destination, and confirms the slot up to what the destination committed.
-//
-// Before it reads a change it checks that the stored state belongs to this
-// source and slot, and that the options of the call agree with the ones the
-// slot was set up with.
-func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
+// replicate is Replicate (observe.go), which records how it ended.
+func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
 	if err := validateSlot(o.Slot); err != nil {
 		return nil, err
 	}
@@ -355,6 +349,7 @@ type stream struct {
 
 	stats map[string]*TableStats
 	heap  *heapWatch
+	obs   streamObservation // observe.go
 }
 
 // errReaderStopped means the reader ended before the stream's end: its own
@@ -408,6 +403,7 @@ func (s *stream) handle(ev *event) error {
 		return nil
 	case evCommit:
 		s.lastCommit = ev.end
+		s.obs.commitTS = s.commitTime
 		if s.pending+s.uncommited >= commitEvery || time.Since(s.lastCommitAt) >= commitInterval {
 			return s.commit(s.lastCommit)
 		}
@@ -756,6 +752,7 @@ func (s *stream) spill() error {
 // commit makes everything applied so far durable together with lsn, then
 // lets the slot move up to it.
 func (s *stream) commit(lsn uint64) error {
+	start := time.Now()
 	if err := s.spill(); err != nil {
 		return err
 	}
@@ -780,6 +777,7 @@ func (s *stream) commit(lsn uint64) error {
 	s.committed.Store(lsn)
 	s.uncommited = 0
 	s.lastCommitAt = time.Now()
+	s.r.observeCommit(s, time.Since(start))
 	return nil
 }
 

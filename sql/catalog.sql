@@ -10,7 +10,7 @@
 -- LANGUAGE internal AS '<name>' names the implementation. Parameter types are
 -- limited to what the argument evaluator reads: text, text[], boolean,
 -- integer, bigint and jsonb (a JSON object). Result columns may also be
--- pg_lsn and timestamptz.
+-- pg_lsn, timestamptz and double precision.
 
 CREATE FUNCTION pgcdc.init_replication(
     slot_name         text,
@@ -139,19 +139,46 @@ CREATE FUNCTION pgcdc.replication_status(
     lag_bytes          bigint,
     wal_status         text,
     last_replicated_at timestamptz,
-    tables             text[]
+    tables             text[],
+    table_name         text,
+    state              text,
+    lag_seconds        double precision,
+    last_commit_at     timestamptz,
+    last_error         text,
+    inserts            bigint,
+    updates            bigint,
+    deletes            bigint,
+    truncates          bigint
 ) LANGUAGE internal AS 'replication_status';
 
 COMMENT ON FUNCTION pgcdc.replication_status IS
 'Reports the source''s pgoutput replication slots in the source database: one
-row per slot, or only `slot_name` when given. `publication`, `tables` and
-`last_replicated_at` come from the destination''s state for slots that
-`init_replication` set up, and are NULL for others.
+row per slot, or only `slot_name` when given, each followed by one row per
+table the slot replicates (`table_name` set; it is NULL on the slot''s row).
+`publication`, `tables` and `last_replicated_at` come from the destination''s
+state for slots that `init_replication` set up, and are NULL for others.
 
 `lag_bytes` is the WAL the source retains for the slot (`current_lsn` minus
 `confirmed_lsn`), and `wal_status` is the source''s view of that WAL
 (`reserved`, `extended`, `unreserved` or `lost`). Watch them: a slot that is
-never replicated keeps WAL on the source until its disk fills.';
+never replicated keeps WAL on the source until its disk fills; `extended` and
+`unreserved` say it is close to `max_slot_wal_keep_size`, and a `lost` slot
+must be re-created with `init_replication(..., reset => true)`.
+
+- `state`: `snapshotting` (init_replication is copying), `replicating` (a call
+  is applying changes now), `streaming` (ready: each replicate() applies the
+  waiting changes), `failed` (the last call failed, with `last_error`, or the
+  slot lost WAL), or `unmanaged` (a slot pgcdc did not set up).
+- `lag_seconds`: 0 when the slot has nothing waiting, otherwise the time since
+  the last replicate() that caught up started: the replica holds everything
+  the source committed before then.
+- `last_commit_at`: the source commit time of the last transaction applied.
+- `last_error`: the error of the last call on the slot, until one succeeds.
+- `inserts`, `updates`, `deletes`, `truncates`: changes applied since pgcdc
+  started, per table and in total on the slot''s row.
+
+`last_commit_at`, `last_error`, the counts and `lag_seconds` are what this
+pgcdc process saw since it started.';
 
 CREATE FUNCTION pgcdc.drop_replication(
     slot_name   text,

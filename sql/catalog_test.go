@@ -115,7 +115,11 @@ func TestLoadCatalog(t *testing.T) {
 				{Name: "current_lsn", Type: lsn}, {Name: "lag_bytes", Type: bigint},
 				{Name: "wal_status", Type: text},
 				{Name: "last_replicated_at", Type: sql.Type{Name: "timestamptz", OID: 1184}},
-				{Name: "tables", Type: textArray},
+				{Name: "tables", Type: textArray}, {Name: "table_name", Type: text},
+				{Name: "state", Type: text}, {Name: "lag_seconds", Type: sql.Type{Name: "double precision", OID: 701}},
+				{Name: "last_commit_at", Type: sql.Type{Name: "timestamptz", OID: 1184}},
+				{Name: "last_error", Type: text}, {Name: "inserts", Type: bigint}, {Name: "updates", Type: bigint},
+				{Name: "deletes", Type: bigint}, {Name: "truncates", Type: bigint},
 			},
 		},
 		{

@@ -3,8 +3,12 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgcdc/pgcdc/internal/pgcdctest"
+	"github.com/pgcdc/pgcdc/internal/pgtest"
 )
 
 // The operations tests: verify_replication, check_replication, the
@@ -23,6 +28,7 @@ import (
 var opsScenarios = []scenario{
 	{"verify_finds_corruption", verifyFindsCorruption},
 	{"verify_ignores_changes_in_flight", verifyIgnoresChangesInFlight},
+	{"status_and_metrics", statusAndMetrics},
 }
 
 func TestOps(t *testing.T) {
@@ -248,5 +254,205 @@ func TestCheckReplication(t *testing.T) {
 	}
 	if pubs != 0 {
 		t.Fatalf("check_replication left %d publications", pubs)
+	}
+}
+
+// scrape reads url and returns the body; the status must be 200.
+func scrape(ctx context.Context, t *testing.T, url string) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v\n%s", url, resp.StatusCode, err, body)
+	}
+	return string(body)
+}
+
+// metricValue finds the sample of a series in a Prometheus text exposition:
+// name{labels} value, with the labels in the exposition's (sorted) order.
+func metricValue(body, series string) (float64, bool) {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	return v, err == nil
+}
+
+type statusRow struct {
+	slot                                 string
+	table, state, lastError              *string
+	lagBytes                             *int64
+	walStatus                            *string
+	lagSeconds                           *float64
+	lastCommit                           *time.Time
+	inserts, updates, deletes, truncates int64
+}
+
+func replicationStatus(ctx context.Context, t *testing.T, conn *pgx.Conn, slot string) []statusRow {
+	t.Helper()
+	rows, err := conn.Query(ctx, `SELECT slot_name, table_name, state, last_error, lag_bytes, wal_status, lag_seconds, last_commit_at,
+		inserts, updates, deletes, truncates FROM replication_status($1)`, slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []statusRow
+	for rows.Next() {
+		var r statusRow
+		if err := rows.Scan(&r.slot, &r.table, &r.state, &r.lastError, &r.lagBytes, &r.walStatus, &r.lagSeconds, &r.lastCommit,
+			&r.inserts, &r.updates, &r.deletes, &r.truncates); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "<NULL>"
+	}
+	return *p
+}
+
+// statusAndMetrics: replication_status() and /metrics show what a run
+// applied, per table and operation, while and after it runs.
+func statusAndMetrics(t *testing.T, d *destination) {
+	ctx := testContext(t, 2*time.Minute)
+	dsn, src := newSourceDB(ctx, t)
+	mustExec(ctx, t, src, "CREATE TABLE m (id int PRIMARY KEY, v text); INSERT INTO m SELECT g, 'v' FROM generate_series(1, 100) g; CREATE TABLE other (id int PRIMARY KEY)")
+	port, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := d.start(ctx, t, pgcdctest.Options{Source: dsn, Extra: []string{"--metrics-listen", strconv.Itoa(port)}})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if body := scrape(ctx, t, base+"/healthz"); body != "ok\n" {
+		t.Fatalf("/healthz = %q", body)
+	}
+	mustExec(ctx, t, r.pgcdc, "SELECT * FROM init_replication('sm', 'sm_pub', table_names => ARRAY['m', 'other'], persist_snapshots => true)")
+	mustExec(ctx, t, src, "INSERT INTO m SELECT g, 'w' FROM generate_series(101, 5100) g; UPDATE m SET v = 'u' WHERE id <= 3; DELETE FROM m WHERE id IN (4, 5); TRUNCATE other")
+	// Scrape while replicate() runs: the endpoint answers, and the slot's series are there.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		callReplicate(ctx, t, r.pgcdc, "SELECT * FROM replicate('sm', 'sm_pub', target_batch_size => 100)")
+	}()
+	during := scrape(ctx, t, base+"/metrics")
+	<-done
+	if _, ok := metricValue(during, `pgcdc_slot_lag_bytes{slot="sm"}`); !ok {
+		t.Errorf("no lag series during the run:\n%s", during)
+	}
+	expectError(ctx, t, r.pgcdc, "22023", "SELECT * FROM replicate('sm', 'wrong_pub')")
+	body := scrape(ctx, t, base+"/metrics")
+	for series, want := range map[string]float64{
+		`pgcdc_changes_applied_total{op="insert",slot="sm",table="public.m"}`:       5000,
+		`pgcdc_changes_applied_total{op="update",slot="sm",table="public.m"}`:       3,
+		`pgcdc_changes_applied_total{op="delete",slot="sm",table="public.m"}`:       2,
+		`pgcdc_changes_applied_total{op="truncate",slot="sm",table="public.other"}`: 1,
+		`pgcdc_snapshot_rows_copied{slot="sm",table="public.m"}`:                    100,
+		`pgcdc_snapshot_done{slot="sm",table="public.m"}`:                           1,
+		`pgcdc_slot_wal_status{slot="sm",wal_status="reserved"}`:                    1,
+		`pgcdc_slot_wal_status{slot="sm",wal_status="lost"}`:                        0,
+		`pgcdc_errors_total{slot="sm",sqlstate="22023"}`:                            1,
+		`pgcdc_slot_failed{slot="sm"}`:                                              0,
+		`pgcdc_source_up`:                                                           1,
+	} {
+		if got, ok := metricValue(body, series); !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	for _, series := range []string{`pgcdc_slot_confirmed_lsn{slot="sm"}`, `pgcdc_slot_lag_seconds{slot="sm"}`, `pgcdc_batch_duration_seconds_count{slot="sm"}`} {
+		if v, ok := metricValue(body, series); !ok || v < 0 {
+			t.Errorf("%s = %v, present %v", series, v, ok)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", body)
+	}
+
+	st := replicationStatus(ctx, t, r.pgcdc, "sm")
+	if len(st) != 3 || st[0].table != nil || str(st[1].table) != "public.m" || str(st[2].table) != "public.other" {
+		t.Fatalf("status rows: %+v", st)
+	}
+	slot, m := st[0], st[1]
+	if str(slot.state) != "streaming" || slot.lastError != nil || slot.lastCommit == nil || slot.lagSeconds == nil || str(slot.walStatus) != "reserved" ||
+		slot.inserts != 5000 || slot.updates != 3 || slot.deletes != 2 || slot.truncates != 1 {
+		t.Fatalf("slot status: %+v state=%s", slot, str(slot.state))
+	}
+	if str(m.state) != "streaming" || m.inserts != 5000 || m.updates != 3 || m.deletes != 2 || m.truncates != 0 || st[2].truncates != 1 {
+		t.Fatalf("table status: %+v", m)
+	}
+}
+
+// TestLostSlot: a slot that fell behind max_slot_wal_keep_size shows
+// wal_status lost and state failed, and replicate() refuses it at once with
+// the way out, instead of retrying forever.
+func TestLostSlot(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"max_slot_wal_keep_size": "1MB", "wal_keep_size": "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop() })
+	src, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(context.Background())
+	mustExec(ctx, t, src, "CREATE TABLE l (id int PRIMARY KEY, v text); INSERT INTO l VALUES (1, 'a')")
+	port, err := pgtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: c.DSN("postgres"), Extra: []string{"--metrics-listen", strconv.Itoa(port)}})
+	rep := srv.Connect(ctx, t)
+	mustExec(ctx, t, rep, "SELECT * FROM init_replication('ls', 'ls_pub', table_names => 'l', persist_snapshots => true)")
+	// Write past max_slot_wal_keep_size, in several segments, and let a
+	// checkpoint remove them.
+	var status string
+	for i := 0; i < 20 && status != "lost"; i++ {
+		mustExec(ctx, t, src, "INSERT INTO l SELECT g, repeat('x', 1000) FROM generate_series(2, 3000) g ON CONFLICT (id) DO UPDATE SET v = excluded.v")
+		mustExec(ctx, t, src, "SELECT pg_switch_wal()")
+		mustExec(ctx, t, src, "CHECKPOINT")
+		if err := src.QueryRow(ctx, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'ls'").Scan(&status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status != "lost" {
+		t.Fatalf("the slot's wal_status is %q after writing past max_slot_wal_keep_size", status)
+	}
+	start := time.Now()
+	pe := expectError(ctx, t, rep, "55000", "SELECT * FROM replicate('ls', 'ls_pub')")
+	if !strings.Contains(pe.Message, "lost") || !strings.Contains(pe.Message, "reset => true") {
+		t.Fatalf("lost slot error does not name the recovery: %s", pe.Message)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("replicate() took %v to refuse a lost slot", d)
+	}
+	st := replicationStatus(ctx, t, rep, "ls")
+	if str(st[0].walStatus) != "lost" || str(st[0].state) != "failed" || !strings.Contains(str(st[0].lastError), "reset => true") {
+		t.Fatalf("status of a lost slot: wal_status=%s state=%s last_error=%s", str(st[0].walStatus), str(st[0].state), str(st[0].lastError))
+	}
+	body := scrape(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if v, ok := metricValue(body, `pgcdc_slot_wal_status{slot="ls",wal_status="lost"}`); !ok || v != 1 {
+		t.Fatalf("lost slot metric = %v %v", v, ok)
+	}
+	if v, ok := metricValue(body, `pgcdc_errors_total{slot="ls",sqlstate="55000"}`); !ok || v != 1 {
+		t.Fatalf("lost slot errors metric = %v %v", v, ok)
+	}
+	// The way out works.
+	mustExec(ctx, t, rep, "SELECT * FROM init_replication('ls', 'ls_pub', table_names => 'l', persist_snapshots => true, reset => true)")
+	callReplicate(ctx, t, rep, "SELECT * FROM replicate('ls', 'ls_pub')")
+	if st := replicationStatus(ctx, t, rep, "ls"); str(st[0].state) != "streaming" || str(st[0].walStatus) == "lost" {
+		t.Fatalf("after reset: state=%s wal_status=%s", str(st[0].state), str(st[0].walStatus))
 	}
 }
