@@ -49,12 +49,16 @@ func TestOps(t *testing.T) {
 const verifyTable = `CREATE TABLE v (
 	id int PRIMARY KEY, t text, n numeric(10,2), un numeric, f8 float8, f4 float4,
 	ts timestamp, tstz timestamptz, d date, tm time, iv interval, b bytea, u uuid,
-	j jsonb, ia int[], ta text[], bo boolean);
+	j jsonb, ia int[], ta text[], bo boolean, tz timetz, tsa timestamp[], fa float8[], js json, nn numeric, ba bytea[]);
 INSERT INTO v SELECT g, 'row "' || g || '", it''s', g * 1.5, g / 7.0, g * 0.1, g * 0.3,
 	'2026-01-02 03:04:05.5'::timestamp + g * interval '1 hour', '2026-01-02 03:04:05.123456+02'::timestamptz + g * interval '1 day',
 	'2026-01-02'::date + g, '12:34:56.5'::time, make_interval(months => g, days => g, secs => g * 1.5), decode(md5(g::text), 'hex'),
-	md5(g::text)::uuid, jsonb_build_object('g', g, 'a', ARRAY[g, g]), ARRAY[g, NULL, g + 1], ARRAY['a', 'b c', NULL], g % 2 = 0
+	md5(g::text)::uuid, jsonb_build_object('g', g, 'a', ARRAY[g, g]), ARRAY[g, NULL, g + 1], ARRAY['a', 'b c', NULL], g % 2 = 0,
+	'12:34:56.789+05:30'::timetz, ARRAY['2026-01-02 03:04:05.5'::timestamp, NULL], ARRAY[g * 0.1, 1e20, 'NaN'], '{"a":  [1, 2]}'::json, 'NaN',
+	ARRAY['\x00ff'::bytea, NULL]
 	FROM generate_series(1, 200) g;
+INSERT INTO v (id, iv, ts, tstz, d) VALUES (1010, '-1 day +02:00:00', 'infinity', '-infinity', 'infinity'), (1011, '25:00:00.000001', '1999-12-31 23:59:59.999999', '2000-01-01 00:00:00+14', '0001-01-01'),
+	(1012, '-3 years -2 mons -1 day -00:00:01.5', '2026-06-01 00:00:00', '2026-06-01 12:00:00.5-07', '2026-06-01');
 INSERT INTO v (id, f8, f4) VALUES (1001, 'NaN', 'Infinity'), (1002, '-Infinity', 3.0), (1003, 1e20, 1e-7), (1004, 1e15, 0.1), (1005, 3.0, -0.0),
 	(1007, -1234567890123456.5, 1e6), (1008, 123456789012345, 1234567), (1009, 4e15 + 0.5, 12345678);
 INSERT INTO v (id) VALUES (1006)`
@@ -94,7 +98,7 @@ func verifyFindsCorruption(t *testing.T, d *destination) {
 	mustExec(ctx, t, src, "UPDATE v SET t = 'changed' WHERE id = 5; DELETE FROM v WHERE id = 6; INSERT INTO v (id, t) VALUES (500, 'new')")
 	// verify drains the slot first: the changes above are compared, not reported.
 	got := verify(ctx, t, r.pgcdc, "SELECT * FROM verify_replication('vf')")
-	if len(got) != 2 || got[0].verdict != "equal" || got[1].verdict != "equal" || got[0].source != 209 || got[0].rep != 209 || len(got[0].keys) != 0 {
+	if len(got) != 2 || got[0].verdict != "equal" || got[1].verdict != "equal" || got[0].source != 212 || got[0].rep != 212 || len(got[0].keys) != 0 {
 		t.Fatalf("verify of a faithful replica: %+v", got)
 	}
 	if got[0].table != "public.v" || got[1].table != "public.w" || got[1].source != 2 {
@@ -107,7 +111,7 @@ func verifyFindsCorruption(t *testing.T, d *destination) {
 	mustExec(ctx, t, r.data, "INSERT INTO public.v (id, t) VALUES (9999, 'only in the replica')")
 	mustExec(ctx, t, r.data, `UPDATE public.w SET b = 3 WHERE a = 'x,"y'`)
 	got = verify(ctx, t, r.pgcdc, "SELECT * FROM verify_replication('vf', 'v')")
-	if len(got) != 1 || got[0].verdict != "different" || got[0].source != 209 || got[0].rep != 209 {
+	if len(got) != 1 || got[0].verdict != "different" || got[0].source != 212 || got[0].rep != 212 {
 		t.Fatalf("verify of a corrupted replica: %+v", got)
 	}
 	if want := []string{"1003", "7", "9", "9999"}; !slices.Equal(got[0].keys, want) {

@@ -13,28 +13,44 @@ var _ replica.Verifier = (*Destination)(nil)
 // TextExprs implements replica.Verifier: each stored DuckDB type rendered
 // as replica.PostgresTextExpr renders the source column.
 func (d *Destination) TextExprs(c replica.Column, col string) (string, string) {
-	src := replica.PostgresTextExpr(c, col)
-	typ := columnType(c)
-	switch {
-	case typ == "VARCHAR":
+	if columnType(c) == "VARCHAR" {
 		// Stored as the source's text output (unconstrained numeric, arrays
 		// DuckDB cannot list, types it does not know).
 		return col + "::text", col
-	case c.ElemOID != 0:
-		return src, fmt.Sprintf("CAST(to_json(%s) AS VARCHAR)", col)
-	case typ == "DOUBLE":
-		return src, floatText(col, "1e15")
-	case typ == "FLOAT":
-		return src, floatText(col, "1e6")
-	case typ == "TIMESTAMPTZ":
-		return src, fmt.Sprintf("CAST(timezone('UTC', %s) AS VARCHAR)", col)
-	case typ == "BLOB":
-		return src, fmt.Sprintf("lower(hex(%s))", col)
-	case typ == "INTERVAL":
-		return src, fmt.Sprintf("CAST(datepart('year', %[1]s)*12 + datepart('month', %[1]s) AS VARCHAR) || 'm' || CAST(datepart('day', %[1]s) AS VARCHAR) || 'd' || "+
+	}
+	src := replica.PostgresTextExpr(c, col)
+	if c.ElemOID != 0 {
+		// A list of the elements' text, flattened as the source's unnest
+		// flattens.
+		list := col
+		for i := 1; i < c.Dims; i++ {
+			list = "flatten(" + list + ")"
+		}
+		elem := replica.Column{TypeOID: c.ElemOID, TypeMod: c.TypeMod}
+		return src, fmt.Sprintf("CAST(to_json(list_transform(%s, lambda x: %s)) AS VARCHAR)", list, scalarText(scalarType(elem.TypeOID, elem.TypeMod), "x"))
+	}
+	return src, scalarText(columnType(c), col)
+}
+
+// scalarText renders a value of DuckDB type typ as Postgres's canonical
+// text (replica.PostgresTextExpr).
+func scalarText(typ, col string) string {
+	switch typ {
+	case "VARCHAR":
+		return col
+	case "DOUBLE":
+		return floatText(col, "1e15")
+	case "FLOAT":
+		return floatText(col, "1e6")
+	case "TIMESTAMPTZ":
+		return fmt.Sprintf("CAST(timezone('UTC', %s) AS VARCHAR)", col)
+	case "BLOB":
+		return fmt.Sprintf("lower(hex(%s))", col)
+	case "INTERVAL":
+		return fmt.Sprintf("CAST(datepart('year', %[1]s)*12 + datepart('month', %[1]s) AS VARCHAR) || 'm' || CAST(datepart('day', %[1]s) AS VARCHAR) || 'd' || "+
 			"CAST(datepart('hour', %[1]s)*3600000000 + datepart('minute', %[1]s)*60000000 + datepart('microseconds', %[1]s) AS VARCHAR) || 'us'", col)
 	}
-	return src, fmt.Sprintf("CAST(%s AS VARCHAR)", col)
+	return fmt.Sprintf("CAST(%s AS VARCHAR)", col)
 }
 
 // floatText renders a DOUBLE or FLOAT as Postgres does. Both write the

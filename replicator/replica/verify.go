@@ -44,13 +44,16 @@ const (
 // whose quoted name is col, as verify_replication compares it. It is the
 // column's text output with session settings taken out of it: timestamptz
 // in UTC, bytea as lowercase hex, intervals as months, days and
-// microseconds, arrays as JSON. The source and a Postgres destination use
+// microseconds, arrays as a JSON array of their elements' canonical text
+// (flattened: a multidimensional array's shape is not compared). The
+// source and a Postgres destination use
 // it as is; other destinations render their stored values to match.
 // Verify's session sets DateStyle ISO and extra_float_digits 1 (Postgres's
 // default: shortest exact floats).
 func PostgresTextExpr(c Column, col string) string {
 	if c.ElemOID != 0 {
-		return fmt.Sprintf("array_to_json(%s)::text", col)
+		elem := PostgresTextExpr(Column{TypeOID: c.ElemOID, TypeMod: c.TypeMod}, "u.e")
+		return fmt.Sprintf("CASE WHEN %[2]s IS NOT NULL THEN array_to_json(ARRAY(SELECT %[1]s FROM unnest(%[2]s) WITH ORDINALITY AS u(e, o) ORDER BY u.o))::text END", elem, col)
 	}
 	switch c.TypeOID {
 	case oidBytea:
