@@ -26,9 +26,11 @@ type SlotStatus struct {
 
 	// State is the slot's state: see statusStates.
 	State string
-	// LagSeconds is how far the replica is behind in time: 0 when it has
-	// everything the source wrote, otherwise the time since the last
-	// replicate() that caught up started; nil when unknown.
+	// LagSeconds is how far the replica is behind in time: 0 when the slot
+	// has nothing waiting, otherwise the age of the latest point the
+	// replica is complete up to (the start of the last replicate() that
+	// caught up, or the commit time of the last transaction applied);
+	// nil when unknown.
 	LagSeconds *float64
 	// LastCommitAt is the source commit time of the last transaction this
 	// process applied; nil when it applied none.
@@ -100,20 +102,25 @@ func (r *Replicator) statusStates(s *SlotStatus, st *replica.State, known bool) 
 			s.LastCommitAt = &t
 		}
 	}
-	if s.LagBytes != nil {
-		var lag float64
-		switch {
-		case *s.LagBytes <= 0:
-		case sa != nil && !sa.caughtUpAt.IsZero():
-			lag = time.Since(sa.caughtUpAt).Seconds()
-		case s.LastReplicated != nil:
-			lag = time.Since(*s.LastReplicated).Seconds()
-		default:
-			lag = -1
+	// The replica holds everything the source committed until the later
+	// of: the start of the last replicate() that caught up, and the commit
+	// time of the last transaction applied (commits apply in order).
+	var complete time.Time
+	if sa != nil {
+		complete = sa.caughtUpAt
+		if sa.lastCommitTS.After(complete) {
+			complete = sa.lastCommitTS
 		}
-		if lag >= 0 {
-			s.LagSeconds = &lag
+	}
+	if complete.IsZero() && s.LastReplicated != nil {
+		complete = *s.LastReplicated // stored by an earlier process
+	}
+	if s.LagBytes != nil && (*s.LagBytes <= 0 || !complete.IsZero()) {
+		lag := 0.0
+		if *s.LagBytes > 0 {
+			lag = max(time.Since(complete).Seconds(), 0)
 		}
+		s.LagSeconds = &lag
 	}
 	if !known {
 		return

@@ -169,9 +169,10 @@ must be re-created with `init_replication(..., reset => true)`.
   is applying changes now), `streaming` (ready: each replicate() applies the
   waiting changes), `failed` (the last call failed, with `last_error`, or the
   slot lost WAL), or `unmanaged` (a slot pgcdc did not set up).
-- `lag_seconds`: 0 when the slot has nothing waiting, otherwise the time since
-  the last replicate() that caught up started: the replica holds everything
-  the source committed before then.
+- `lag_seconds`: 0 when the slot has nothing waiting, otherwise the age of the
+  latest point the replica is complete up to: the start of the last
+  replicate() that caught up, or the source commit time of the last
+  transaction applied, whichever is later.
 - `last_commit_at`: the source commit time of the last transaction applied.
 - `last_error`: the error of the last call on the slot, until one succeeds.
 - `inserts`, `updates`, `deletes`, `truncates`: changes applied since pgcdc

@@ -135,7 +135,7 @@ var walStatuses = []string{"reserved", "extended", "unreserved", "lost"}
 
 var (
 	descLagBytes   = prometheus.NewDesc("pgcdc_slot_lag_bytes", "WAL the source retains for the slot: current LSN minus confirmed LSN.", []string{"slot"}, nil)
-	descLagSeconds = prometheus.NewDesc("pgcdc_slot_lag_seconds", "0 when the slot has nothing waiting, otherwise the time since the last replicate() that caught up started.", []string{"slot"}, nil)
+	descLagSeconds = prometheus.NewDesc("pgcdc_slot_lag_seconds", "0 when the slot has nothing waiting, otherwise the age of the latest point the replica holds everything up to.", []string{"slot"}, nil)
 	descConfirmed  = prometheus.NewDesc("pgcdc_slot_confirmed_lsn", "The slot's confirmed flush LSN, as a byte position.", []string{"slot"}, nil)
 	descCurrent    = prometheus.NewDesc("pgcdc_source_current_lsn", "The source's current WAL insert LSN, as a byte position.", nil, nil)
 	descWALStatus  = prometheus.NewDesc("pgcdc_slot_wal_status", "1 for the slot's wal_status (reserved, extended, unreserved, lost), 0 for the others.", []string{"slot", "wal_status"}, nil)
