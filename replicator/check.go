@@ -131,6 +131,7 @@ func (r *Replicator) Check(ctx context.Context, o CheckOptions) ([]Finding, erro
 		names = o.Tables
 	}
 	var totalRows, totalBytes int64
+	unknownRows := false
 	for _, name := range names {
 		schema, table := o.Schema, name
 		if i := strings.IndexByte(name, '.'); i > 0 && o.Tables != nil {
@@ -144,7 +145,7 @@ func (r *Replicator) Check(ctx context.Context, o CheckOptions) ([]Finding, erro
 			(SELECT count(*) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::int,
 			COALESCE((SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
 				WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> ''), ''),
-			GREATEST(c.reltuples, 0)::int8, pg_total_relation_size(c.oid), pg_get_userbyid(c.relowner)
+			c.reltuples::int8, pg_total_relation_size(c.oid), pg_get_userbyid(c.relowner)
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, table).
 			Scan(&t.kind, &t.identity, &t.owner, &t.canSelect, &t.hasPK, &t.hasIdentIndex, &t.columns, &t.generated, &t.rows, &t.bytes, &t.ownerName)
@@ -204,12 +205,22 @@ func (r *Replicator) Check(ctx context.Context, o CheckOptions) ([]Finding, erro
 				}
 			}
 		}
-		totalRows += t.rows
 		totalBytes += t.bytes
-		add(SeverityInfo, "snapshot_size", qualified, fmt.Sprintf("about %d rows, %s on disk", t.rows, prettyBytes(t.bytes)), "")
+		if t.rows < 0 {
+			// Never vacuumed or analyzed: the planner has no count yet.
+			unknownRows = true
+			add(SeverityInfo, "snapshot_size", qualified, fmt.Sprintf("%s on disk; no row estimate yet", prettyBytes(t.bytes)), fmt.Sprintf("ANALYZE %s; for a row estimate.", q))
+		} else {
+			totalRows += t.rows
+			add(SeverityInfo, "snapshot_size", qualified, fmt.Sprintf("about %d rows, %s on disk", t.rows, prettyBytes(t.bytes)), "")
+		}
 	}
 	if len(names) > 1 {
-		add(SeverityInfo, "snapshot_size", "", fmt.Sprintf("%d tables, about %d rows, %s on disk", len(names), totalRows, prettyBytes(totalBytes)), "")
+		rows := fmt.Sprintf("about %d rows", totalRows)
+		if unknownRows {
+			rows = fmt.Sprintf("at least %d rows (some tables have no estimate)", totalRows)
+		}
+		add(SeverityInfo, "snapshot_size", "", fmt.Sprintf("%d tables, %s, %s on disk", len(names), rows, prettyBytes(totalBytes)), "")
 	}
 	rank := map[string]int{SeverityError: 0, SeverityWarning: 1, SeverityInfo: 2}
 	slices.SortStableFunc(out, func(a, b Finding) int { return rank[a.Severity] - rank[b.Severity] })

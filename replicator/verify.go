@@ -180,8 +180,16 @@ func (r *Replicator) Verify(ctx context.Context, o VerifyOptions) ([]VerifyResul
 			compared = append(compared, c)
 		}
 		dt := r.destTable(ts.OID, st.Schema, st.Name, compared, state.Dataset, pub, st.FullRow)
+		estimate := st.Rows
+		if estimate <= 0 {
+			// Never analyzed: guess from the size, at 100 bytes a row.
+			var size int64
+			if err := stx.QueryRow(ctx, "SELECT pg_relation_size($1)", ts.OID).Scan(&size); err == nil {
+				estimate = float64(size) / 100
+			}
+		}
 		v := tableVerify{src: stx, rep: rtx, ver: ver, table: dt, kind: st.Kind, dest: ts.Dest}
-		res, err := v.run(ctx, st.Rows)
+		res, err := v.run(ctx, estimate)
 		if err != nil {
 			return nil, err
 		}
