@@ -45,12 +45,13 @@ const MaxDifferingKeys = 10
 // consistent point.
 //
 // The point is a snapshot the source exports while it creates a temporary
-// logical slot: that snapshot sees exactly the transactions that commit
-// before the slot's consistent point C (the guarantee init_replication's
-// snapshot relies on too). The replica is then drained to exactly C, no
-// further, with the slot held so that no other call moves it; so both sides
-// show the same transactions, and changes made while verify runs are
-// neither compared nor reported.
+// logical slot: that snapshot sees exactly the transactions whose commit
+// record starts before the slot's consistent point C, and decoding sends
+// the others (the guarantee init_replication's snapshot relies on too).
+// The replica is then drained to exactly there, no further, and compared
+// with the slot held so that no other call moves it; so both sides show
+// the same transactions, and changes made while verify runs are neither
+// compared nor reported.
 //
 // Each table is read once on each side: rows are grouped into buckets by a
 // prefix of the md5 of their key's text, and each bucket's row count and
@@ -126,13 +127,19 @@ func (r *Replicator) Verify(ctx context.Context, o VerifyOptions) ([]VerifyResul
 	repl.Close(ctx)
 	replOpen = false
 
-	// The replica, drained to exactly that point.
+	// The replica, drained to exactly that point. The snapshot sees the
+	// transactions whose commit record starts before the point, and
+	// decoding sends the ones whose commit record starts at or after it:
+	// so the stream stops at point-1, where a transaction committing
+	// exactly at the point is not applied. The replica's position is then
+	// point-1, or the point itself when the last transaction ends there.
+	limit := point - 1
 	if state.LSN > point {
 		return nil, Errorf(CodePrerequisite, "the replica of slot %q is at %s, past verify's snapshot at %s", o.Slot, FormatLSN(state.LSN), FormatLSN(point))
 	}
-	if state.LSN < point {
+	if state.LSN < limit {
 		_, err := r.Replicate(ctx, ReplicateOptions{Slot: o.Slot, Publication: state.Publication, BatchSize: 1000,
-			FlushSlot: true, SoftDelete: o.SoftDelete, Progress: o.Progress, stopAt: point})
+			FlushSlot: true, SoftDelete: o.SoftDelete, Progress: o.Progress, stopAt: limit})
 		if err != nil {
 			return nil, err
 		}
@@ -148,11 +155,11 @@ func (r *Replicator) Verify(ctx context.Context, o VerifyOptions) ([]VerifyResul
 	}
 	defer rtx.Close()
 	// The replica's transaction began after the drain committed, and the
-	// position only grows: if it is still the point now, it was then.
+	// position only grows: if it is still there now, it was then.
 	if state, _, err = r.dest.State(ctx, o.Slot); err != nil {
 		return nil, fmt.Errorf("destination: reading state: %w", err)
 	}
-	if state.LSN != point {
+	if state.LSN != limit && state.LSN != point {
 		return nil, Errorf(CodeObjectInUse, "the replica of slot %q moved to %s while verify compared it at %s; run verify_replication again", o.Slot, FormatLSN(state.LSN), FormatLSN(point))
 	}
 	pub, _, err := readPublication(ctx, stx.Conn(), state.Publication)
