@@ -129,7 +129,8 @@ same transaction as the change.
 Returns one row per table that had changes, with the LSN range consumed.';
 
 CREATE FUNCTION pgcdc.replication_status(
-    slot_name text DEFAULT NULL
+    slot_name    text    DEFAULT NULL,
+    table_detail boolean DEFAULT false
 ) RETURNS TABLE (
     slot_name          text,
     publication        text,
@@ -153,8 +154,10 @@ CREATE FUNCTION pgcdc.replication_status(
 
 COMMENT ON FUNCTION pgcdc.replication_status IS
 'Reports the source''s pgoutput replication slots in the source database: one
-row per slot, or only `slot_name` when given, each followed by one row per
-table the slot replicates (`table_name` set; it is NULL on the slot''s row).
+row per slot, or only `slot_name` when given. With `table_detail => true` each
+slot''s row is followed by one row per table the slot replicates, with the
+table''s `state`, `last_error` and counts (`table_name` is set on those rows,
+and NULL on the slot''s).
 `publication`, `tables` and `last_replicated_at` come from the destination''s
 state for slots that `init_replication` set up, and are NULL for others.
 
@@ -176,7 +179,7 @@ must be re-created with `init_replication(..., reset => true)`.
 - `last_commit_at`: the source commit time of the last transaction applied.
 - `last_error`: the error of the last call on the slot, until one succeeds.
 - `inserts`, `updates`, `deletes`, `truncates`: changes applied since pgcdc
-  started, per table and in total on the slot''s row.
+  started: in total on the slot''s row, per table on the tables'' rows.
 
 `last_commit_at`, `last_error`, the counts and `lag_seconds` are what this
 pgcdc process saw since it started.';

@@ -108,7 +108,7 @@ func TestLoadCatalog(t *testing.T) {
 		},
 		{
 			fn:     "replication_status",
-			params: []param{{"slot_name", text, nil, true}},
+			params: []param{{"slot_name", text, nil, true}, {"table_detail", boolean, false, true}},
 			result: []sql.ResultColumn{
 				{Name: "slot_name", Type: text}, {Name: "publication", Type: text},
 				{Name: "active", Type: boolean}, {Name: "confirmed_lsn", Type: lsn},

@@ -261,6 +261,21 @@ func TestCheckReplication(t *testing.T) {
 	}
 }
 
+// metricsURL is where a pgcdc started with --metrics-listen 127.0.0.1:0
+// serves its metrics, as it logged at start-up (before it accepted clients).
+func metricsURL(t *testing.T, srv *pgcdctest.Server) string {
+	t.Helper()
+	// The log reaches us through a pipe, a little after pgcdc accepts clients.
+	re := regexp.MustCompile(`"metrics_listen":"([^"]+)"`)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := re.FindStringSubmatch(srv.Logs()); m != nil {
+			return "http://" + m[1]
+		}
+	}
+	t.Fatalf("pgcdc did not log its metrics address:\n%s", srv.Logs())
+	return ""
+}
+
 // scrape reads url and returns the body; the status must be 200.
 func scrape(ctx context.Context, t *testing.T, url string) string {
 	t.Helper()
@@ -301,7 +316,7 @@ type statusRow struct {
 func replicationStatus(ctx context.Context, t *testing.T, conn *pgx.Conn, slot string) []statusRow {
 	t.Helper()
 	rows, err := conn.Query(ctx, `SELECT slot_name, table_name, state, last_error, lag_bytes, wal_status, lag_seconds, last_commit_at,
-		inserts, updates, deletes, truncates FROM replication_status($1)`, slot)
+		inserts, updates, deletes, truncates FROM replication_status($1, table_detail => true)`, slot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,12 +348,8 @@ func statusAndMetrics(t *testing.T, d *destination) {
 	ctx := testContext(t, 2*time.Minute)
 	dsn, src := newSourceDB(ctx, t)
 	mustExec(ctx, t, src, "CREATE TABLE m (id int PRIMARY KEY, v text); INSERT INTO m SELECT g, 'v' FROM generate_series(1, 100) g; CREATE TABLE other (id int PRIMARY KEY)")
-	port, err := pgtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := d.start(ctx, t, pgcdctest.Options{Source: dsn, Extra: []string{"--metrics-listen", strconv.Itoa(port)}})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	r := d.start(ctx, t, pgcdctest.Options{Source: dsn, Extra: []string{"--metrics-listen", "127.0.0.1:0"}})
+	base := metricsURL(t, r.srv)
 	if body := scrape(ctx, t, base+"/healthz"); body != "ok\n" {
 		t.Fatalf("/healthz = %q", body)
 	}
@@ -413,11 +424,7 @@ func TestLostSlot(t *testing.T) {
 	}
 	defer src.Close(context.Background())
 	mustExec(ctx, t, src, "CREATE TABLE l (id int PRIMARY KEY, v text); INSERT INTO l VALUES (1, 'a')")
-	port, err := pgtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := pgcdctest.Start(t, pgcdctest.Options{Source: c.DSN("postgres"), Extra: []string{"--metrics-listen", strconv.Itoa(port)}})
+	srv := pgcdctest.Start(t, pgcdctest.Options{Source: c.DSN("postgres"), Extra: []string{"--metrics-listen", "127.0.0.1:0"}})
 	rep := srv.Connect(ctx, t)
 	mustExec(ctx, t, rep, "SELECT * FROM init_replication('ls', 'ls_pub', table_names => 'l', persist_snapshots => true)")
 	// Write past max_slot_wal_keep_size, in several segments, and let a
@@ -446,7 +453,7 @@ func TestLostSlot(t *testing.T) {
 	if str(st[0].walStatus) != "lost" || str(st[0].state) != "failed" || !strings.Contains(str(st[0].lastError), "reset => true") {
 		t.Fatalf("status of a lost slot: wal_status=%s state=%s last_error=%s", str(st[0].walStatus), str(st[0].state), str(st[0].lastError))
 	}
-	body := scrape(ctx, t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	body := scrape(ctx, t, metricsURL(t, srv)+"/metrics")
 	if v, ok := metricValue(body, `pgcdc_slot_wal_status{slot="ls",wal_status="lost"}`); !ok || v != 1 {
 		t.Fatalf("lost slot metric = %v %v", v, ok)
 	}
