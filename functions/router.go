@@ -33,6 +33,8 @@ var impls = map[string]impl{
 	"replicate":          replicate,
 	"replication_status": replicationStatus,
 	"drop_replication":   dropReplication,
+	"verify_replication": verifyReplication,
+	"check_replication":  checkReplication,
 }
 
 // Router is the wire.Handler of pgcdc.

@@ -9,6 +9,12 @@
 // (replicator/duckdb). The engine hands them typed tables and text-encoded
 // rows; the destination decides how to store them.
 //
+// Next to replication it answers the operator's questions: Verify
+// (verify.go) compares a replica with its source at one consistent point,
+// Check (check.go) is the preflight of Init, and Status (status.go) reports
+// each slot and table with what this process observed (observe.go), which
+// it also hands to an Observer such as the Prometheus exporter.
+//
 // The package knows nothing of the wire protocol or of SQL parsing: it is
 // driven through Replicator's methods with already-typed options, and reports
 // progress through a callback.

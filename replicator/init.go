@@ -752,7 +752,7 @@ func (r *Replicator) runInit(ctx context.Context, conn *pgx.Conn, repl *pgconn.P
 				return nil, fmt.Errorf("destination: %w", err)
 			}
 			t.SnapshotTime = p.snapshotAt
-			n, err := copyTable(ctx, sconn, tx, t, p.tables[i].Kind, p.tables[i].Rows, consistent, r.BatchBytes, heap, o.Progress)
+			n, err := copyTable(ctx, sconn, tx, t, p.tables[i].Kind, p.tables[i].Rows, consistent, r.BatchBytes, heap, o.Progress, r.observeSnapshot(o.Slot, t.Qualified(), p.tables[i].Rows))
 			if err != nil {
 				return nil, err
 			}

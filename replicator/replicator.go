@@ -29,6 +29,7 @@ type Replicator struct {
 
 	mu   sync.Mutex
 	busy map[string]bool
+	act  *activityLog // what this process saw, for status and metrics
 }
 
 // DefaultBatchBytes is the default of Replicator.BatchBytes.
@@ -36,7 +37,7 @@ const DefaultBatchBytes = 64 << 20
 
 // New returns a Replicator. source is a libpq connection string or URL.
 func New(source string, dest replica.Destination, log zerolog.Logger) *Replicator {
-	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}, BatchBytes: DefaultBatchBytes}
+	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}, BatchBytes: DefaultBatchBytes, act: newActivityLog()}
 }
 
 // acquire claims a slot for one call. A second call on the same slot fails

@@ -26,8 +26,11 @@ const rowOverhead = 64
 // conn, into the destination. It reads with COPY ... TO STDOUT in text
 // format: the same output functions pgoutput uses, so snapshot and stream
 // values agree byte for byte.
-func copyTable(ctx context.Context, conn *pgx.Conn, tx replica.Tx, t *replica.Table, kind byte, estimate float64, lsn uint64, maxBytes int64, heap *heapWatch, progress func(string)) (int64, error) {
+func copyTable(ctx context.Context, conn *pgx.Conn, tx replica.Tx, t *replica.Table, kind byte, estimate float64, lsn uint64, maxBytes int64, heap *heapWatch, progress func(string), observe func(rows int64, done bool)) (int64, error) {
 	report := func(n int64) {
+		if observe != nil {
+			observe(n, false)
+		}
 		if progress == nil {
 			return
 		}
@@ -41,16 +44,21 @@ func copyTable(ctx context.Context, conn *pgx.Conn, tx replica.Tx, t *replica.Ta
 		}
 		progress(fmt.Sprintf("snapshot %s: %d rows copied%s", t.QualifiedSource(), n, pct))
 	}
-	if cl, ok := tx.(replica.CopyLoader); ok {
-		if format := cl.CopyFormat(t); format != "" {
-			return copyDirect(ctx, conn, cl, t, kind, format, lsn, report)
-		}
+	var n int64
+	var err error
+	if cl, ok := tx.(replica.CopyLoader); ok && cl.CopyFormat(t) != "" {
+		n, err = copyDirect(ctx, conn, cl, t, kind, cl.CopyFormat(t), lsn, report)
+	} else {
+		n, err = copyRowsWith(ctx, conn, t, kind, maxBytes, func(rows []replica.Row) error {
+			err := tx.Load(ctx, t, rows, lsn)
+			heap.observe()
+			return err
+		}, report)
 	}
-	return copyRowsWith(ctx, conn, t, kind, maxBytes, func(rows []replica.Row) error {
-		err := tx.Load(ctx, t, rows, lsn)
-		heap.observe()
-		return err
-	}, report)
+	if observe != nil {
+		observe(n, true)
+	}
+	return n, err
 }
 
 // copySQL is the COPY that reads t's columns from the source table.

@@ -23,6 +23,131 @@ type SlotStatus struct {
 	// Tables are the destination tables, nil when pgcdc has no state for
 	// the slot.
 	Tables []replica.TableName
+
+	// State is the slot's state: see statusStates.
+	State string
+	// LagSeconds is how far the replica is behind in time: 0 when the slot
+	// has nothing waiting, otherwise the age of the latest point the
+	// replica is complete up to (the start of the last replicate() that
+	// caught up, or the commit time of the last transaction applied);
+	// nil when unknown.
+	LagSeconds *float64
+	// LastCommitAt is the source commit time of the last transaction this
+	// process applied; nil when it applied none.
+	LastCommitAt *time.Time
+	// LastError is the last call's error, "" once a call succeeds.
+	LastError string
+	// Changes applied since pgcdc started, by operation.
+	Inserts, Updates, Deletes, Truncates int64
+	// TableDetail is one entry per replicated table.
+	TableDetail []TableStatus
+}
+
+// TableStatus is a table's row of replication_status().
+type TableStatus struct {
+	Table  replica.TableName // in the destination
+	Source replica.TableName
+	State  string
+	// Changes applied since pgcdc started, by operation.
+	Inserts, Updates, Deletes, Truncates int64
+	// SnapshotRows and SnapshotEstimate are the rows copied by the running
+	// (or last) snapshot of this process, and the planner's estimate.
+	SnapshotRows     int64
+	SnapshotEstimate float64
+	LastError        string
+}
+
+// Slot and table states, as statusStates derives them.
+const (
+	StateSnapshotting = "snapshotting" // init_replication is copying it
+	StateReplicating  = "replicating"  // a call is streaming changes into it now
+	StateStreaming    = "streaming"    // ready: replicate() applies its changes
+	StateFailed       = "failed"       // the last call failed, or the slot lost WAL
+	StateUnmanaged    = "unmanaged"    // a slot pgcdc has no state for
+)
+
+// statusStates fills in the state of a slot and its tables from what
+// exists: the stored state, the source's slot, and what this process saw.
+// It is the one place states are derived, so that a persisted per-table
+// state can replace the derivation here.
+func (r *Replicator) statusStates(s *SlotStatus, st *replica.State, known bool) {
+	a := r.activity()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sa := a.slots[s.Slot]
+	r.mu.Lock()
+	busy := r.busy[s.Slot]
+	r.mu.Unlock()
+	switch {
+	case !known:
+		s.State = StateUnmanaged
+	case s.WALStatus == "lost":
+		s.State = StateFailed
+		s.LastError = fmt.Sprintf("replication slot %q has lost required WAL: recover with init_replication(..., reset => true)", s.Slot)
+	case !st.Ready:
+		s.State = StateSnapshotting
+	case sa != nil && sa.lastError != nil:
+		s.State = StateFailed
+	case busy:
+		s.State = StateReplicating
+	default:
+		s.State = StateStreaming
+	}
+	if sa != nil {
+		if sa.lastError != nil && s.LastError == "" {
+			s.LastError = sa.lastError.Error()
+		}
+		if !sa.lastCommitTS.IsZero() {
+			t := sa.lastCommitTS
+			s.LastCommitAt = &t
+		}
+	}
+	// The replica holds everything the source committed until the later
+	// of: the start of the last replicate() that caught up, and the commit
+	// time of the last transaction applied (commits apply in order).
+	var complete time.Time
+	if sa != nil {
+		complete = sa.caughtUpAt
+		if sa.lastCommitTS.After(complete) {
+			complete = sa.lastCommitTS
+		}
+	}
+	if complete.IsZero() && s.LastReplicated != nil {
+		complete = *s.LastReplicated // stored by an earlier process
+	}
+	if s.LagBytes != nil && (*s.LagBytes <= 0 || !complete.IsZero()) {
+		lag := 0.0
+		if *s.LagBytes > 0 {
+			lag = max(time.Since(complete).Seconds(), 0)
+		}
+		s.LagSeconds = &lag
+	}
+	if !known {
+		return
+	}
+	for _, ts := range st.Tables {
+		t := TableStatus{Table: ts.Dest, Source: ts.Source, State: s.State}
+		if t.State == StateReplicating {
+			t.State = StateStreaming
+		}
+		if sa != nil {
+			if ta := sa.tables[ts.Dest.String()]; ta != nil {
+				t.Inserts, t.Updates, t.Deletes, t.Truncates = ta.inserts, ta.updates, ta.deletes, ta.truncates
+				t.SnapshotRows, t.SnapshotEstimate = ta.snapshotRows, ta.snapshotEstimate
+				if ta.snapshotting {
+					t.State = StateSnapshotting
+				}
+			}
+		}
+		if t.State == StateFailed {
+			t.LastError = s.LastError
+		}
+		s.Inserts += t.Inserts
+		s.Updates += t.Updates
+		s.Deletes += t.Deletes
+		s.Truncates += t.Truncates
+		s.TableDetail = append(s.TableDetail, t)
+	}
 }
 
 // Status reports every pgoutput slot of the source database, or only slot
@@ -90,6 +215,7 @@ func (r *Replicator) Status(ctx context.Context, slot string) ([]SlotStatus, err
 				out[i].LastReplicated = &t
 			}
 		}
+		r.statusStates(&out[i], &st, ok)
 	}
 	return out, nil
 }

@@ -31,6 +31,9 @@ type ReplicateOptions struct {
 	// SoftDelete keeps deleted rows, marked with _pg_deleted_ts.
 	SoftDelete bool
 	Progress   func(string)
+	// stopAt, when set, replaces the WAL end: verify drains the slot to
+	// exactly the point its source snapshot shows (verify.go).
+	stopAt uint64
 }
 
 // TableStats is one row of replicate()'s result.
@@ -48,14 +51,8 @@ const MaxBatchSize = 1_000_000
 // which is how an idle stream learns that it has reached its end.
 const statusInterval = 100 * time.Millisecond
 
-// Replicate consumes the slot from the replica's position up to the
-// source's WAL position when the call starts, merges every change into the
-// destination, and confirms the slot up to what the destination committed.
-//
-// Before it reads a change it checks that the stored state belongs to this
-// source and slot, and that the options of the call agree with the ones the
-// slot was set up with.
-func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
+// replicate is Replicate (observe.go), which records how it ended.
+func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
 	if err := validateSlot(o.Slot); err != nil {
 		return nil, err
 	}
@@ -98,6 +95,9 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	end, err := walEnd(ctx, conn)
 	if err != nil {
 		return nil, err
+	}
+	if o.stopAt != 0 {
+		end = o.stopAt
 	}
 	if err := checkPosition(state, slot, end); err != nil {
 		return nil, err
@@ -350,6 +350,7 @@ type stream struct {
 
 	stats map[string]*TableStats
 	heap  *heapWatch
+	obs   streamObservation // observe.go
 }
 
 // errReaderStopped means the reader ended before the stream's end: its own
@@ -403,6 +404,7 @@ func (s *stream) handle(ev *event) error {
 		return nil
 	case evCommit:
 		s.lastCommit = ev.end
+		s.obs.commitTS = s.commitTime
 		if s.pending+s.uncommited >= commitEvery || time.Since(s.lastCommitAt) >= commitInterval {
 			return s.commit(s.lastCommit)
 		}
@@ -762,6 +764,7 @@ func (s *stream) spill() error {
 // commit makes everything applied so far durable together with lsn, then
 // lets the slot move up to it.
 func (s *stream) commit(lsn uint64) error {
+	start := time.Now()
 	if err := s.spill(); err != nil {
 		return err
 	}
@@ -786,6 +789,7 @@ func (s *stream) commit(lsn uint64) error {
 	s.committed.Store(lsn)
 	s.uncommited = 0
 	s.lastCommitAt = time.Now()
+	s.r.observeCommit(s, time.Since(start))
 	return nil
 }
 

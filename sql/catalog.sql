@@ -10,7 +10,7 @@
 -- LANGUAGE internal AS '<name>' names the implementation. Parameter types are
 -- limited to what the argument evaluator reads: text, text[], boolean,
 -- integer, bigint and jsonb (a JSON object). Result columns may also be
--- pg_lsn and timestamptz.
+-- pg_lsn, timestamptz and double precision.
 
 CREATE FUNCTION pgcdc.init_replication(
     slot_name         text,
@@ -144,7 +144,8 @@ same transaction as the change.
 Returns one row per table that had changes, with the LSN range consumed.';
 
 CREATE FUNCTION pgcdc.replication_status(
-    slot_name text DEFAULT NULL
+    slot_name    text    DEFAULT NULL,
+    table_detail boolean DEFAULT false
 ) RETURNS TABLE (
     slot_name          text,
     publication        text,
@@ -154,19 +155,49 @@ CREATE FUNCTION pgcdc.replication_status(
     lag_bytes          bigint,
     wal_status         text,
     last_replicated_at timestamptz,
-    tables             text[]
+    tables             text[],
+    table_name         text,
+    state              text,
+    lag_seconds        double precision,
+    last_commit_at     timestamptz,
+    last_error         text,
+    inserts            bigint,
+    updates            bigint,
+    deletes            bigint,
+    truncates          bigint
 ) LANGUAGE internal AS 'replication_status';
 
 COMMENT ON FUNCTION pgcdc.replication_status IS
 'Reports the source''s pgoutput replication slots in the source database: one
-row per slot, or only `slot_name` when given. `publication`, `tables` and
-`last_replicated_at` come from the destination''s state for slots that
-`init_replication` set up, and are NULL for others.
+row per slot, or only `slot_name` when given. With `table_detail => true` each
+slot''s row is followed by one row per table the slot replicates, with the
+table''s `state`, `last_error` and counts (`table_name` is set on those rows,
+and NULL on the slot''s).
+`publication`, `tables` and `last_replicated_at` come from the destination''s
+state for slots that `init_replication` set up, and are NULL for others.
 
 `lag_bytes` is the WAL the source retains for the slot (`current_lsn` minus
 `confirmed_lsn`), and `wal_status` is the source''s view of that WAL
 (`reserved`, `extended`, `unreserved` or `lost`). Watch them: a slot that is
-never replicated keeps WAL on the source until its disk fills.';
+never replicated keeps WAL on the source until its disk fills; `extended` and
+`unreserved` say it is close to `max_slot_wal_keep_size`, and a `lost` slot
+must be re-created with `init_replication(..., reset => true)`.
+
+- `state`: `snapshotting` (init_replication is copying), `replicating` (a call
+  is applying changes now), `streaming` (ready: each replicate() applies the
+  waiting changes), `failed` (the last call failed, with `last_error`, or the
+  slot lost WAL), or `unmanaged` (a slot pgcdc did not set up).
+- `lag_seconds`: 0 when the slot has nothing waiting, otherwise the age of the
+  latest point the replica is complete up to: the start of the last
+  replicate() that caught up, or the source commit time of the last
+  transaction applied, whichever is later.
+- `last_commit_at`: the source commit time of the last transaction applied.
+- `last_error`: the error of the last call on the slot, until one succeeds.
+- `inserts`, `updates`, `deletes`, `truncates`: changes applied since pgcdc
+  started: in total on the slot''s row, per table on the tables'' rows.
+
+`last_commit_at`, `last_error`, the counts and `lag_seconds` are what this
+pgcdc process saw since it started.';
 
 CREATE FUNCTION pgcdc.drop_replication(
     slot_name   text,
@@ -185,3 +216,68 @@ With `drop_tables => true` the destination tables fed by them are dropped too;
 by default the data stays queryable. It drops only what pgcdc created: a slot
 or publication it has no state for is refused (42501), and a publication it
 only read is left alone.';
+
+CREATE FUNCTION pgcdc.verify_replication(
+    slot_name   text,
+    table_name  text DEFAULT NULL,
+    delete_mode text DEFAULT 'hard'
+) RETURNS TABLE (
+    table_name     text,
+    verdict        text,
+    source_rows    bigint,
+    replica_rows   bigint,
+    differing_keys text[]
+) LANGUAGE internal AS 'verify_replication';
+
+COMMENT ON FUNCTION pgcdc.verify_replication IS
+'Compares the replica of slot `slot_name` with the source, every table of the
+slot or only `table_name` (as `table` or `schema.table`), and returns one row
+per table: `verdict` is `equal` or `different`, with the row counts of both
+sides and the first keys (up to 10) whose rows differ, are missing from the
+replica, or exist only there.
+
+Both sides are compared at one consistent point, so changes still in flight
+are never reported: the source is read inside a snapshot exported by a
+temporary logical slot, and the replica is first brought to exactly that
+snapshot''s position, as `replicate()` would (with `delete_mode`, which must be
+the one the slot is replicated with).
+
+Each side is read once: rows are grouped into buckets by the md5 of their key,
+and each bucket''s count and sum of row hashes are computed by the database,
+so only bucket summaries travel. Only differing buckets are read row by row.
+Columns with a type hint (`columns`) are not compared; soft-deleted rows are
+left out of the replica''s side.';
+
+CREATE FUNCTION pgcdc.check_replication(
+    schema_name text   DEFAULT 'public',
+    table_names text[] DEFAULT NULL,
+    publish     text   DEFAULT NULL
+) RETURNS TABLE (
+    severity   text,
+    check_name text,
+    table_name text,
+    detail     text,
+    fix        text
+) LANGUAGE internal AS 'check_replication';
+
+COMMENT ON FUNCTION pgcdc.check_replication IS
+'A preflight for `init_replication` with the same `schema_name`, `table_names`
+and `publish`: it reads the source and reports what would fail or cost, one
+row per finding, errors first, each with the fix. It creates nothing.
+
+`severity` is `error` (init_replication or replicate() would fail, or the
+source would refuse writes to a table), `warning` (it works, with a cost or a
+surprise) or `info`. It checks:
+
+- `wal_level` (must be `logical`), free `max_replication_slots` and
+  `max_wal_senders`, and `max_slot_wal_keep_size` (unlimited lets a forgotten
+  slot fill the disk);
+- the login: REPLICATION (or RDS''s `rds_replication`), ownership of each table
+  (to add it to a publication), superuser for a whole-schema publication, and
+  SELECT on each table (for the snapshot);
+- each table: no primary key or REPLICA IDENTITY NOTHING (its UPDATEs and
+  DELETEs fail on the source once it is published), REPLICA IDENTITY FULL on a
+  wide table, generated columns (not published before Postgres 18), and
+  columns the destination stores as text;
+- the snapshot''s size: rows (the planner''s estimate) and bytes per table, and
+  in total (`check_name` `snapshot_size`, one row per table).';

@@ -44,7 +44,7 @@ func TestLoadCatalog(t *testing.T) {
 			t.Errorf("%s has no COMMENT", fn.Name)
 		}
 	}
-	if want := []string{"init_replication", "replicate", "replication_status", "drop_replication"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"init_replication", "replicate", "replication_status", "drop_replication", "verify_replication", "check_replication"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("functions = %v, want %v", names, want)
 	}
 
@@ -109,14 +109,18 @@ func TestLoadCatalog(t *testing.T) {
 		},
 		{
 			fn:     "replication_status",
-			params: []param{{"slot_name", text, nil, true}},
+			params: []param{{"slot_name", text, nil, true}, {"table_detail", boolean, false, true}},
 			result: []sql.ResultColumn{
 				{Name: "slot_name", Type: text}, {Name: "publication", Type: text},
 				{Name: "active", Type: boolean}, {Name: "confirmed_lsn", Type: lsn},
 				{Name: "current_lsn", Type: lsn}, {Name: "lag_bytes", Type: bigint},
 				{Name: "wal_status", Type: text},
 				{Name: "last_replicated_at", Type: sql.Type{Name: "timestamptz", OID: 1184}},
-				{Name: "tables", Type: textArray},
+				{Name: "tables", Type: textArray}, {Name: "table_name", Type: text},
+				{Name: "state", Type: text}, {Name: "lag_seconds", Type: sql.Type{Name: "double precision", OID: 701}},
+				{Name: "last_commit_at", Type: sql.Type{Name: "timestamptz", OID: 1184}},
+				{Name: "last_error", Type: text}, {Name: "inserts", Type: bigint}, {Name: "updates", Type: bigint},
+				{Name: "deletes", Type: bigint}, {Name: "truncates", Type: bigint},
 			},
 		},
 		{

@@ -82,6 +82,8 @@ func parserTypeName(t sql.Type) string {
 		name = "pg_catalog.int8"
 	case "boolean":
 		name = "pg_catalog.bool"
+	case "double precision":
+		name = "pg_catalog.float8"
 	case "timestamptz":
 		name = "timestamptz"
 	}

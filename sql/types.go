@@ -71,6 +71,7 @@ var types = func() map[string]*typeInfo {
 		{Type: Type{"json", pgtype.JSONOID}, class: classJSON},
 		{Type: Type{"pg_lsn", pgLSNOID}, class: classOther},
 		{Type: Type{"timestamptz", pgtype.TimestamptzOID}, class: classOther},
+		{Type: Type{"double precision", pgtype.Float8OID}, class: classOther},
 	}
 	m := make(map[string]*typeInfo, len(all))
 	for _, t := range all {
@@ -84,7 +85,7 @@ var types = func() map[string]*typeInfo {
 // pg_catalog.varchar, while "int4" written as such stays "int4".
 var typeAliases = map[string]string{
 	"int": "integer", "int4": "integer", "int2": "smallint", "int8": "bigint",
-	"bool": "boolean", "varchar": "character varying", "bpchar": "character",
+	"bool": "boolean", "varchar": "character varying", "bpchar": "character", "float8": "double precision",
 }
 
 // resolveType finds the type a TypeName node spells, or returns a display

@@ -294,7 +294,7 @@ SELECT string_agg(name, ',' ORDER BY id) FROM shop.items WHERE id >= 5;
 		t.Fatalf("transactions: %v\n%s\n%s", err, stdout, stderr)
 	}
 	t.Logf("psql through pgcdc:\n%s%s", stdout, stderr)
-	for _, want := range []string{"BEGIN\nslot_name|publication|active|confirmed_lsn|current_lsn|lag_bytes|wal_status|last_replicated_at|tables\n(0 rows)\n",
+	for _, want := range []string{"BEGIN\nslot_name|publication|active|confirmed_lsn|current_lsn|lag_bytes|wal_status|last_replicated_at|tables|table_name|state|lag_seconds|last_commit_at|last_error|inserts|updates|deletes|truncates\n(0 rows)\n",
 		"INSERT 0 1\nCOMMIT\n", "string_agg\nin a block\n(1 row)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("psql output lacks %q:\n%s", want, stdout)
@@ -630,7 +630,7 @@ func proxyDiscovery(t *testing.T, dest *pgtest.Cluster) {
 	direct := p.direct(ctx, t)
 	got := rowsOf(ctx, t, direct, `SELECT p.proname, pg_get_function_result(p.oid), length(obj_description(p.oid, 'pg_proc')) > 100
 		FROM pg_proc p WHERE p.pronamespace = 'pgcdc'::regnamespace ORDER BY 1`)
-	if len(got) != 4 || !strings.HasPrefix(got[3], "replication_status|TABLE(slot_name text, publication text, active boolean") || !strings.HasSuffix(got[3], "|true") {
+	if len(got) != 6 || !strings.HasPrefix(got[4], "replication_status|TABLE(slot_name text, publication text, active boolean") || !strings.HasSuffix(got[4], "|true") {
 		t.Fatalf("pgcdc's functions on the destination:\n%s", strings.Join(got, "\n"))
 	}
 	_, err := direct.Exec(ctx, "SELECT * FROM pgcdc.replicate('s', 'p')")

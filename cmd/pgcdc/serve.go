@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pgcdc/pgcdc/functions"
+	"github.com/pgcdc/pgcdc/internal/metrics"
 	"github.com/pgcdc/pgcdc/replicator"
 	"github.com/pgcdc/pgcdc/replicator/duckdb"
 	"github.com/pgcdc/pgcdc/replicator/postgres"
@@ -33,6 +34,7 @@ type ServeCommand struct {
 	Source                        string
 	Destination                   string
 	Listen                        string
+	MetricsListen                 string
 	Password                      string
 	TLSCert, TLSKey               string
 	TLSRequired                   *bool // nil: decided by the address and password, see Run
@@ -118,6 +120,8 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 		"or a Postgres database, postgres://user:password@host/db, which pgcdc then serves as a transparent proxy. "+
 		"A Postgres URL usually holds a password: set PGCDC_DESTINATION rather than the flag, which other local users can read with ps")
 	str(&c.Listen, "listen", "PGCDC_LISTEN", "127.0.0.1:6543", "address to accept Postgres clients on")
+	str(&c.MetricsListen, "metrics-listen", "PGCDC_METRICS_LISTEN", "", "address to serve Prometheus /metrics and /healthz on, unauthenticated; "+
+		"off when empty, and a port alone (9187 or :9187) listens on loopback only")
 	str(&c.Password, "password", "PGCDC_PASSWORD", "", "password clients must give (SCRAM-SHA-256); without one only loopback clients are trusted. "+
 		"Set PGCDC_PASSWORD rather than the flag, which other local users can read with ps")
 	str(&c.TLSCert, "tls-cert", "PGCDC_TLS_CERT", "", "TLS certificate file (PEM); enables SSL for clients")
@@ -323,6 +327,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	wireLog := log.With().Str("component", "wire").Logger()
 	var srv *wire.Server
 	var destName string
+	var repl *replicator.Replicator
 	if isPostgresURL(c.Destination) {
 		// Over Postgres pgcdc is a transparent proxy: every client session
 		// is forwarded to a session of its own on the destination, and
@@ -341,7 +346,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 			// Calls work without it; only discovery (\df pgcdc.*) does not.
 			log.Warn().Err(err).Msg("the destination does not list pgcdc's functions: declaring them in schema pgcdc failed")
 		}
-		repl := replicator.New(c.Source, dest, log.With().Str("component", "replicator").Logger())
+		repl = replicator.New(c.Source, dest, log.With().Str("component", "replicator").Logger())
 		repl.BatchBytes = int64(c.BatchMemory)
 		proxy, err := functions.NewProxy(&functions.Env{Repl: repl, Catalog: catalog, Log: log}, cfg)
 		if err != nil {
@@ -358,7 +363,7 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		}
 		defer dest.Close()
 		destName = c.Destination
-		repl := replicator.New(c.Source, dest, log.With().Str("component", "replicator").Logger())
+		repl = replicator.New(c.Source, dest, log.With().Str("component", "replicator").Logger())
 		repl.BatchBytes = int64(c.BatchMemory)
 		router, err := functions.NewRouter(&functions.Env{Repl: repl, Catalog: catalog, Log: log}, dest)
 		if err != nil {
@@ -382,6 +387,15 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if c.MetricsListen != "" {
+		m := metrics.New(repl.Status)
+		repl.SetObserver(m)
+		addr, err := m.Serve(ctx, c.MetricsListen, log)
+		if err != nil {
+			return fmt.Errorf("metrics: listen on %s: %w", c.MetricsListen, err)
+		}
+		log.Info().Str("metrics_listen", addr).Msg("serving /metrics and /healthz")
+	}
 	log.Info().Str("listen", ln.Addr().String()).Str("destination", destName).
 		Str("source", fmt.Sprintf("%s:%d/%s", srcCfg.Host, srcCfg.Port, srcCfg.Database)).
 		Bool("password", c.Password != "").Bool("tls", tlsConfig != nil).Bool("tls_required", tlsRequired).Msg("pgcdc serving")
