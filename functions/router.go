@@ -32,6 +32,10 @@ var impls = map[string]impl{
 	"replicate":          replicate,
 	"replication_status": replicationStatus,
 	"drop_replication":   dropReplication,
+	"start_replication":  startReplication,
+	"stop_replication":   stopReplication,
+	"pause_replication":  pauseReplication,
+	"resume_replication": resumeReplication,
 }
 
 // Router is the wire.Handler of pgcdc.

@@ -55,26 +55,54 @@ const statusInterval = 100 * time.Millisecond
 // Before it reads a change it checks that the stored state belongs to this
 // source and slot, and that the options of the call agree with the ones the
 // slot was set up with.
+//
+// On a slot that replicates continuously it waits until the background
+// replication has applied everything up to the source's WAL position when
+// the call started, and returns what was applied meanwhile.
 func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
-	if err := validateSlot(o.Slot); err != nil {
+	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	if err := validateName("pub_name", o.Publication); err != nil {
-		return nil, err
-	}
-	if o.Dataset != "" {
-		if err := validateName("dataset_name", o.Dataset); err != nil {
-			return nil, err
-		}
-	}
-	if o.BatchSize < 1 || o.BatchSize > MaxBatchSize {
-		return nil, Errorf(CodeInvalidParameter, "target_batch_size must be between 1 and %d, got %d", MaxBatchSize, o.BatchSize)
-	}
-	conn, done, err := r.open(ctx, o.Slot, true)
+	p, release, err := r.claim(o.Slot)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	if p != nil {
+		return r.await(ctx, p, o)
+	}
+	defer release()
+	return r.replicate(ctx, o, nil)
+}
+
+func (o *ReplicateOptions) validate() error {
+	if err := validateSlot(o.Slot); err != nil {
+		return err
+	}
+	if err := validateName("pub_name", o.Publication); err != nil {
+		return err
+	}
+	if o.Dataset != "" {
+		if err := validateName("dataset_name", o.Dataset); err != nil {
+			return err
+		}
+	}
+	if o.BatchSize < 1 || o.BatchSize > MaxBatchSize {
+		return Errorf(CodeInvalidParameter, "target_batch_size must be between 1 and %d, got %d", MaxBatchSize, o.BatchSize)
+	}
+	return nil
+}
+
+// replicate streams a slot the caller has claimed: up to the WAL end when
+// it starts, or, for a continuous pipeline p, until p is stopped.
+func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions, p *pipeline) ([]TableStats, error) {
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	if err := checkSource(ctx, conn); err != nil {
+		return nil, err
+	}
 	state, slot, pub, err := r.checkReplicate(ctx, conn, o)
 	if err != nil {
 		return nil, err
@@ -131,7 +159,13 @@ func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	s := &stream{
 		r: r, o: o, ctx: sctx, pub: pub, dataset: state.Dataset, end: end, state: state, committed: &committed,
 		relations: map[uint32]*relation{}, ensured: map[*replica.Table]bool{}, stats: map[string]*TableStats{}, batches: map[*replica.Table]*replica.Batch{},
-		heap: newHeapWatch(), lastCommitAt: time.Now(),
+		heap: newHeapWatch(), lastCommitAt: time.Now(), commitInterval: commitInterval,
+	}
+	if p != nil {
+		// The end becomes a stop policy: run until p is stopped.
+		rd.continuous, rd.stop, rd.end = true, p.stop, ^uint64(0)
+		s.end, s.cont, s.commitInterval = 0, p, continuousCommitInterval
+		p.started(start)
 	}
 	if newID {
 		s.state.Source, s.stateDirty = id, true
@@ -346,6 +380,12 @@ type stream struct {
 	noted        int64 // applied count last reported
 	finishing    bool
 	lastNote     time.Time
+	// commitInterval cuts batches by time: a source transaction that ends
+	// this long after the last commit is committed with what came before.
+	commitInterval time.Duration
+	// cont is the continuous pipeline this stream runs for, nil for a
+	// replicate() call.
+	cont *pipeline
 
 	stats map[string]*TableStats
 	heap  *heapWatch
@@ -361,6 +401,11 @@ var errReaderStopped = errors.New("the replication stream stopped")
 const (
 	commitEvery    = 100_000
 	commitInterval = time.Second
+	// In continuous mode batches are cut sooner, so that changes reach the
+	// replica within about a second; an idle slot records the source's
+	// position at most this often.
+	continuousCommitInterval = 250 * time.Millisecond
+	idleCommitInterval       = time.Second
 )
 
 // heartbeat returns how often the stream must tell the source it is alive:
@@ -402,7 +447,20 @@ func (s *stream) handle(ev *event) error {
 		return nil
 	case evCommit:
 		s.lastCommit = ev.end
-		if s.pending+s.uncommited >= commitEvery || time.Since(s.lastCommitAt) >= commitInterval {
+		if s.pending+s.uncommited >= commitEvery || time.Since(s.lastCommitAt) >= s.commitInterval {
+			return s.commit(s.lastCommit)
+		}
+		return nil
+	case evKeepalive:
+		// Every transaction that committed before ev.end has been handled:
+		// commit what is held when it is due, and let an idle slot advance.
+		s.lastCommit = max(s.lastCommit, ev.end)
+		waited := s.cont.wanted() > s.committed.Load()
+		due := time.Since(s.lastCommitAt) >= s.commitInterval
+		if s.pending+s.uncommited > 0 && (due || waited) {
+			return s.commit(s.lastCommit)
+		}
+		if s.lastCommit > s.committed.Load() && (waited || time.Since(s.lastCommitAt) >= idleCommitInterval) {
 			return s.commit(s.lastCommit)
 		}
 		return nil
@@ -774,6 +832,7 @@ func (s *stream) commit(lsn uint64) error {
 	s.committed.Store(lsn)
 	s.uncommited = 0
 	s.lastCommitAt = time.Now()
+	s.cont.committedAt(lsn, s.stats)
 	return nil
 }
 

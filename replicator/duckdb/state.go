@@ -21,7 +21,9 @@ const stateSchema = "_pgcdc"
 //	2: _pgcdc.slots and _pgcdc.tables: the source's identity, what pgcdc
 //	   owns, the options fixed at init, and tables by source OID with schema
 //	   and name kept apart.
-const stateVersion = 2
+//	3: _pgcdc.slots.continuous: the options of a slot that replicates
+//	   continuously (JSON), so that a restarted pgcdc resumes it.
+const stateVersion = 3
 
 // migrate creates pgcdc's schemas and state tables, or brings older ones up
 // to stateVersion, in one transaction.
@@ -64,6 +66,12 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 		_, err = conn.ExecContext(ctx, "COMMIT")
 		return err
 	}
+	if version == 2 {
+		if _, err := conn.ExecContext(ctx, "ALTER TABLE "+ident(stateSchema, "slots")+" ADD COLUMN continuous VARCHAR"); err != nil {
+			return fmt.Errorf("migrating state from version 2: %w", err)
+		}
+		return setVersion(ctx, conn)
+	}
 	if _, err := conn.ExecContext(ctx, `
 		CREATE TABLE `+ident(stateSchema, "slots")+` (
 			slot_name VARCHAR NOT NULL,
@@ -79,7 +87,8 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			publish VARCHAR NOT NULL,
 			dataset VARCHAR,
 			schemas VARCHAR NOT NULL,            -- JSON array
-			last_replicated_at TIMESTAMPTZ);
+			last_replicated_at TIMESTAMPTZ,
+			continuous VARCHAR);                 -- JSON object, NULL when driven by replicate()
 		CREATE TABLE `+ident(stateSchema, "tables")+` (
 			slot_name VARCHAR NOT NULL,
 			source_oid UBIGINT NOT NULL,
@@ -96,11 +105,16 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			return fmt.Errorf("migrating state from version 1: %w", err)
 		}
 	}
+	return setVersion(ctx, conn)
+}
+
+// setVersion records stateVersion and commits the migration.
+func setVersion(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, "DELETE FROM "+ident(stateSchema, "meta")+" WHERE key = 'version'; INSERT INTO "+ident(stateSchema, "meta")+
 		fmt.Sprintf(" VALUES ('version', '%d')", stateVersion)); err != nil {
 		return err
 	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
+	_, err := conn.ExecContext(ctx, "COMMIT")
 	return err
 }
 
@@ -112,7 +126,7 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 // slot and publication it recorded.
 func migrateV1(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, `INSERT INTO `+ident(stateSchema, "slots")+`
-		SELECT slot_name, publication, lsn, NULL, NULL, NULL, 0, true, true, true, '', dataset, '[]', last_replicated_at
+		SELECT slot_name, publication, lsn, NULL, NULL, NULL, 0, true, true, true, '', dataset, '[]', last_replicated_at, NULL
 		FROM `+ident(stateSchema, "state")); err != nil {
 		return err
 	}
@@ -187,7 +201,7 @@ func (d *Destination) States(ctx context.Context) ([]replica.State, error) {
 
 func (d *Destination) states(ctx context.Context, where string, args ...any) ([]replica.State, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT slot_name, publication, lsn, COALESCE(system_identifier, ''), COALESCE(timeline, 0),
-		COALESCE(database_name, ''), slot_lsn, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas, last_replicated_at
+		COALESCE(database_name, ''), slot_lsn, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas, last_replicated_at, continuous
 		FROM `+ident(stateSchema, "slots")+" "+where+" ORDER BY slot_name", args...)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read state: %w", err)
@@ -198,9 +212,16 @@ func (d *Destination) states(ctx context.Context, where string, args ...any) ([]
 		var st replica.State
 		var schemas string
 		var last sql.NullTime
+		var cont sql.NullString
 		if err := rows.Scan(&st.Slot, &st.Publication, &st.LSN, &st.Source.SystemID, &st.Source.Timeline, &st.Source.Database,
-			&st.SlotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last); err != nil {
+			&st.SlotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last, &cont); err != nil {
 			return nil, fmt.Errorf("duckdb: read state: %w", err)
+		}
+		if cont.Valid {
+			st.Continuous = &replica.Continuous{}
+			if err := json.Unmarshal([]byte(cont.String), st.Continuous); err != nil {
+				return nil, fmt.Errorf("duckdb: read state of slot %q: continuous: %w", st.Slot, err)
+			}
 		}
 		if err := json.Unmarshal([]byte(schemas), &st.Schemas); err != nil {
 			return nil, fmt.Errorf("duckdb: read state of slot %q: schemas: %w", st.Slot, err)
@@ -258,10 +279,18 @@ func (t *tx) SaveState(ctx context.Context, st replica.State) error {
 	if err != nil {
 		return err
 	}
+	var cont any
+	if st.Continuous != nil {
+		b, err := json.Marshal(st.Continuous)
+		if err != nil {
+			return err
+		}
+		cont = string(b)
+	}
 	if err := t.exec(ctx, `INSERT INTO `+ident(stateSchema, "slots")+`
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ))`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), ?)`,
 		st.Slot, st.Publication, st.LSN, nullString(st.Source.SystemID), nullInt(st.Source.Timeline), nullString(st.Source.Database),
-		st.SlotLSN, st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullString(st.Dataset), string(schemas), timestamp(st.LastReplicated)); err != nil {
+		st.SlotLSN, st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullString(st.Dataset), string(schemas), timestamp(st.LastReplicated), cont); err != nil {
 		return err
 	}
 	for _, tb := range st.Tables {

@@ -18,8 +18,8 @@ import (
 const stateSchema = "_pgcdc"
 
 // stateVersion is the layout of the state tables; the same layout as the
-// DuckDB destination's version 2, in Postgres types.
-const stateVersion = 2
+// DuckDB destination's version of the same number, in Postgres types.
+const stateVersion = 3
 
 // migrate creates pgcdc's state schema. Several pgcdc processes may share
 // one destination database (each with its own slots), so the check runs
@@ -44,6 +44,11 @@ func (d *Destination) migrate(ctx context.Context) error {
 		if version == stateVersion {
 			return nil
 		}
+		if version == 2 {
+			_, err = tx.Exec(ctx, `ALTER TABLE `+ident(stateSchema, "slots")+` ADD COLUMN continuous jsonb;
+				UPDATE `+ident(stateSchema, "meta")+` SET value = '3' WHERE key = 'version'`)
+			return err
+		}
 		_, err = tx.Exec(ctx, `
 			CREATE TABLE `+ident(stateSchema, "slots")+` (
 				slot_name text PRIMARY KEY,
@@ -59,7 +64,8 @@ func (d *Destination) migrate(ctx context.Context) error {
 				publish text NOT NULL,
 				dataset text,
 				schemas jsonb NOT NULL,
-				last_replicated_at timestamptz);
+				last_replicated_at timestamptz,
+				continuous jsonb);
 			CREATE TABLE `+ident(stateSchema, "tables")+` (
 				slot_name text NOT NULL,
 				position integer NOT NULL,
@@ -71,7 +77,7 @@ func (d *Destination) migrate(ctx context.Context) error {
 				include_columns jsonb,
 				hints jsonb,
 				PRIMARY KEY (slot_name, position));
-			INSERT INTO `+ident(stateSchema, "meta")+` VALUES ('version', '2')
+			INSERT INTO `+ident(stateSchema, "meta")+` VALUES ('version', '3')
 				ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
 		return err
 	})
@@ -119,7 +125,7 @@ func (d *Destination) States(ctx context.Context) ([]replica.State, error) {
 
 func states(ctx context.Context, q querier, where string, args ...any) ([]replica.State, error) {
 	rows, err := q.Query(ctx, `SELECT slot_name, publication, lsn::text, COALESCE(system_identifier, ''), COALESCE(timeline, 0),
-		COALESCE(database_name, ''), slot_lsn::text, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas::text, last_replicated_at
+		COALESCE(database_name, ''), slot_lsn::text, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas::text, last_replicated_at, continuous::text
 		FROM `+ident(stateSchema, "slots")+" "+where+" ORDER BY slot_name", args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres destination: read state: %w", err)
@@ -129,8 +135,9 @@ func states(ctx context.Context, q querier, where string, args ...any) ([]replic
 		var st replica.State
 		var lsn, slotLSN, schemas string
 		var last *time.Time
+		var cont *string
 		if err := rows.Scan(&st.Slot, &st.Publication, &lsn, &st.Source.SystemID, &st.Source.Timeline, &st.Source.Database,
-			&slotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last); err != nil {
+			&slotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last, &cont); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("postgres destination: read state: %w", err)
 		}
@@ -139,6 +146,10 @@ func states(ctx context.Context, q querier, where string, args ...any) ([]replic
 		}
 		if err == nil {
 			err = json.Unmarshal([]byte(schemas), &st.Schemas)
+		}
+		if err == nil && cont != nil {
+			st.Continuous = &replica.Continuous{}
+			err = json.Unmarshal([]byte(*cont), st.Continuous)
 		}
 		if err != nil {
 			rows.Close()
@@ -205,10 +216,19 @@ func saveState(ctx context.Context, q querier, st replica.State) error {
 	if !st.LastReplicated.IsZero() {
 		last = &st.LastReplicated
 	}
+	var cont *string
+	if st.Continuous != nil {
+		b, err := json.Marshal(st.Continuous)
+		if err != nil {
+			return err
+		}
+		c := string(b)
+		cont = &c
+	}
 	if _, err := q.Exec(ctx, `INSERT INTO `+ident(stateSchema, "slots")+`
-		VALUES ($1, $2, $3::pg_lsn, $4, $5, $6, $7::pg_lsn, $8, $9, $10, $11, $12, $13::jsonb, $14)`,
+		VALUES ($1, $2, $3::pg_lsn, $4, $5, $6, $7::pg_lsn, $8, $9, $10, $11, $12, $13::jsonb, $14, $15::jsonb)`,
 		st.Slot, st.Publication, formatLSN(st.LSN), nullIfEmpty(st.Source.SystemID), nullIfZero(st.Source.Timeline), nullIfEmpty(st.Source.Database),
-		formatLSN(st.SlotLSN), st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullIfEmpty(st.Dataset), string(js), last); err != nil {
+		formatLSN(st.SlotLSN), st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullIfEmpty(st.Dataset), string(js), last, cont); err != nil {
 		return fmt.Errorf("postgres destination: saving state: %w", err)
 	}
 	for i, t := range st.Tables {

@@ -129,6 +129,19 @@ type State struct {
 	Schemas        []string
 	Tables         []TableState
 	LastReplicated time.Time
+	// Continuous is set while the slot replicates continuously
+	// (start_replication), so that a restarted pgcdc resumes it; nil when
+	// it is driven by replicate() calls.
+	Continuous *Continuous
+}
+
+// Continuous is how a slot replicates in the background: the options it
+// was started with, and whether it is paused.
+type Continuous struct {
+	Paused     bool `json:"paused"`
+	BatchSize  int  `json:"target_batch_size"`
+	FlushSlot  bool `json:"flush_slot"`
+	SoftDelete bool `json:"soft_delete"`
 }
 
 // TableState is one replicated table: which source relation feeds which
