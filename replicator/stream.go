@@ -368,6 +368,7 @@ type stream struct {
 	ensured   map[*replica.Table]bool
 
 	commitTime   time.Time // of the source transaction being applied
+	inTx         bool      // between a Begin and its Commit
 	batches      map[*replica.Table]*replica.Batch
 	order        []*replica.Table
 	pending      int   // changes held in batches
@@ -406,6 +407,10 @@ const (
 	// position at most this often.
 	continuousCommitInterval = 250 * time.Millisecond
 	idleCommitInterval       = time.Second
+	// caughtUpCommitGap spaces the commits of a continuous stream that has
+	// caught up with the source, so a trickle of transactions does not
+	// cost a destination commit each.
+	caughtUpCommitGap = 50 * time.Millisecond
 )
 
 // heartbeat returns how often the stream must tell the source it is alive:
@@ -436,6 +441,13 @@ func (s *stream) run(in <-chan chunk) (uint64, error) {
 		if ch.end {
 			return s.finish()
 		}
+		// Caught up with the reader between transactions: in continuous
+		// mode, commit now rather than wait for the batch to be due.
+		if s.cont != nil && !s.inTx && len(in) == 0 && s.pending+s.uncommited > 0 && time.Since(s.lastCommitAt) >= caughtUpCommitGap {
+			if err := s.commit(s.lastCommit); err != nil {
+				return 0, err
+			}
+		}
 	}
 	return 0, errReaderStopped
 }
@@ -443,10 +455,10 @@ func (s *stream) run(in <-chan chunk) (uint64, error) {
 func (s *stream) handle(ev *event) error {
 	switch ev.kind {
 	case evBegin:
-		s.commitTime = ev.commit
+		s.commitTime, s.inTx = ev.commit, true
 		return nil
 	case evCommit:
-		s.lastCommit = ev.end
+		s.lastCommit, s.inTx = ev.end, false
 		if s.pending+s.uncommited >= commitEvery || time.Since(s.lastCommitAt) >= s.commitInterval {
 			return s.commit(s.lastCommit)
 		}
