@@ -36,6 +36,7 @@ var impls = map[string]impl{
 	"stop_replication":   stopReplication,
 	"pause_replication":  pauseReplication,
 	"resume_replication": resumeReplication,
+	"resync_table":       resyncTable,
 }
 
 // Router is the wire.Handler of pgcdc.

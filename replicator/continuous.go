@@ -53,9 +53,11 @@ type pipeline struct {
 	totals, base map[string]TableStats
 	changed      chan struct{} // closed and replaced at each commit
 	failures     int
-	lastErr      error
-	lastErrAt    time.Time
-	retrying     bool
+	// jobs are the resync_table calls in progress, by relation OID.
+	jobs      map[uint32]*resyncJob
+	lastErr   error
+	lastErrAt time.Time
+	retrying  bool
 }
 
 // ContinuousStatus is what a continuous slot reports about itself.
@@ -78,7 +80,8 @@ func newPipeline(r *Replicator, o ReplicateOptions) *pipeline {
 	o.TableOptions = TableOptions{} // the slot's stored options apply
 	done := make(chan struct{})
 	close(done)
-	return &pipeline{r: r, o: o, totals: map[string]TableStats{}, changed: make(chan struct{}), done: done, stop: make(chan struct{})}
+	return &pipeline{r: r, o: o, totals: map[string]TableStats{}, changed: make(chan struct{}), done: done, stop: make(chan struct{}),
+		jobs: map[uint32]*resyncJob{}}
 }
 
 // wanted is the position a waiting replicate() needs; 0 without one.
@@ -172,12 +175,21 @@ func (p *pipeline) run(ctx context.Context, stop <-chan struct{}, done chan<- st
 		if err == nil {
 			err = errors.New("internal error: the stream ended without being stopped")
 		}
+		if errors.Is(err, errSwapRestart) {
+			continue
+		}
 		p.fail(err)
 		p.mu.Lock()
 		progressed := p.committed > from
 		p.mu.Unlock()
 		if progressed || time.Since(began) > maxBackoff {
 			backoff = minBackoff
+		}
+		var tf *tableFailure
+		if errors.As(err, &tf) {
+			// The table is marked failed: the others go on at once.
+			log.Warn().Err(err).Msg("a table failed; continuing without it")
+			continue
 		}
 		log.Warn().Err(err).Dur("retry_in", backoff).Msg("continuous replication failed")
 		select {

@@ -188,6 +188,15 @@ func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions, p *pipel
 		if s.tx != nil {
 			s.tx.Rollback(context.Background())
 		}
+		s.finishJobs(err)
+		var tf *tableFailure
+		if p != nil && ctx.Err() == nil && errors.As(err, &tf) {
+			// One table's failure stops only that table.
+			if merr := r.markFailed(context.WithoutCancel(ctx), o.Slot, tf); merr != nil {
+				return nil, merr
+			}
+			return nil, err
+		}
 		if ctx.Err() != nil {
 			return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeQueryCanceled,
 				Message: "canceling statement due to user request",
@@ -369,6 +378,7 @@ type stream struct {
 
 	commitTime   time.Time // of the source transaction being applied
 	inTx         bool      // between a Begin and its Commit
+	txFinal      uint64    // the commit LSN of the transaction being applied
 	batches      map[*replica.Table]*replica.Batch
 	order        []*replica.Table
 	pending      int   // changes held in batches
@@ -387,6 +397,8 @@ type stream struct {
 	// cont is the continuous pipeline this stream runs for, nil for a
 	// replicate() call.
 	cont *pipeline
+	// swapped are the resyncs whose table the open transaction swaps in.
+	swapped []*resyncJob
 
 	stats map[string]*TableStats
 	heap  *heapWatch
@@ -455,7 +467,7 @@ func (s *stream) run(in <-chan chunk) (uint64, error) {
 func (s *stream) handle(ev *event) error {
 	switch ev.kind {
 	case evBegin:
-		s.commitTime, s.inTx = ev.commit, true
+		s.commitTime, s.inTx, s.txFinal = ev.commit, true, ev.end
 		return nil
 	case evCommit:
 		s.lastCommit, s.inTx = ev.end, false
@@ -467,6 +479,12 @@ func (s *stream) handle(ev *event) error {
 		// Every transaction that committed before ev.end has been handled:
 		// commit what is held when it is due, and let an idle slot advance.
 		s.lastCommit = max(s.lastCommit, ev.end)
+		if swapped, err := s.swapReady(); err != nil || swapped {
+			if err != nil {
+				return err
+			}
+			return s.commit(s.lastCommit)
+		}
 		waited := s.cont.wanted() > s.committed.Load()
 		due := time.Since(s.lastCommitAt) >= s.commitInterval
 		if s.pending+s.uncommited > 0 && (due || waited) {
@@ -480,6 +498,12 @@ func (s *stream) handle(ev *event) error {
 		return s.relation(ev.rel)
 	case evTruncate:
 		for _, id := range ev.relIDs {
+			if skip, err := s.skip(id); skip || err != nil {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 			rel, err := s.rel(id)
 			if err != nil {
 				return err
@@ -495,11 +519,14 @@ func (s *stream) handle(ev *event) error {
 				return err
 			}
 			if err := s.tx.Truncate(s.ctx, rel.table); err != nil {
-				return fmt.Errorf("destination: truncating %s: %w", rel.table.Qualified(), err)
+				return &tableFailure{oid: id, err: fmt.Errorf("destination: truncating %s: %w", rel.table.Qualified(), err)}
 			}
 			s.stat(rel.table, ev.lsn).Truncates++
 		}
 		return nil
+	}
+	if skip, err := s.skip(ev.relID); skip || err != nil {
+		return err
 	}
 	rel, err := s.rel(ev.relID)
 	if err != nil {
@@ -552,7 +579,7 @@ func (s *stream) rel(id uint32) (*relation, error) {
 		}
 		stale, err := s.tx.EnsureTable(s.ctx, rel.table)
 		if err != nil {
-			return nil, fmt.Errorf("destination: %s: %w", rel.table.Qualified(), err)
+			return nil, &tableFailure{oid: id, err: fmt.Errorf("destination: %s: %w", rel.table.Qualified(), err)}
 		}
 		s.ensured[rel.table] = true
 		if len(stale) > 0 {
@@ -783,7 +810,7 @@ func (s *stream) openTx() error {
 
 func (s *stream) apply(t *replica.Table, b *replica.Batch) error {
 	if err := s.tx.Apply(s.ctx, t, b); err != nil {
-		return fmt.Errorf("destination: applying changes to %s: %w", t.Qualified(), err)
+		return &tableFailure{oid: t.OID, err: fmt.Errorf("destination: applying changes to %s: %w", t.Qualified(), err)}
 	}
 	s.count(b)
 	s.pending -= b.Len()
@@ -845,6 +872,10 @@ func (s *stream) commit(lsn uint64) error {
 	s.uncommited = 0
 	s.lastCommitAt = time.Now()
 	s.cont.committedAt(lsn, s.stats)
+	for _, j := range s.swapped {
+		j.finish(nil)
+	}
+	s.swapped = nil
 	return nil
 }
 

@@ -252,3 +252,32 @@ CREATE FUNCTION pgcdc.resume_replication(
 
 COMMENT ON FUNCTION pgcdc.resume_replication IS
 'Resumes a slot paused by `pause_replication`, from where it stopped.';
+
+CREATE FUNCTION pgcdc.resync_table(
+    slot_name  text,
+    table_name text
+) RETURNS TABLE (
+    table_name    text,
+    snapshot_rows bigint,
+    snapshot_lsn  pg_lsn
+) LANGUAGE internal AS 'resync_table';
+
+COMMENT ON FUNCTION pgcdc.resync_table IS
+'Rebuilds the replica of one table of slot `slot_name` from a new snapshot,
+exactly: no change is lost or applied twice. `table_name` is the source table,
+`schema.name` or a name unique in the slot. It brings back a table that failed
+(see `docs/continuous.md`), or repairs one that was changed in the destination.
+
+A temporary slot exports a snapshot at its consistent point S, the table is
+copied in it into a staging table next to the replica, and the staging table
+replaces the replica in one destination transaction that records S with the
+slot''s state: changes of transactions that commit before S are in the
+snapshot and are skipped, later ones are applied on top. Until then the old
+replica stays queryable and current.
+
+On a continuous slot the other tables keep streaming during the copy; only when
+the stream meets a change of this table newer than the snapshot does it wait
+for the copy to finish. A slot driven by `replicate()` is busy during the call.
+A crash or cancellation before the swap leaves the old replica table as it was.
+
+Returns the destination table, the rows copied and S.';

@@ -22,7 +22,9 @@ const stateSchema = "_pgcdc"
 //	   owns, the options fixed at init, and tables by source OID with schema
 //	   and name kept apart.
 //	3: _pgcdc.slots.continuous: the options of a slot that replicates
-//	   continuously (JSON), so that a restarted pgcdc resumes it.
+//	   continuously (JSON), so that a restarted pgcdc resumes it;
+//	   _pgcdc.tables.failed and resync_lsn: a table whose changes failed,
+//	   and the position a resync rebuilt it from.
 const stateVersion = 3
 
 // migrate creates pgcdc's schemas and state tables, or brings older ones up
@@ -67,7 +69,9 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 		return err
 	}
 	if version == 2 {
-		if _, err := conn.ExecContext(ctx, "ALTER TABLE "+ident(stateSchema, "slots")+" ADD COLUMN continuous VARCHAR"); err != nil {
+		if _, err := conn.ExecContext(ctx, "ALTER TABLE "+ident(stateSchema, "slots")+" ADD COLUMN continuous VARCHAR; "+
+			"ALTER TABLE "+ident(stateSchema, "tables")+" ADD COLUMN failed VARCHAR; "+
+			"ALTER TABLE "+ident(stateSchema, "tables")+" ADD COLUMN resync_lsn UBIGINT"); err != nil {
 			return fmt.Errorf("migrating state from version 2: %w", err)
 		}
 		return setVersion(ctx, conn)
@@ -97,7 +101,9 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			dest_schema VARCHAR NOT NULL,
 			dest_name VARCHAR NOT NULL,
 			include_columns VARCHAR,             -- JSON array, NULL for all
-			hints VARCHAR)                       -- JSON object, NULL for none`); err != nil {
+			hints VARCHAR,                       -- JSON object, NULL for none
+			failed VARCHAR,                      -- why its changes failed; NULL when they apply
+			resync_lsn UBIGINT)                  -- the snapshot position of its last resync`); err != nil {
 		return err
 	}
 	if version == 1 {
@@ -132,7 +138,7 @@ func migrateV1(ctx context.Context, conn *sql.Conn) error {
 	}
 	// Version 1 split names on the first dot, so that is what they mean.
 	if _, err := conn.ExecContext(ctx, `INSERT INTO `+ident(stateSchema, "tables")+`
-		SELECT slot_name, 0, '', '', split_part(t, '.', 1), substr(t, strpos(t, '.') + 1), NULL, NULL
+		SELECT slot_name, 0, '', '', split_part(t, '.', 1), substr(t, strpos(t, '.') + 1), NULL, NULL, NULL, NULL
 		FROM (SELECT slot_name, unnest(tables) AS t FROM `+ident(stateSchema, "state")+`) WHERE strpos(t, '.') > 0`); err != nil {
 		return err
 	}
@@ -243,7 +249,8 @@ func (d *Destination) states(ctx context.Context, where string, args ...any) ([]
 }
 
 func (d *Destination) tables(ctx context.Context, slot string) ([]replica.TableState, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns, hints
+	rows, err := d.db.QueryContext(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns, hints,
+		COALESCE(failed, ''), COALESCE(resync_lsn, 0)
 		FROM `+ident(stateSchema, "tables")+` WHERE slot_name = ? ORDER BY rowid`, slot)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read state: %w", err)
@@ -253,7 +260,7 @@ func (d *Destination) tables(ctx context.Context, slot string) ([]replica.TableS
 	for rows.Next() {
 		var t replica.TableState
 		var include, hints sql.NullString
-		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints); err != nil {
+		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints, &t.Failed, &t.ResyncLSN); err != nil {
 			return nil, fmt.Errorf("duckdb: read state: %w", err)
 		}
 		if include.Valid {
@@ -309,8 +316,12 @@ func (t *tx) SaveState(ctx context.Context, st replica.State) error {
 			}
 			hints = string(b)
 		}
-		if err := t.exec(ctx, `INSERT INTO `+ident(stateSchema, "tables")+` VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			st.Slot, uint64(tb.OID), tb.Source.Schema, tb.Source.Name, tb.Dest.Schema, tb.Dest.Name, include, hints); err != nil {
+		var resync any
+		if tb.ResyncLSN != 0 {
+			resync = tb.ResyncLSN
+		}
+		if err := t.exec(ctx, `INSERT INTO `+ident(stateSchema, "tables")+` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			st.Slot, uint64(tb.OID), tb.Source.Schema, tb.Source.Name, tb.Dest.Schema, tb.Dest.Name, include, hints, nullString(tb.Failed), resync); err != nil {
 			return err
 		}
 	}

@@ -46,6 +46,7 @@ func (d *Destination) migrate(ctx context.Context) error {
 		}
 		if version == 2 {
 			_, err = tx.Exec(ctx, `ALTER TABLE `+ident(stateSchema, "slots")+` ADD COLUMN continuous jsonb;
+				ALTER TABLE `+ident(stateSchema, "tables")+` ADD COLUMN failed text, ADD COLUMN resync_lsn pg_lsn;
 				UPDATE `+ident(stateSchema, "meta")+` SET value = '3' WHERE key = 'version'`)
 			return err
 		}
@@ -76,6 +77,8 @@ func (d *Destination) migrate(ctx context.Context) error {
 				dest_name text NOT NULL,
 				include_columns jsonb,
 				hints jsonb,
+				failed text,
+				resync_lsn pg_lsn,
 				PRIMARY KEY (slot_name, position));
 			INSERT INTO `+ident(stateSchema, "meta")+` VALUES ('version', '3')
 				ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
@@ -172,7 +175,8 @@ func states(ctx context.Context, q querier, where string, args ...any) ([]replic
 }
 
 func tables(ctx context.Context, q querier, slot string) ([]replica.TableState, error) {
-	rows, err := q.Query(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns::text, hints::text
+	rows, err := q.Query(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns::text, hints::text,
+		COALESCE(failed, ''), COALESCE(resync_lsn, '0/0')::text
 		FROM `+ident(stateSchema, "tables")+` WHERE slot_name = $1 ORDER BY position`, slot)
 	if err != nil {
 		return nil, fmt.Errorf("postgres destination: read state: %w", err)
@@ -182,8 +186,13 @@ func tables(ctx context.Context, q querier, slot string) ([]replica.TableState, 
 	for rows.Next() {
 		var t replica.TableState
 		var include, hints *string
-		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints); err != nil {
+		var resync string
+		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints, &t.Failed, &resync); err != nil {
 			return nil, fmt.Errorf("postgres destination: read state: %w", err)
+		}
+		var err error
+		if t.ResyncLSN, err = parseLSN(resync); err != nil {
+			return nil, fmt.Errorf("postgres destination: read state of slot %q: resync_lsn: %w", slot, err)
 		}
 		if include != nil {
 			if err := json.Unmarshal([]byte(*include), &t.IncludeColumns); err != nil {
@@ -249,8 +258,13 @@ func saveState(ctx context.Context, q querier, st replica.State) error {
 			s := string(b)
 			hints = &s
 		}
-		if _, err := q.Exec(ctx, `INSERT INTO `+ident(stateSchema, "tables")+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)`,
-			st.Slot, i, t.OID, t.Source.Schema, t.Source.Name, t.Dest.Schema, t.Dest.Name, include, hints); err != nil {
+		var resync *string
+		if t.ResyncLSN != 0 {
+			l := formatLSN(t.ResyncLSN)
+			resync = &l
+		}
+		if _, err := q.Exec(ctx, `INSERT INTO `+ident(stateSchema, "tables")+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11::pg_lsn)`,
+			st.Slot, i, t.OID, t.Source.Schema, t.Source.Name, t.Dest.Schema, t.Dest.Name, include, hints, nullIfEmpty(t.Failed), resync); err != nil {
 			return fmt.Errorf("postgres destination: saving state: %w", err)
 		}
 	}

@@ -157,6 +157,13 @@ type TableState struct {
 	IncludeColumns []string
 	// Hints override the destination type of columns, by column name.
 	Hints map[string]TypeHint
+	// Failed is why the table's changes could not be applied; while it is
+	// set they are skipped, and resync_table brings the table back.
+	Failed string
+	// ResyncLSN is the position of the snapshot resync_table rebuilt the
+	// table from: changes of transactions that commit before it are in the
+	// snapshot, and are skipped.
+	ResyncLSN uint64
 }
 
 // Table returns the slot's table fed by the relation with OID oid.
