@@ -161,7 +161,7 @@ func TestResyncKill9(t *testing.T) {
 	d := duckdbDestination
 	ctx := testContext(t, 5*time.Minute)
 	dsn, src := newSourceDB(ctx, t)
-	mustExec(ctx, t, src, faultSchema)
+	mustExec(ctx, t, src, lightFaultSchema)
 	r := d.start(ctx, t, pgcdctest.Options{Source: dsn})
 	mustExec(ctx, t, r.pgcdc, `SELECT * FROM init_replication('f', 'f_pub', table_names => ARRAY['accounts', 'events', 'tags'], persist_snapshots => true)`)
 	mustExec(ctx, t, r.pgcdc, `SELECT * FROM init_replication('g', 'g_pub', table_names => 'audit', publish => 'insert', persist_snapshots => true)`)
