@@ -9,6 +9,12 @@
 // (replicator/duckdb). The engine hands them typed tables and text-encoded
 // rows; the destination decides how to store them.
 //
+// A replicate() call streams up to the source's WAL position when it
+// starts; a continuous slot (continuous.go) runs the same reader and
+// applier with a stop policy instead, in a goroutine per slot, registered
+// in the Replicator and recorded in the destination's state so a restart
+// resumes it. resync.go holds per-table failure and resync_table.
+//
 // The package knows nothing of the wire protocol or of SQL parsing: it is
 // driven through Replicator's methods with already-typed options, and reports
 // progress through a callback.

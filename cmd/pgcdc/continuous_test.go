@@ -143,8 +143,15 @@ func continuous(t *testing.T, d *destination) {
 	waitFor(ctx, t, r.data, 10*time.Second, count, "104")
 
 	// A restart resumes a running slot, after SIGTERM and after SIGKILL.
+	// SIGTERM drains the stream well within the grace (30s by default).
+	sigterm := time.Now()
 	if err := r.srv.Signal(syscall.SIGTERM, 20*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if d := time.Since(sigterm); d > 10*time.Second {
+		t.Fatalf("SIGTERM took %v to drain an idle continuous slot", d)
+	} else {
+		t.Logf("SIGTERM drained the continuous slot and exited in %v", d.Round(time.Millisecond))
 	}
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (2, 2)`)
 	r.restart(ctx, t)
@@ -183,7 +190,7 @@ func TestContinuousKill9(t *testing.T) {
 	r := d.start(ctx, t, pgcdctest.Options{Source: dsn})
 	mustExec(ctx, t, r.pgcdc, `SELECT * FROM init_replication('f', 'f_pub', table_names => ARRAY['accounts', 'events', 'tags'], persist_snapshots => true)`)
 	mustExec(ctx, t, r.pgcdc, `SELECT * FROM init_replication('g', 'g_pub', table_names => 'audit', publish => 'insert', persist_snapshots => true)`)
-	mustExec(ctx, t, r.pgcdc, `SELECT * FROM start_replication('f', 'f_pub', target_batch_size => 37)`)
+	mustExec(ctx, t, r.pgcdc, `SELECT * FROM start_replication('f', 'f_pub', target_batch_size => 500)`)
 	mustExec(ctx, t, r.pgcdc, `SELECT * FROM start_replication('g', 'g_pub')`)
 
 	stop := make(chan struct{})
@@ -224,6 +231,11 @@ func TestContinuousKill9(t *testing.T) {
 	var dup int
 	if err := r.data.QueryRow(ctx, "SELECT count(*) - count(DISTINCT id) FROM audit").Scan(&dup); err != nil || dup != 0 {
 		t.Fatalf("%d duplicate rows in the append-only table (%v)", dup, err)
+	}
+	for _, l := range strings.Split(r.srv.Logs(), "\n") {
+		if strings.Contains(l, "continuous replication failed") {
+			t.Logf("retried: %.300s", l)
+		}
 	}
 	if !strings.Contains(r.srv.Logs(), "resuming continuous replication") {
 		t.Fatal("the restarted pgcdc did not log that it resumed the slot")

@@ -144,6 +144,11 @@ func resync(t *testing.T, d *destination) {
 	if st := tableState(ctx, t, r, "rs", "customers"); st != "|true" {
 		t.Fatalf("customers after its resync: %q", st)
 	}
+	// The failure stays visible as the slot's last error.
+	var lastErr *string
+	if err := r.pgcdc.QueryRow(ctx, `SELECT last_error FROM stop_replication('rs')`).Scan(&lastErr); err != nil || lastErr == nil || !strings.Contains(strings.ToLower(*lastErr), "null") {
+		t.Fatalf("stop_replication's last_error: %v, %v", lastErr, err)
+	}
 	for sql, code := range map[string]string{
 		`SELECT * FROM resync_table('rs', 'nope')`:   "42P01",
 		`SELECT * FROM resync_table('nope', 'nope')`: "42704",
