@@ -37,6 +37,9 @@ const (
 type pipeline struct {
 	r *Replicator
 	o ReplicateOptions
+	// njobs counts jobs, so that the applier looks them up only when
+	// there are some.
+	njobs atomic.Int32
 	// want is the highest position a waiting replicate() asked for: the
 	// applier commits at once, instead of when the batch is due.
 	want atomic.Uint64

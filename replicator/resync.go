@@ -69,6 +69,9 @@ type TableStatus struct {
 // snapshot holds it already. On a continuous slot it also performs the
 // swap of a resync that the change has to wait for.
 func (s *stream) skip(id uint32) (bool, error) {
+	if !s.skipping && s.cont.jobCount() == 0 {
+		return false, nil // the common case, without a scan of the tables
+	}
 	ts := s.state.Table(id)
 	if ts == nil {
 		return false, nil
@@ -149,9 +152,20 @@ func (s *stream) swap(j *resyncJob) error {
 			delete(s.ensured, t) // brought in line with the stream's shape at its next change
 		}
 	}
-	s.stateDirty = true
+	s.stateDirty, s.skipping = true, true
 	s.swapped = append(s.swapped, j)
 	return nil
+}
+
+// maySkip reports whether any table of st can have changes to skip after
+// st's position: a failed table, or one resynced from a later snapshot.
+func maySkip(st *replica.State) bool {
+	for _, ts := range st.Tables {
+		if ts.Failed != "" || ts.ResyncLSN > st.LSN {
+			return true
+		}
+	}
+	return false
 }
 
 func swapTable(ctx context.Context, tx replica.Tx, ts *replica.TableState, j *resyncJob) error {
@@ -243,6 +257,14 @@ func (j *resyncJob) finish(err error) {
 	}
 }
 
+// jobCount is the number of resyncs in progress.
+func (p *pipeline) jobCount() int32 {
+	if p == nil {
+		return 0
+	}
+	return p.njobs.Load()
+}
+
 // job returns the resync of relation oid in progress, nil without one.
 func (p *pipeline) job(oid uint32) *resyncJob {
 	if p == nil {
@@ -279,6 +301,7 @@ func (p *pipeline) dropJob(j *resyncJob) {
 	defer p.mu.Unlock()
 	if p.jobs[j.oid] == j {
 		delete(p.jobs, j.oid)
+		p.njobs.Add(-1)
 	}
 }
 
@@ -370,6 +393,7 @@ func (r *Replicator) ResyncTable(ctx context.Context, slot, table string, progre
 			return res, Errorf(CodeObjectInUse, "table %s of slot %q is being resynced by another call", ts.Dest, slot)
 		}
 		p.jobs[ts.OID] = j
+		p.njobs.Add(1)
 		p.mu.Unlock()
 		defer func() {
 			p.dropJob(j)

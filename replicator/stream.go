@@ -170,6 +170,7 @@ func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions, p *pipel
 	if newID {
 		s.state.Source, s.stateDirty = id, true
 	}
+	s.skipping = maySkip(&s.state)
 	readerDone := make(chan error, 1)
 	go func() { readerDone <- rd.run(sctx) }()
 	pos, err := s.run(chunks)
@@ -399,6 +400,8 @@ type stream struct {
 	cont *pipeline
 	// swapped are the resyncs whose table the open transaction swaps in.
 	swapped []*resyncJob
+	// skipping: some table's changes may be skipped (resync.go).
+	skipping bool
 
 	stats map[string]*TableStats
 	heap  *heapWatch
