@@ -35,6 +35,11 @@ var impls = map[string]impl{
 	"drop_replication":   dropReplication,
 	"verify_replication": verifyReplication,
 	"check_replication":  checkReplication,
+	"start_replication":  startReplication,
+	"stop_replication":   stopReplication,
+	"pause_replication":  pauseReplication,
+	"resume_replication": resumeReplication,
+	"resync_table":       resyncTable,
 }
 
 // Router is the wire.Handler of pgcdc.

@@ -9,6 +9,12 @@
 // (replicator/duckdb). The engine hands them typed tables and text-encoded
 // rows; the destination decides how to store them.
 //
+// A replicate() call streams up to the source's WAL position when it
+// starts; a continuous slot (continuous.go) runs the same reader and
+// applier with a stop policy instead, in a goroutine per slot, registered
+// in the Replicator and recorded in the destination's state so a restart
+// resumes it. resync.go holds per-table failure and resync_table.
+//
 // Next to replication it answers the operator's questions: Verify
 // (verify.go) compares a replica with its source at one consistent point,
 // Check (check.go) is the preflight of Init, and Status (status.go) reports

@@ -42,7 +42,7 @@ func (s *stream) closeVersions(t *replica.Table) error {
 	if !ok {
 		return Errorf(CodeFeatureNotSupp, "the destination cannot keep history (write_disposition 'scd2')")
 	}
-	if err := h.CloseVersions(s.ctx, t, s.commitLSN, s.commitTime); err != nil {
+	if err := h.CloseVersions(s.ctx, t, s.txFinal, s.commitTime); err != nil {
 		return fmt.Errorf("destination: truncating %s: %w", t.Qualified(), err)
 	}
 	return nil

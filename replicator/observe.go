@@ -92,9 +92,13 @@ func (s *slotActivity) table(name string) *tableActivity {
 // Before it reads a change it checks that the stored state belongs to this
 // source and slot, and that the options of the call agree with the ones the
 // slot was set up with.
+//
+// On a slot that replicates continuously it waits until the background
+// replication has applied everything up to the source's WAL position when
+// the call started, and returns what was applied meanwhile.
 func (r *Replicator) Replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
 	start := time.Now()
-	stats, err := r.replicate(ctx, o)
+	stats, err := r.claimAndReplicate(ctx, o)
 	err = explainLostSlot(o.Slot, err)
 	a := r.activity()
 	a.mu.Lock()

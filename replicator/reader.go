@@ -35,6 +35,9 @@ const (
 	evUpdate
 	evDelete
 	evTruncate
+	// evKeepalive is sent in continuous mode, between transactions: the
+	// source has sent every transaction that committed before end.
+	evKeepalive
 )
 
 // event is one thing the reader hands the applier, in stream order.
@@ -104,6 +107,11 @@ type reader struct {
 	committed *atomic.Uint64
 	final     <-chan uint64
 
+	// continuous replaces the end with a stop policy: the stream runs
+	// until stop is closed, and ends at the next transaction boundary.
+	continuous bool
+	stop       <-chan struct{}
+
 	confirmed uint64 // sent to the source as flushed
 	ceiling   uint64 // highest WAL position the source reported
 	interval  time.Duration
@@ -120,6 +128,13 @@ type reader struct {
 func (rd *reader) run(ctx context.Context) error {
 	defer close(rd.out)
 	for {
+		if rd.continuous && !rd.inTx && stopping(rd.stop) {
+			rd.chunk.end = true
+			if err := rd.flush(ctx); err != nil {
+				return err
+			}
+			return rd.confirm(ctx)
+		}
 		if time.Now().After(rd.nextReply) {
 			if err := rd.sendStatus(ctx, true); err != nil {
 				return err
@@ -217,12 +232,17 @@ func (rd *reader) copyData(ctx context.Context, data []byte) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("source: %w", err)
 		}
-		rd.r.log.Debug().Str("wal_end", FormatLSN(uint64(ka.ServerWALEnd))).Str("end", FormatLSN(rd.end)).Bool("in_tx", rd.inTx).Msg("keepalive")
+		if !rd.continuous { // ten a second, for as long as it runs
+			rd.r.log.Debug().Str("wal_end", FormatLSN(uint64(ka.ServerWALEnd))).Str("end", FormatLSN(rd.end)).Bool("in_tx", rd.inTx).Msg("keepalive")
+		}
 		rd.ceiling = max(rd.ceiling, uint64(ka.ServerWALEnd))
 		// The keepalive's position is how far the source has decoded: every
 		// transaction that committed before it has been sent to us.
 		if !rd.inTx && uint64(ka.ServerWALEnd) >= rd.end {
 			return true, nil
+		}
+		if rd.continuous && !rd.inTx {
+			rd.emit(event{kind: evKeepalive, end: uint64(ka.ServerWALEnd)})
 		}
 		if ka.ReplyRequested {
 			return false, rd.sendStatus(ctx, false)
@@ -383,11 +403,15 @@ func (rd *reader) sendStatus(ctx context.Context, reply bool) error {
 	if c := rd.committed.Load(); rd.o.FlushSlot && c > pos {
 		pos = c
 	}
-	if pos > max(rd.ceiling, rd.end) {
+	limit := max(rd.ceiling, rd.end)
+	if rd.continuous {
+		limit = rd.ceiling
+	}
+	if pos > limit {
 		// Checked before the stream starts (checkPosition); reaching this
 		// means a bug, and confirming would tell the source to drop WAL it
 		// has not even written.
-		return fmt.Errorf("internal error: refusing to confirm slot %q at %s, past the source's WAL end %s", rd.o.Slot, FormatLSN(pos), FormatLSN(max(rd.ceiling, rd.end)))
+		return fmt.Errorf("internal error: refusing to confirm slot %q at %s, past the source's WAL end %s", rd.o.Slot, FormatLSN(pos), FormatLSN(limit))
 	}
 	rd.confirmed = pos
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, rd.repl, pglogrepl.StandbyStatusUpdate{
@@ -461,5 +485,15 @@ func (rd *reader) awaitKeepalive(ctx context.Context) error {
 		case *pgproto3.ErrorResponse:
 			return sourceError("confirming the slot", pgconn.ErrorResponseToPgError(m))
 		}
+	}
+}
+
+// stopping reports whether stop is closed.
+func stopping(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
 	}
 }

@@ -10,14 +10,16 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rs/zerolog"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
 // Replicator runs init_replication and replicate against one source and one
-// destination. It is safe for concurrent use; calls on the same slot are
-// serialized by failing fast.
+// destination, and keeps slots replicating continuously. It is safe for
+// concurrent use; calls on the same slot are serialized by failing fast,
+// except replicate() on a continuous slot, which waits for it.
 type Replicator struct {
 	source string // connection string; holds a password, never logged
 	dest   replica.Destination
@@ -30,6 +32,8 @@ type Replicator struct {
 	mu   sync.Mutex
 	busy map[string]bool
 	act  *activityLog // what this process saw, for status and metrics
+	// pipes are the slots that replicate continuously (continuous.go).
+	pipes map[string]*pipeline
 }
 
 // DefaultBatchBytes is the default of Replicator.BatchBytes.
@@ -37,7 +41,8 @@ const DefaultBatchBytes = 64 << 20
 
 // New returns a Replicator. source is a libpq connection string or URL.
 func New(source string, dest replica.Destination, log zerolog.Logger) *Replicator {
-	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}, BatchBytes: DefaultBatchBytes, act: newActivityLog()}
+	return &Replicator{source: source, dest: dest, log: log, busy: map[string]bool{}, pipes: map[string]*pipeline{},
+		BatchBytes: DefaultBatchBytes, act: newActivityLog()}
 }
 
 // acquire claims a slot for one call. A second call on the same slot fails
@@ -45,6 +50,11 @@ func New(source string, dest replica.Destination, log zerolog.Logger) *Replicato
 func (r *Replicator) acquire(slot string) (func(), error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.pipes[slot] != nil {
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeObjectInUse,
+			Message: fmt.Sprintf("replication slot %q replicates continuously in this pgcdc", slot),
+			Hint:    fmt.Sprintf("Stop it first with stop_replication(%s).", quoteLiteral(slot))}
+	}
 	if r.busy[slot] {
 		return nil, Errorf(CodeObjectInUse, "replication slot %q is being used by another call in this pgcdc", slot)
 	}

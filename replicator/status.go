@@ -62,7 +62,10 @@ const (
 	StateSnapshotting = "snapshotting" // init_replication is copying it
 	StateReplicating  = "replicating"  // a call is streaming changes into it now
 	StateStreaming    = "streaming"    // ready: replicate() applies its changes
-	StateFailed       = "failed"       // the last call failed, or the slot lost WAL
+	StateFailed       = "failed"       // the last call failed, or the slot lost WAL; a table whose changes failed
+	StatePaused       = "paused"       // pause_replication stopped a continuous slot
+	StateRetrying     = "retrying"     // a continuous slot failed and waits for its next attempt
+	StateCatchingUp   = "catching up"  // a resynced table whose snapshot is ahead of the slot's position
 	StateUnmanaged    = "unmanaged"    // a slot pgcdc has no state for
 )
 
@@ -71,6 +74,11 @@ const (
 // It is the one place states are derived, so that a persisted per-table
 // state can replace the derivation here.
 func (r *Replicator) statusStates(s *SlotStatus, st *replica.State, known bool) {
+	p := r.pipe(s.Slot)
+	var cont ContinuousStatus
+	if p != nil {
+		cont = p.status()
+	}
 	a := r.activity()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -86,12 +94,21 @@ func (r *Replicator) statusStates(s *SlotStatus, st *replica.State, known bool) 
 		s.LastError = fmt.Sprintf("replication slot %q has lost required WAL: recover with init_replication(..., reset => true)", s.Slot)
 	case !st.Ready:
 		s.State = StateSnapshotting
+	case p != nil && cont.State == "paused":
+		s.State = StatePaused
+	case p != nil && cont.State == "retrying":
+		s.State = StateRetrying
+	case p != nil:
+		s.State = StateReplicating
 	case sa != nil && sa.lastError != nil:
 		s.State = StateFailed
 	case busy:
 		s.State = StateReplicating
 	default:
 		s.State = StateStreaming
+	}
+	if cont.LastError != "" && s.LastError == "" {
+		s.LastError = cont.LastError
 	}
 	if sa != nil {
 		if sa.lastError != nil && s.LastError == "" {
@@ -139,8 +156,17 @@ func (r *Replicator) statusStates(s *SlotStatus, st *replica.State, known bool) 
 				}
 			}
 		}
-		if t.State == StateFailed {
+		switch {
+		case ts.Failed != "":
+			t.State, t.LastError = StateFailed, ts.Failed
+		case p.job(ts.OID) != nil:
+			t.State = StateSnapshotting
+		case ts.ResyncLSN > st.LSN && t.State != StatePaused:
+			t.State = StateCatchingUp
+		case t.State == StateFailed:
 			t.LastError = s.LastError
+		case t.State == StateRetrying:
+			t.State = StateStreaming
 		}
 		s.Inserts += t.Inserts
 		s.Updates += t.Updates

@@ -51,27 +51,53 @@ const MaxBatchSize = 1_000_000
 // which is how an idle stream learns that it has reached its end.
 const statusInterval = 100 * time.Millisecond
 
-// replicate is Replicate (observe.go), which records how it ended.
-func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
-	if err := validateSlot(o.Slot); err != nil {
+// claimAndReplicate is Replicate (observe.go), which records how it ended.
+// On a slot that replicates continuously it waits for the pipeline instead
+// of reading the slot.
+func (r *Replicator) claimAndReplicate(ctx context.Context, o ReplicateOptions) ([]TableStats, error) {
+	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	if err := validateName("pub_name", o.Publication); err != nil {
-		return nil, err
-	}
-	if o.Dataset != "" {
-		if err := validateName("dataset_name", o.Dataset); err != nil {
-			return nil, err
-		}
-	}
-	if o.BatchSize < 1 || o.BatchSize > MaxBatchSize {
-		return nil, Errorf(CodeInvalidParameter, "target_batch_size must be between 1 and %d, got %d", MaxBatchSize, o.BatchSize)
-	}
-	conn, done, err := r.open(ctx, o.Slot, true)
+	p, release, err := r.claim(o.Slot)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
+	if p != nil {
+		return r.await(ctx, p, o)
+	}
+	defer release()
+	return r.replicate(ctx, o, nil)
+}
+
+func (o *ReplicateOptions) validate() error {
+	if err := validateSlot(o.Slot); err != nil {
+		return err
+	}
+	if err := validateName("pub_name", o.Publication); err != nil {
+		return err
+	}
+	if o.Dataset != "" {
+		if err := validateName("dataset_name", o.Dataset); err != nil {
+			return err
+		}
+	}
+	if o.BatchSize < 1 || o.BatchSize > MaxBatchSize {
+		return Errorf(CodeInvalidParameter, "target_batch_size must be between 1 and %d, got %d", MaxBatchSize, o.BatchSize)
+	}
+	return nil
+}
+
+// replicate streams a slot the caller has claimed: up to the WAL end when
+// it starts, or, for a continuous pipeline p, until p is stopped.
+func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions, p *pipeline) ([]TableStats, error) {
+	conn, err := r.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	if err := checkSource(ctx, conn); err != nil {
+		return nil, err
+	}
 	state, slot, pub, err := r.checkReplicate(ctx, conn, o)
 	if err != nil {
 		return nil, err
@@ -131,11 +157,18 @@ func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	s := &stream{
 		r: r, o: o, ctx: sctx, pub: pub, dataset: state.Dataset, end: end, state: state, committed: &committed,
 		relations: map[uint32]*relation{}, ensured: map[*replica.Table]bool{}, stats: map[string]*TableStats{}, batches: map[*replica.Table]*replica.Batch{},
-		heap: newHeapWatch(), lastCommitAt: time.Now(),
+		heap: newHeapWatch(), lastCommitAt: time.Now(), commitInterval: commitInterval,
+	}
+	if p != nil {
+		// The end becomes a stop policy: run until p is stopped.
+		rd.continuous, rd.stop, rd.end = true, p.stop, ^uint64(0)
+		s.end, s.cont, s.commitInterval = 0, p, continuousCommitInterval
+		p.started(start)
 	}
 	if newID {
 		s.state.Source, s.stateDirty = id, true
 	}
+	s.skipping = maySkip(&s.state)
 	readerDone := make(chan error, 1)
 	go func() { readerDone <- rd.run(sctx) }()
 	pos, err := s.run(chunks)
@@ -153,6 +186,15 @@ func (r *Replicator) replicate(ctx context.Context, o ReplicateOptions) ([]Table
 	if err != nil {
 		if s.tx != nil {
 			s.tx.Rollback(context.Background())
+		}
+		s.finishJobs(err)
+		var tf *tableFailure
+		if p != nil && ctx.Err() == nil && errors.As(err, &tf) {
+			// One table's failure stops only that table.
+			if merr := r.markFailed(context.WithoutCancel(ctx), o.Slot, tf); merr != nil {
+				return nil, merr
+			}
+			return nil, err
 		}
 		if ctx.Err() != nil {
 			return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeQueryCanceled,
@@ -334,7 +376,8 @@ type stream struct {
 	ensured   map[*replica.Table]bool
 
 	commitTime   time.Time // of the source transaction being applied
-	commitLSN    uint64    // its commit LSN
+	inTx         bool      // between a Begin and its Commit
+	txFinal      uint64    // the commit LSN of the transaction being applied
 	batches      map[*replica.Table]*replica.Batch
 	order        []*replica.Table
 	pending      int   // changes held in batches
@@ -347,6 +390,16 @@ type stream struct {
 	noted        int64 // applied count last reported
 	finishing    bool
 	lastNote     time.Time
+	// commitInterval cuts batches by time: a source transaction that ends
+	// this long after the last commit is committed with what came before.
+	commitInterval time.Duration
+	// cont is the continuous pipeline this stream runs for, nil for a
+	// replicate() call.
+	cont *pipeline
+	// swapped are the resyncs whose table the open transaction swaps in.
+	swapped []*resyncJob
+	// skipping: some table's changes may be skipped (resync.go).
+	skipping bool
 
 	stats map[string]*TableStats
 	heap  *heapWatch
@@ -363,6 +416,15 @@ var errReaderStopped = errors.New("the replication stream stopped")
 const (
 	commitEvery    = 100_000
 	commitInterval = time.Second
+	// In continuous mode batches are cut sooner, so that changes reach the
+	// replica within about a second; an idle slot records the source's
+	// position at most this often.
+	continuousCommitInterval = 250 * time.Millisecond
+	idleCommitInterval       = time.Second
+	// caughtUpCommitGap spaces the commits of a continuous stream that has
+	// caught up with the source, so a trickle of transactions does not
+	// cost a destination commit each.
+	caughtUpCommitGap = 50 * time.Millisecond
 )
 
 // heartbeat returns how often the stream must tell the source it is alive:
@@ -393,6 +455,13 @@ func (s *stream) run(in <-chan chunk) (uint64, error) {
 		if ch.end {
 			return s.finish()
 		}
+		// Caught up with the reader between transactions: in continuous
+		// mode, commit now rather than wait for the batch to be due.
+		if s.cont != nil && !s.inTx && len(in) == 0 && s.pending+s.uncommited > 0 && time.Since(s.lastCommitAt) >= caughtUpCommitGap {
+			if err := s.commit(s.lastCommit); err != nil {
+				return 0, err
+			}
+		}
 	}
 	return 0, errReaderStopped
 }
@@ -400,12 +469,31 @@ func (s *stream) run(in <-chan chunk) (uint64, error) {
 func (s *stream) handle(ev *event) error {
 	switch ev.kind {
 	case evBegin:
-		s.commitTime, s.commitLSN = ev.commit, ev.end
+		s.commitTime, s.inTx, s.txFinal = ev.commit, true, ev.end
 		return nil
 	case evCommit:
-		s.lastCommit = ev.end
+		s.lastCommit, s.inTx = ev.end, false
 		s.obs.commitTS = s.commitTime
-		if s.pending+s.uncommited >= commitEvery || time.Since(s.lastCommitAt) >= commitInterval {
+		if s.pending+s.uncommited >= commitEvery || time.Since(s.lastCommitAt) >= s.commitInterval {
+			return s.commit(s.lastCommit)
+		}
+		return nil
+	case evKeepalive:
+		// Every transaction that committed before ev.end has been handled:
+		// commit what is held when it is due, and let an idle slot advance.
+		s.lastCommit = max(s.lastCommit, ev.end)
+		if swapped, err := s.swapReady(); err != nil || swapped {
+			if err != nil {
+				return err
+			}
+			return s.commit(s.lastCommit)
+		}
+		waited := s.cont.wanted() > s.committed.Load()
+		due := time.Since(s.lastCommitAt) >= s.commitInterval
+		if s.pending+s.uncommited > 0 && (due || waited) {
+			return s.commit(s.lastCommit)
+		}
+		if s.lastCommit > s.committed.Load() && (waited || time.Since(s.lastCommitAt) >= idleCommitInterval) {
 			return s.commit(s.lastCommit)
 		}
 		return nil
@@ -413,6 +501,12 @@ func (s *stream) handle(ev *event) error {
 		return s.relation(ev.rel)
 	case evTruncate:
 		for _, id := range ev.relIDs {
+			if skip, err := s.skip(id); skip || err != nil {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 			rel, err := s.rel(id)
 			if err != nil {
 				return err
@@ -435,18 +529,21 @@ func (s *stream) handle(ev *event) error {
 				return err
 			}
 			if err := s.tx.Truncate(s.ctx, rel.table); err != nil {
-				return fmt.Errorf("destination: truncating %s: %w", rel.table.Qualified(), err)
+				return &tableFailure{oid: id, err: fmt.Errorf("destination: truncating %s: %w", rel.table.Qualified(), err)}
 			}
 			s.stat(rel.table, ev.lsn).Truncates++
 		}
 		return nil
+	}
+	if skip, err := s.skip(ev.relID); skip || err != nil {
+		return err
 	}
 	rel, err := s.rel(ev.relID)
 	if err != nil {
 		return err
 	}
 	b := s.batch(rel.table)
-	b.CommitLSN = s.commitLSN
+	b.CommitLSN = s.txFinal
 	switch ev.kind {
 	case evInsert:
 		b.Insert(rel.row(ev.new), ev.lsn, s.commitTime)
@@ -493,7 +590,7 @@ func (s *stream) rel(id uint32) (*relation, error) {
 		}
 		stale, err := s.tx.EnsureTable(s.ctx, rel.table)
 		if err != nil {
-			return nil, fmt.Errorf("destination: %s: %w", rel.table.Qualified(), err)
+			return nil, &tableFailure{oid: id, err: fmt.Errorf("destination: %s: %w", rel.table.Qualified(), err)}
 		}
 		s.ensured[rel.table] = true
 		if len(stale) > 0 {
@@ -727,7 +824,7 @@ func (s *stream) openTx() error {
 
 func (s *stream) apply(t *replica.Table, b *replica.Batch) error {
 	if err := s.tx.Apply(s.ctx, t, b); err != nil {
-		return fmt.Errorf("destination: applying changes to %s: %w", t.Qualified(), err)
+		return &tableFailure{oid: t.OID, err: fmt.Errorf("destination: applying changes to %s: %w", t.Qualified(), err)}
 	}
 	s.count(b)
 	s.pending -= b.Len()
@@ -790,6 +887,11 @@ func (s *stream) commit(lsn uint64) error {
 	s.uncommited = 0
 	s.lastCommitAt = time.Now()
 	s.r.observeCommit(s, time.Since(start))
+	s.cont.committedAt(lsn, s.stats)
+	for _, j := range s.swapped {
+		j.finish(nil)
+	}
+	s.swapped = nil
 	return nil
 }
 

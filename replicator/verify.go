@@ -78,6 +78,13 @@ func (r *Replicator) Verify(ctx context.Context, o VerifyOptions) ([]VerifyResul
 	if !state.Ready {
 		return nil, Errorf(CodePrerequisite, "init_replication for slot %q did not complete", o.Slot)
 	}
+	if r.pipe(o.Slot) != nil {
+		// Verify drains the slot to exactly its snapshot's point, which a
+		// pipeline streaming past it would not allow.
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: CodeObjectInUse,
+			Message: fmt.Sprintf("slot %q replicates continuously, so verify_replication cannot hold it at one point", o.Slot),
+			Hint:    "Call stop_replication() first, verify, then start_replication() again."}
+	}
 	tables, err := verifyTables(state, o.Table)
 	if err != nil {
 		return nil, err

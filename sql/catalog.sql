@@ -281,3 +281,114 @@ surprise) or `info`. It checks:
   columns the destination stores as text;
 - the snapshot''s size: rows (the planner''s estimate) and bytes per table, and
   in total (`check_name` `snapshot_size`, one row per table).';
+
+CREATE FUNCTION pgcdc.start_replication(
+    slot_name         text,
+    pub_name          text,
+    include_columns   jsonb   DEFAULT NULL,
+    columns           jsonb   DEFAULT NULL,
+    target_batch_size integer DEFAULT 1000,
+    flush_slot        boolean DEFAULT true,
+    dataset_name      text    DEFAULT NULL,
+    delete_mode       text    DEFAULT 'hard'
+) RETURNS TABLE (
+    slot_name     text,
+    state         text,
+    committed_lsn pg_lsn,
+    last_error    text
+) LANGUAGE internal AS 'start_replication';
+
+COMMENT ON FUNCTION pgcdc.start_replication IS
+'Replicates slot `slot_name` continuously in the background until
+`stop_replication`, with the same arguments and checks as `replicate()`.
+Changes reach the replica within about a second: batches are committed at
+source transaction boundaries, cut by size and by time (a quarter second),
+each together with the LSN it reaches. The slot is confirmed up to what the
+destination committed several times a second, and an idle slot still
+advances, so the source releases WAL.
+
+The slot is recorded as running in the destination''s state, so a restarted
+`pgcdc serve` resumes it. A stream that fails (the source restarts, the
+network drops) is retried with capped exponential backoff (0.5 s to 30 s);
+the last error is kept and returned by these functions. On SIGTERM, pgcdc
+drains continuous slots within `--shutdown-grace`.
+
+While a slot runs continuously, `replicate()` on it does not read the slot:
+it waits until the background replication has applied everything up to the
+source''s WAL position read when the call started, and returns what was
+applied meanwhile. `init_replication` and `drop_replication` refuse it
+(55006) until it is stopped.
+
+Returns the slot, its state (`running`) and the LSN the destination holds.';
+
+CREATE FUNCTION pgcdc.stop_replication(
+    slot_name text
+) RETURNS TABLE (
+    slot_name     text,
+    state         text,
+    committed_lsn pg_lsn,
+    last_error    text
+) LANGUAGE internal AS 'stop_replication';
+
+COMMENT ON FUNCTION pgcdc.stop_replication IS
+'Stops the continuous replication of `slot_name`: the stream ends at the next
+source transaction boundary, commits what it holds and confirms the slot.
+The slot is then driven by `replicate()` calls again, also after a restart.
+Cancelling the call cancels the drain; nothing is lost, as uncommitted changes
+are read again by the next call.';
+
+CREATE FUNCTION pgcdc.pause_replication(
+    slot_name text
+) RETURNS TABLE (
+    slot_name     text,
+    state         text,
+    committed_lsn pg_lsn,
+    last_error    text
+) LANGUAGE internal AS 'pause_replication';
+
+COMMENT ON FUNCTION pgcdc.pause_replication IS
+'Pauses a slot that replicates continuously: it drains like `stop_replication`,
+but the slot stays continuous and paused, also across restarts, until
+`resume_replication`. While paused, `replicate()` on it is refused (55000) and
+the source retains the slot''s WAL.';
+
+CREATE FUNCTION pgcdc.resume_replication(
+    slot_name text
+) RETURNS TABLE (
+    slot_name     text,
+    state         text,
+    committed_lsn pg_lsn,
+    last_error    text
+) LANGUAGE internal AS 'resume_replication';
+
+COMMENT ON FUNCTION pgcdc.resume_replication IS
+'Resumes a slot paused by `pause_replication`, from where it stopped.';
+
+CREATE FUNCTION pgcdc.resync_table(
+    slot_name  text,
+    table_name text
+) RETURNS TABLE (
+    table_name    text,
+    snapshot_rows bigint,
+    snapshot_lsn  pg_lsn
+) LANGUAGE internal AS 'resync_table';
+
+COMMENT ON FUNCTION pgcdc.resync_table IS
+'Rebuilds the replica of one table of slot `slot_name` from a new snapshot,
+exactly: no change is lost or applied twice. `table_name` is the source table,
+`schema.name` or a name unique in the slot. It brings back a table that failed
+(see `docs/continuous.md`), or repairs one that was changed in the destination.
+
+A temporary slot exports a snapshot at its consistent point S, the table is
+copied in it into a staging table next to the replica, and the staging table
+replaces the replica in one destination transaction that records S with the
+slot''s state: changes of transactions that commit before S are in the
+snapshot and are skipped, later ones are applied on top. Until then the old
+replica stays queryable and current.
+
+On a continuous slot the other tables keep streaming during the copy; only when
+the stream meets a change of this table newer than the snapshot does it wait
+for the copy to finish. A slot driven by `replicate()` is busy during the call.
+A crash or cancellation before the swap leaves the old replica table as it was.
+
+Returns the destination table, the rows copied and S.';

@@ -36,6 +36,12 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return c.Run(ctx)
+	case "demo":
+		c := &DemoCommand{}
+		if err := c.ParseFlags(args); err != nil {
+			return err
+		}
+		return c.Run(ctx)
 	case "version":
 		fmt.Println("pgcdc", Version)
 		return nil
@@ -65,11 +71,14 @@ and serves it over the Postgres wire protocol.
 
 Usage:
   pgcdc serve [flags]    run the server (see 'pgcdc serve --help' for every flag)
+  pgcdc demo             try it: a throwaway source Postgres with a live workload,
+                         replicated continuously into a new DuckDB file and served
   pgcdc version          print the version
   pgcdc docs             print the function reference (docs/functions.md)
 
 Connect with any Postgres client, e.g. psql -h 127.0.0.1 -p 6543, and run
   SELECT * FROM init_replication('slot', 'pub', schema_name => 'public');
-  SELECT * FROM replicate('slot', 'pub');
+  SELECT * FROM replicate('slot', 'pub');            -- once, or
+  SELECT * FROM start_replication('slot', 'pub');    -- continuously
 `)
 }

@@ -326,8 +326,8 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	}
 	wireLog := log.With().Str("component", "wire").Logger()
 	var srv *wire.Server
-	var destName string
 	var repl *replicator.Replicator
+	var destName string
 	if isPostgresURL(c.Destination) {
 		// Over Postgres pgcdc is a transparent proxy: every client session
 		// is forwarded to a session of its own on the destination, and
@@ -400,6 +400,13 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		Str("source", fmt.Sprintf("%s:%d/%s", srcCfg.Host, srcCfg.Port, srcCfg.Database)).
 		Bool("password", c.Password != "").Bool("tls", tlsConfig != nil).Bool("tls_required", tlsRequired).Msg("pgcdc serving")
 
+	// Slots that replicated continuously before a restart go on.
+	if slots, err := repl.ResumeAll(ctx); err != nil {
+		return err
+	} else if len(slots) > 0 {
+		log.Info().Strs("slots", slots).Msg("resuming continuous replication")
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(context.Background(), ln) }()
 	select {
@@ -410,9 +417,17 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 	log.Info().Dur("grace", c.ShutdownGrace).Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
 	defer cancel()
+	// Continuous slots drain alongside the client calls, within the same
+	// grace; they stay recorded as running for the next start.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		repl.Shutdown(sctx)
+	}()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn().Err(err).Msg("shutdown")
 	}
+	<-drained
 	log.Info().Msg("stopped")
 	return nil
 }

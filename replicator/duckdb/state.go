@@ -22,7 +22,11 @@ const stateSchema = "_pgcdc"
 //	   owns, the options fixed at init, and tables by source OID with schema
 //	   and name kept apart.
 //	3: _pgcdc.slots.write_disposition.
-const stateVersion = 3
+//	4: _pgcdc.slots.continuous: the options of a slot that replicates
+//	   continuously (JSON), so that a restarted pgcdc resumes it;
+//	   _pgcdc.tables.failed and resync_lsn: a table whose changes failed,
+//	   and the position a resync rebuilt it from.
+const stateVersion = 4
 
 // migrate creates pgcdc's schemas and state tables, or brings older ones up
 // to stateVersion, in one transaction.
@@ -67,7 +71,7 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 		return err
 	}
 	if version >= 2 {
-		return migrateV3(ctx, conn)
+		return migrateFrom(ctx, conn, version)
 	}
 	if _, err := conn.ExecContext(ctx, `
 		CREATE TABLE `+ident(stateSchema, "slots")+` (
@@ -101,14 +105,29 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 			return fmt.Errorf("migrating state from version 1: %w", err)
 		}
 	}
-	return migrateV3(ctx, conn)
+	return migrateFrom(ctx, conn, 2)
 }
 
-// migrateV3 adds the write disposition to a version 2 layout (every slot
-// recorded before merges) and commits.
-func migrateV3(ctx context.Context, conn *sql.Conn) error {
-	if _, err := conn.ExecContext(ctx, "ALTER TABLE "+ident(stateSchema, "slots")+" ADD COLUMN write_disposition VARCHAR DEFAULT 'merge'"); err != nil {
-		return err
+// migrateFrom brings a layout of version 2 or later up to stateVersion,
+// one version's columns at a time, and commits. Columns are only ever
+// added at the end, and every statement names the columns it writes.
+func migrateFrom(ctx context.Context, conn *sql.Conn, version int) error {
+	steps := []struct {
+		to  int
+		sql string
+	}{
+		// Every slot recorded before version 3 merges.
+		{3, "ALTER TABLE " + ident(stateSchema, "slots") + " ADD COLUMN write_disposition VARCHAR DEFAULT 'merge'"},
+		{4, "ALTER TABLE " + ident(stateSchema, "slots") + " ADD COLUMN continuous VARCHAR; " +
+			"ALTER TABLE " + ident(stateSchema, "tables") + " ADD COLUMN failed VARCHAR; " +
+			"ALTER TABLE " + ident(stateSchema, "tables") + " ADD COLUMN resync_lsn UBIGINT"},
+	}
+	for _, st := range steps {
+		if version < st.to {
+			if _, err := conn.ExecContext(ctx, st.sql); err != nil {
+				return fmt.Errorf("migrating state to version %d: %w", st.to, err)
+			}
+		}
 	}
 	if _, err := conn.ExecContext(ctx, "DELETE FROM "+ident(stateSchema, "meta")+" WHERE key = 'version'; INSERT INTO "+ident(stateSchema, "meta")+
 		fmt.Sprintf(" VALUES ('version', '%d')", stateVersion)); err != nil {
@@ -201,7 +220,7 @@ func (d *Destination) States(ctx context.Context) ([]replica.State, error) {
 
 func (d *Destination) states(ctx context.Context, where string, args ...any) ([]replica.State, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT slot_name, publication, lsn, COALESCE(system_identifier, ''), COALESCE(timeline, 0),
-		COALESCE(database_name, ''), slot_lsn, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas, last_replicated_at, COALESCE(write_disposition, 'merge')
+		COALESCE(database_name, ''), slot_lsn, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas, last_replicated_at, COALESCE(write_disposition, 'merge'), continuous
 		FROM `+ident(stateSchema, "slots")+" "+where+" ORDER BY slot_name", args...)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read state: %w", err)
@@ -212,9 +231,16 @@ func (d *Destination) states(ctx context.Context, where string, args ...any) ([]
 		var st replica.State
 		var schemas string
 		var last sql.NullTime
+		var cont sql.NullString
 		if err := rows.Scan(&st.Slot, &st.Publication, &st.LSN, &st.Source.SystemID, &st.Source.Timeline, &st.Source.Database,
-			&st.SlotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last, &st.WriteDisposition); err != nil {
+			&st.SlotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last, &st.WriteDisposition, &cont); err != nil {
 			return nil, fmt.Errorf("duckdb: read state: %w", err)
+		}
+		if cont.Valid {
+			st.Continuous = &replica.Continuous{}
+			if err := json.Unmarshal([]byte(cont.String), st.Continuous); err != nil {
+				return nil, fmt.Errorf("duckdb: read state of slot %q: continuous: %w", st.Slot, err)
+			}
 		}
 		if err := json.Unmarshal([]byte(schemas), &st.Schemas); err != nil {
 			return nil, fmt.Errorf("duckdb: read state of slot %q: schemas: %w", st.Slot, err)
@@ -236,7 +262,8 @@ func (d *Destination) states(ctx context.Context, where string, args ...any) ([]
 }
 
 func (d *Destination) tables(ctx context.Context, slot string) ([]replica.TableState, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns, hints
+	rows, err := d.db.QueryContext(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns, hints,
+		COALESCE(failed, ''), COALESCE(resync_lsn, 0)
 		FROM `+ident(stateSchema, "tables")+` WHERE slot_name = ? ORDER BY rowid`, slot)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb: read state: %w", err)
@@ -246,7 +273,7 @@ func (d *Destination) tables(ctx context.Context, slot string) ([]replica.TableS
 	for rows.Next() {
 		var t replica.TableState
 		var include, hints sql.NullString
-		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints); err != nil {
+		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints, &t.Failed, &t.ResyncLSN); err != nil {
 			return nil, fmt.Errorf("duckdb: read state: %w", err)
 		}
 		if include.Valid {
@@ -272,11 +299,20 @@ func (t *tx) SaveState(ctx context.Context, st replica.State) error {
 	if err != nil {
 		return err
 	}
-	if err := t.exec(ctx, `INSERT INTO `+ident(stateSchema, "slots")+`
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), ?)`,
+	var cont any
+	if st.Continuous != nil {
+		b, err := json.Marshal(st.Continuous)
+		if err != nil {
+			return err
+		}
+		cont = string(b)
+	}
+	if err := t.exec(ctx, `INSERT INTO `+ident(stateSchema, "slots")+` (slot_name, publication, lsn, system_identifier, timeline,
+		database_name, slot_lsn, owns_slot, owns_publication, ready, publish, dataset, schemas, last_replicated_at, write_disposition, continuous)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), ?, ?)`,
 		st.Slot, st.Publication, st.LSN, nullString(st.Source.SystemID), nullInt(st.Source.Timeline), nullString(st.Source.Database),
 		st.SlotLSN, st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullString(st.Dataset), string(schemas), timestamp(st.LastReplicated),
-		disposition(st)); err != nil {
+		disposition(st), cont); err != nil {
 		return err
 	}
 	for _, tb := range st.Tables {
@@ -295,8 +331,13 @@ func (t *tx) SaveState(ctx context.Context, st replica.State) error {
 			}
 			hints = string(b)
 		}
-		if err := t.exec(ctx, `INSERT INTO `+ident(stateSchema, "tables")+` VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			st.Slot, uint64(tb.OID), tb.Source.Schema, tb.Source.Name, tb.Dest.Schema, tb.Dest.Name, include, hints); err != nil {
+		var resync any
+		if tb.ResyncLSN != 0 {
+			resync = tb.ResyncLSN
+		}
+		if err := t.exec(ctx, `INSERT INTO `+ident(stateSchema, "tables")+` (slot_name, source_oid, source_schema, source_name,
+			dest_schema, dest_name, include_columns, hints, failed, resync_lsn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			st.Slot, uint64(tb.OID), tb.Source.Schema, tb.Source.Name, tb.Dest.Schema, tb.Dest.Name, include, hints, nullString(tb.Failed), resync); err != nil {
 			return err
 		}
 	}

@@ -73,7 +73,7 @@ func TestStateMigratesFromVersion2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`ALTER TABLE _pgcdc.slots DROP COLUMN write_disposition; UPDATE _pgcdc.meta SET value = '2' WHERE key = 'version'`); err != nil {
+	if _, err := raw.Exec(`ALTER TABLE _pgcdc.slots DROP COLUMN write_disposition; ALTER TABLE _pgcdc.slots DROP COLUMN continuous; ALTER TABLE _pgcdc.tables DROP COLUMN failed; ALTER TABLE _pgcdc.tables DROP COLUMN resync_lsn; UPDATE _pgcdc.meta SET value = '2' WHERE key = 'version'`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()

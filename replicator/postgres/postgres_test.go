@@ -312,7 +312,7 @@ func TestHistoryTable(t *testing.T) {
 	if got := e.rows(e.dst, "SELECT id, v, _pg_valid_to IS NULL FROM h ORDER BY _pg_lsn"); got != "1|a|f\n1|b|t" {
 		t.Fatalf("versions:\n%s", got)
 	}
-	e.exec(e.dst, `ALTER TABLE _pgcdc.slots DROP COLUMN write_disposition; UPDATE _pgcdc.meta SET value = '2' WHERE key = 'version'`)
+	e.exec(e.dst, `ALTER TABLE _pgcdc.slots DROP COLUMN write_disposition; ALTER TABLE _pgcdc.slots DROP COLUMN continuous; ALTER TABLE _pgcdc.tables DROP COLUMN failed; ALTER TABLE _pgcdc.tables DROP COLUMN resync_lsn; UPDATE _pgcdc.meta SET value = '2' WHERE key = 'version'`)
 	dest, err := postgres.Open(e.ctx, e.dst.Config().ConnString())
 	if err != nil {
 		t.Fatal(err)
@@ -322,7 +322,7 @@ func TestHistoryTable(t *testing.T) {
 	if err != nil || !ok || st.WriteDisposition != "merge" {
 		t.Fatalf("state after migrating from version 2: %+v %v %v", st, ok, err)
 	}
-	if got := e.rows(e.dst, "SELECT value FROM _pgcdc.meta WHERE key = 'version'"); got != "3" {
+	if got := e.rows(e.dst, "SELECT value FROM _pgcdc.meta WHERE key = 'version'"); got != "4" {
 		t.Fatalf("state version %s", got)
 	}
 }

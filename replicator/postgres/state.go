@@ -18,9 +18,11 @@ import (
 const stateSchema = "_pgcdc"
 
 // stateVersion is the layout of the state tables; the same layout as the
-// DuckDB destination's version 3, in Postgres types (version 3 added
-// slots.write_disposition).
-const stateVersion = 3
+// DuckDB destination's version of the same number, in Postgres types
+// (version 3 added slots.write_disposition; version 4 slots.continuous and
+// tables.failed and resync_lsn). Columns are only ever added at the end,
+// so a migrated layout and a new one are the same.
+const stateVersion = 4
 
 // migrate creates pgcdc's state schema. Several pgcdc processes may share
 // one destination database (each with its own slots), so the check runs
@@ -45,9 +47,19 @@ func (d *Destination) migrate(ctx context.Context) error {
 		if version == stateVersion {
 			return nil
 		}
-		if version == 2 {
-			_, err = tx.Exec(ctx, `ALTER TABLE `+ident(stateSchema, "slots")+` ADD COLUMN write_disposition text NOT NULL DEFAULT 'merge';
-				UPDATE `+ident(stateSchema, "meta")+` SET value = '3' WHERE key = 'version'`)
+		if version >= 2 {
+			if version < 3 {
+				if _, err := tx.Exec(ctx, `ALTER TABLE `+ident(stateSchema, "slots")+` ADD COLUMN write_disposition text NOT NULL DEFAULT 'merge'`); err != nil {
+					return err
+				}
+			}
+			if version < 4 {
+				if _, err := tx.Exec(ctx, `ALTER TABLE `+ident(stateSchema, "slots")+` ADD COLUMN continuous jsonb;
+					ALTER TABLE `+ident(stateSchema, "tables")+` ADD COLUMN failed text, ADD COLUMN resync_lsn pg_lsn`); err != nil {
+					return err
+				}
+			}
+			_, err = tx.Exec(ctx, `UPDATE `+ident(stateSchema, "meta")+` SET value = $1 WHERE key = 'version'`, fmt.Sprint(stateVersion))
 			return err
 		}
 		_, err = tx.Exec(ctx, `
@@ -66,7 +78,8 @@ func (d *Destination) migrate(ctx context.Context) error {
 				dataset text,
 				schemas jsonb NOT NULL,
 				last_replicated_at timestamptz,
-				write_disposition text NOT NULL DEFAULT 'merge');
+				write_disposition text NOT NULL DEFAULT 'merge',
+				continuous jsonb);
 			CREATE TABLE `+ident(stateSchema, "tables")+` (
 				slot_name text NOT NULL,
 				position integer NOT NULL,
@@ -77,8 +90,10 @@ func (d *Destination) migrate(ctx context.Context) error {
 				dest_name text NOT NULL,
 				include_columns jsonb,
 				hints jsonb,
+				failed text,
+				resync_lsn pg_lsn,
 				PRIMARY KEY (slot_name, position));
-			INSERT INTO `+ident(stateSchema, "meta")+` VALUES ('version', '3')
+			INSERT INTO `+ident(stateSchema, "meta")+` VALUES ('version', '4')
 				ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
 		return err
 	})
@@ -126,7 +141,7 @@ func (d *Destination) States(ctx context.Context) ([]replica.State, error) {
 
 func states(ctx context.Context, q querier, where string, args ...any) ([]replica.State, error) {
 	rows, err := q.Query(ctx, `SELECT slot_name, publication, lsn::text, COALESCE(system_identifier, ''), COALESCE(timeline, 0),
-		COALESCE(database_name, ''), slot_lsn::text, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas::text, last_replicated_at, write_disposition
+		COALESCE(database_name, ''), slot_lsn::text, owns_slot, owns_publication, ready, publish, COALESCE(dataset, ''), schemas::text, last_replicated_at, write_disposition, continuous::text
 		FROM `+ident(stateSchema, "slots")+" "+where+" ORDER BY slot_name", args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres destination: read state: %w", err)
@@ -136,8 +151,9 @@ func states(ctx context.Context, q querier, where string, args ...any) ([]replic
 		var st replica.State
 		var lsn, slotLSN, schemas string
 		var last *time.Time
+		var cont *string
 		if err := rows.Scan(&st.Slot, &st.Publication, &lsn, &st.Source.SystemID, &st.Source.Timeline, &st.Source.Database,
-			&slotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last, &st.WriteDisposition); err != nil {
+			&slotLSN, &st.OwnsSlot, &st.OwnsPublication, &st.Ready, &st.Publish, &st.Dataset, &schemas, &last, &st.WriteDisposition, &cont); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("postgres destination: read state: %w", err)
 		}
@@ -146,6 +162,10 @@ func states(ctx context.Context, q querier, where string, args ...any) ([]replic
 		}
 		if err == nil {
 			err = json.Unmarshal([]byte(schemas), &st.Schemas)
+		}
+		if err == nil && cont != nil {
+			st.Continuous = &replica.Continuous{}
+			err = json.Unmarshal([]byte(*cont), st.Continuous)
 		}
 		if err != nil {
 			rows.Close()
@@ -168,7 +188,8 @@ func states(ctx context.Context, q querier, where string, args ...any) ([]replic
 }
 
 func tables(ctx context.Context, q querier, slot string) ([]replica.TableState, error) {
-	rows, err := q.Query(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns::text, hints::text
+	rows, err := q.Query(ctx, `SELECT source_oid, source_schema, source_name, dest_schema, dest_name, include_columns::text, hints::text,
+		COALESCE(failed, ''), COALESCE(resync_lsn, '0/0')::text
 		FROM `+ident(stateSchema, "tables")+` WHERE slot_name = $1 ORDER BY position`, slot)
 	if err != nil {
 		return nil, fmt.Errorf("postgres destination: read state: %w", err)
@@ -178,8 +199,13 @@ func tables(ctx context.Context, q querier, slot string) ([]replica.TableState, 
 	for rows.Next() {
 		var t replica.TableState
 		var include, hints *string
-		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints); err != nil {
+		var resync string
+		if err := rows.Scan(&t.OID, &t.Source.Schema, &t.Source.Name, &t.Dest.Schema, &t.Dest.Name, &include, &hints, &t.Failed, &resync); err != nil {
 			return nil, fmt.Errorf("postgres destination: read state: %w", err)
+		}
+		var err error
+		if t.ResyncLSN, err = parseLSN(resync); err != nil {
+			return nil, fmt.Errorf("postgres destination: read state of slot %q: resync_lsn: %w", slot, err)
 		}
 		if include != nil {
 			if err := json.Unmarshal([]byte(*include), &t.IncludeColumns); err != nil {
@@ -212,10 +238,19 @@ func saveState(ctx context.Context, q querier, st replica.State) error {
 	if !st.LastReplicated.IsZero() {
 		last = &st.LastReplicated
 	}
+	var cont *string
+	if st.Continuous != nil {
+		b, err := json.Marshal(st.Continuous)
+		if err != nil {
+			return err
+		}
+		c := string(b)
+		cont = &c
+	}
 	if _, err := q.Exec(ctx, `INSERT INTO `+ident(stateSchema, "slots")+`
-		VALUES ($1, $2, $3::pg_lsn, $4, $5, $6, $7::pg_lsn, $8, $9, $10, $11, $12, $13::jsonb, $14, $15)`,
+		VALUES ($1, $2, $3::pg_lsn, $4, $5, $6, $7::pg_lsn, $8, $9, $10, $11, $12, $13::jsonb, $14, $15, $16::jsonb)`,
 		st.Slot, st.Publication, formatLSN(st.LSN), nullIfEmpty(st.Source.SystemID), nullIfZero(st.Source.Timeline), nullIfEmpty(st.Source.Database),
-		formatLSN(st.SlotLSN), st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullIfEmpty(st.Dataset), string(js), last, disposition(st)); err != nil {
+		formatLSN(st.SlotLSN), st.OwnsSlot, st.OwnsPublication, st.Ready, st.Publish, nullIfEmpty(st.Dataset), string(js), last, disposition(st), cont); err != nil {
 		return fmt.Errorf("postgres destination: saving state: %w", err)
 	}
 	for i, t := range st.Tables {
@@ -236,8 +271,13 @@ func saveState(ctx context.Context, q querier, st replica.State) error {
 			s := string(b)
 			hints = &s
 		}
-		if _, err := q.Exec(ctx, `INSERT INTO `+ident(stateSchema, "tables")+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)`,
-			st.Slot, i, t.OID, t.Source.Schema, t.Source.Name, t.Dest.Schema, t.Dest.Name, include, hints); err != nil {
+		var resync *string
+		if t.ResyncLSN != 0 {
+			l := formatLSN(t.ResyncLSN)
+			resync = &l
+		}
+		if _, err := q.Exec(ctx, `INSERT INTO `+ident(stateSchema, "tables")+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11::pg_lsn)`,
+			st.Slot, i, t.OID, t.Source.Schema, t.Source.Name, t.Dest.Schema, t.Dest.Name, include, hints, nullIfEmpty(t.Failed), resync); err != nil {
 			return fmt.Errorf("postgres destination: saving state: %w", err)
 		}
 	}

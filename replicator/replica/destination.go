@@ -158,6 +158,19 @@ type State struct {
 	Schemas        []string
 	Tables         []TableState
 	LastReplicated time.Time
+	// Continuous is set while the slot replicates continuously
+	// (start_replication), so that a restarted pgcdc resumes it; nil when
+	// it is driven by replicate() calls.
+	Continuous *Continuous
+}
+
+// Continuous is how a slot replicates in the background: the options it
+// was started with, and whether it is paused.
+type Continuous struct {
+	Paused     bool `json:"paused"`
+	BatchSize  int  `json:"target_batch_size"`
+	FlushSlot  bool `json:"flush_slot"`
+	SoftDelete bool `json:"soft_delete"`
 }
 
 // TableState is one replicated table: which source relation feeds which
@@ -173,6 +186,13 @@ type TableState struct {
 	IncludeColumns []string
 	// Hints override the destination type of columns, by column name.
 	Hints map[string]TypeHint
+	// Failed is why the table's changes could not be applied; while it is
+	// set they are skipped, and resync_table brings the table back.
+	Failed string
+	// ResyncLSN is the position of the snapshot resync_table rebuilt the
+	// table from: changes of transactions that commit before it are in the
+	// snapshot, and are skipped.
+	ResyncLSN uint64
 }
 
 // Table returns the slot's table fed by the relation with OID oid.
