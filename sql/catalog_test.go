@@ -44,7 +44,8 @@ func TestLoadCatalog(t *testing.T) {
 			t.Errorf("%s has no COMMENT", fn.Name)
 		}
 	}
-	if want := []string{"init_replication", "replicate", "replication_status", "drop_replication", "verify_replication", "check_replication"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"init_replication", "replicate", "replication_status", "drop_replication", "verify_replication", "check_replication",
+		"start_replication", "stop_replication", "pause_replication", "resume_replication", "resync_table"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("functions = %v, want %v", names, want)
 	}
 
