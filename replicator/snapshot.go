@@ -46,6 +46,9 @@ func copyTable(ctx context.Context, conn *pgx.Conn, tx replica.Tx, t *replica.Ta
 			return copyDirect(ctx, conn, cl, t, kind, format, lsn, report)
 		}
 	}
+	if cl, ok := tx.(replica.ChunkLoader); ok && len(t.Columns) > 0 {
+		return copyChunks(ctx, conn, cl, t, kind, lsn, maxBytes, heap, report)
+	}
 	return copyRowsWith(ctx, conn, t, kind, maxBytes, func(rows []replica.Row) error {
 		err := tx.Load(ctx, t, rows, lsn)
 		heap.observe()
@@ -265,7 +268,11 @@ func decodeCopyLine(line []byte, ncols int) (replica.Row, error) {
 }
 
 func unescapeCopy(f []byte) ([]byte, error) {
-	out := make([]byte, 0, len(f))
+	return appendUnescaped(make([]byte, 0, len(f)), f)
+}
+
+// appendUnescaped appends COPY text field f to out, undoing its escapes.
+func appendUnescaped(out, f []byte) ([]byte, error) {
 	for i := 0; i < len(f); i++ {
 		b := f[i]
 		if b != '\\' {
