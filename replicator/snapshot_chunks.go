@@ -46,28 +46,7 @@ func copyChunks(ctx context.Context, conn *pgx.Conn, cl replica.ChunkLoader, t *
 		}
 		w.done = err // read after full is closed
 	}()
-	var last *replica.Chunk
-	next := func(ctx context.Context) (*replica.Chunk, error) {
-		if last != nil {
-			last.Reset()
-			free <- last // never blocks: free holds every chunk
-			last = nil
-		}
-		select {
-		case c, ok := <-full:
-			if !ok {
-				if w.done != nil {
-					return nil, w.done
-				}
-				return nil, replica.ErrNoMoreChunks
-			}
-			last = c
-			return c, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	n, err := cl.LoadChunks(ctx, t, lsn, next)
+	n, err := cl.LoadChunks(ctx, t, lsn, &chunkQueue{w: w, full: full, free: free})
 	if err != nil {
 		// Stop the source's side, wait for it, and prefer its error: the
 		// destination may only have seen the end of the data.
@@ -83,6 +62,33 @@ func copyChunks(ctx context.Context, conn *pgx.Conn, cl replica.ChunkLoader, t *
 		progress(n)
 	}
 	return n, nil
+}
+
+// chunkQueue hands the chunks a chunkWriter fills to the destination.
+type chunkQueue struct {
+	w    *chunkWriter
+	full <-chan *replica.Chunk
+	free chan<- *replica.Chunk
+}
+
+func (q *chunkQueue) Next(ctx context.Context) (*replica.Chunk, error) {
+	select {
+	case c, ok := <-q.full:
+		if !ok {
+			if q.w.done != nil {
+				return nil, q.w.done
+			}
+			return nil, replica.ErrNoMoreChunks
+		}
+		return c, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (q *chunkQueue) Release(c *replica.Chunk) {
+	c.Reset()
+	q.free <- c // never blocks: free has room for every chunk
 }
 
 // chunkWriter decodes COPY text format, as pgconn hands it over, into

@@ -7,8 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
@@ -30,52 +33,80 @@ var _ replica.ChunkLoader = (*tx)(nil)
 
 var loads sync.Map // token -> *loadSource
 
-// loadSource feeds one LoadChunks statement.
+// loadSource feeds one LoadChunks statement. DuckDB calls FillChunk from
+// several threads at once, each with its own loadCursor, so that
+// converting, casting and storing rows run in parallel.
 type loadSource struct {
 	ctx   context.Context
 	cols  []duckdb.ColumnInfo
-	next  replica.ChunkSource
+	src   replica.ChunkSource
 	convs columnConverters
+	kinds []duckdb.Type // per column: the type the function hands over
 	tbl   *replica.Table
-	cur   *replica.Chunk
-	pos   int // next row of cur
-	rows  int64
-	done  bool
-	err   error // from next, returned as is by LoadChunks
+	rows  atomic.Int64
+	mu    sync.Mutex
+	err   error // from src, returned as is by LoadChunks
 }
+
+// loadCursor is one thread's place: the chunk it is loading.
+type loadCursor struct {
+	cur  *replica.Chunk
+	pos  int // next row of cur
+	done bool
+}
+
+// loadThreads is how many DuckDB threads at most read the chunks.
+const loadThreads = 4
 
 func (s *loadSource) ColumnInfos() []duckdb.ColumnInfo     { return s.cols }
 func (s *loadSource) Cardinality() *duckdb.CardinalityInfo { return nil }
-func (s *loadSource) Init()                                {}
+func (s *loadSource) Init() duckdb.ParallelTableSourceInfo {
+	return duckdb.ParallelTableSourceInfo{MaxThreads: loadThreads}
+}
+func (s *loadSource) NewLocalState() any { return &loadCursor{} }
 
-// FillChunk fills DuckDB's vectors from the current chunk, never mixing two
-// chunks in one vector, so a vector holds at most what the engine's byte
-// budget let one chunk hold.
-func (s *loadSource) FillChunk(out duckdb.DataChunk) error {
-	for !s.done && (s.cur == nil || s.pos >= s.cur.Rows()) {
-		c, err := s.next(s.ctx)
+// FillChunk fills DuckDB's vectors from the thread's current chunk, never
+// mixing two chunks in one vector, so a vector holds at most what the
+// engine's byte budget let one chunk hold.
+func (s *loadSource) FillChunk(local any, out duckdb.DataChunk) error {
+	lc := local.(*loadCursor)
+	for !lc.done && (lc.cur == nil || lc.pos >= lc.cur.Rows()) {
+		if lc.cur != nil {
+			s.src.Release(lc.cur)
+			lc.cur = nil
+		}
+		c, err := s.src.Next(s.ctx)
 		switch {
 		case errors.Is(err, replica.ErrNoMoreChunks):
-			s.done, s.cur = true, nil
+			lc.done = true
 		case err != nil:
-			s.err = err
+			s.mu.Lock()
+			if s.err == nil {
+				s.err = err
+			}
+			s.mu.Unlock()
+			lc.done = true
 			return err
 		default:
-			s.cur, s.pos = c, 0
+			lc.cur, lc.pos = c, 0
 		}
 	}
-	if s.done {
+	if lc.done {
 		return out.SetSize(0)
 	}
-	n := min(s.cur.Rows()-s.pos, duckdb.GetDataChunkCapacity())
+	n := min(lc.cur.Rows()-lc.pos, duckdb.GetDataChunkCapacity())
 	for j := range s.tbl.Columns {
-		conv := s.convs[j]
+		conv, kind := s.convs[j], s.kinds[j]
 		for i := range n {
-			v := s.cur.Value(s.pos+i, j)
+			v := lc.cur.Value(lc.pos+i, j)
 			var err error
 			switch {
 			case v == nil:
 				err = out.SetValue(j, i, nil)
+			case kind != duckdb.TYPE_VARCHAR:
+				if err = setParsed(out, j, i, kind, v); err != nil {
+					return fmt.Errorf("%s column %s: %w", s.tbl.QualifiedSource(), s.tbl.Columns[j].Name, err)
+				}
 			case conv != nil:
 				if v, err = conv(v); err != nil {
 					return fmt.Errorf("%s column %s: %w", s.tbl.QualifiedSource(), s.tbl.Columns[j].Name, err)
@@ -89,8 +120,8 @@ func (s *loadSource) FillChunk(out duckdb.DataChunk) error {
 			}
 		}
 	}
-	s.pos += n
-	s.rows += int64(n)
+	lc.pos += n
+	s.rows.Add(int64(n))
 	return out.SetSize(n)
 }
 
@@ -105,9 +136,9 @@ func registerLoad(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	return duckdb.RegisterTableUDF(conn, loadFunction, duckdb.ChunkTableFunction{
+	return duckdb.RegisterTableUDF(conn, loadFunction, duckdb.ParallelChunkTableFunction{
 		Config: duckdb.TableFunctionConfig{Arguments: []duckdb.TypeInfo{varchar}},
-		BindArguments: func(_ map[string]any, args ...any) (duckdb.ChunkTableSource, error) {
+		BindArguments: func(_ map[string]any, args ...any) (duckdb.ParallelChunkTableSource, error) {
 			token, _ := args[0].(string)
 			v, ok := loads.Load(token)
 			if !ok {
@@ -123,8 +154,10 @@ func registerLoad(ctx context.Context, db *sql.DB) error {
 // exactly as Load would store them.
 func (t *tx) LoadChunks(ctx context.Context, tbl *replica.Table, lsn uint64, next replica.ChunkSource) (int64, error) {
 	specs := make([]colSpec, len(tbl.Columns))
-	for i := range tbl.Columns {
-		specs[i] = colSpec{fmt.Sprintf("c%d", i), duckdb.TYPE_VARCHAR}
+	kinds := make([]duckdb.Type, len(tbl.Columns))
+	for i, c := range tbl.Columns {
+		kinds[i] = parsedType(c)
+		specs[i] = colSpec{fmt.Sprintf("c%d", i), kinds[i]}
 	}
 	cols, err := columnInfos(specs...)
 	if err != nil {
@@ -135,7 +168,7 @@ func (t *tx) LoadChunks(ctx context.Context, tbl *replica.Table, lsn uint64, nex
 		return 0, err
 	}
 	token := hex.EncodeToString(b[:])
-	src := &loadSource{ctx: ctx, cols: cols, next: next, convs: converters(tbl), tbl: tbl}
+	src := &loadSource{ctx: ctx, cols: cols, src: next, convs: converters(tbl), kinds: kinds, tbl: tbl}
 	loads.Store(token, src)
 	defer loads.Delete(token)
 
@@ -150,11 +183,92 @@ func (t *tx) LoadChunks(ctx context.Context, tbl *replica.Table, lsn uint64, nex
 	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s('%s')", ident(tbl.Schema, tbl.Name),
 		strings.Join(names, ", "), strings.Join(exprs, ", "), loadFunction, token)
 	err = t.exec(ctx, q)
-	if src.err != nil {
-		return src.rows, src.err
+	src.mu.Lock()
+	serr := src.err
+	src.mu.Unlock()
+	if serr != nil {
+		return src.rows.Load(), serr
 	}
 	if err != nil {
-		return src.rows, fmt.Errorf("duckdb: loading %s: %w", tbl.Qualified(), err)
+		return src.rows.Load(), fmt.Errorf("duckdb: loading %s: %w", tbl.Qualified(), err)
 	}
-	return src.rows, nil
+	return src.rows.Load(), nil
+}
+
+// parsedType is the DuckDB type in which the load function hands over
+// column c: the column's own type where Go reads Postgres's text exactly
+// and cheaply (integers, booleans, floats), which spares DuckDB a string
+// and a cast per value; VARCHAR, cast in SQL, for every other column.
+func parsedType(c replica.Column) duckdb.Type {
+	if c.Hint != nil || c.ElemOID != 0 {
+		return duckdb.TYPE_VARCHAR
+	}
+	switch c.TypeOID {
+	case oidInt2:
+		return duckdb.TYPE_SMALLINT
+	case oidInt4:
+		return duckdb.TYPE_INTEGER
+	case oidInt8:
+		return duckdb.TYPE_BIGINT
+	case oidBool:
+		return duckdb.TYPE_BOOLEAN
+	case oidFloat4:
+		return duckdb.TYPE_FLOAT
+	case oidFloat8:
+		return duckdb.TYPE_DOUBLE
+	}
+	return duckdb.TYPE_VARCHAR
+}
+
+// setParsed reads v, Postgres's text output of a value of type kind (see
+// parsedType), and writes it into row i of column j. strconv parses floats
+// with correct rounding, as DuckDB's cast does, and reads "NaN",
+// "Infinity" and "-Infinity" as Postgres prints them.
+func setParsed(out duckdb.DataChunk, j, i int, kind duckdb.Type, v []byte) error {
+	if len(v) == 0 {
+		return errors.New("empty value")
+	}
+	s := unsafe.String(&v[0], len(v)) // not kept past this call
+	switch kind {
+	case duckdb.TYPE_SMALLINT, duckdb.TYPE_INTEGER, duckdb.TYPE_BIGINT:
+		bits := 64
+		switch kind {
+		case duckdb.TYPE_SMALLINT:
+			bits = 16
+		case duckdb.TYPE_INTEGER:
+			bits = 32
+		}
+		n, err := strconv.ParseInt(s, 10, bits)
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case duckdb.TYPE_SMALLINT:
+			return duckdb.SetChunkValue(out, j, i, int16(n))
+		case duckdb.TYPE_INTEGER:
+			return duckdb.SetChunkValue(out, j, i, int32(n))
+		}
+		return duckdb.SetChunkValue(out, j, i, n)
+	case duckdb.TYPE_BOOLEAN:
+		switch s {
+		case "t":
+			return duckdb.SetChunkValue(out, j, i, true)
+		case "f":
+			return duckdb.SetChunkValue(out, j, i, false)
+		}
+		return fmt.Errorf("invalid boolean %q", s)
+	case duckdb.TYPE_FLOAT:
+		f, err := strconv.ParseFloat(s, 32)
+		if err != nil {
+			return err
+		}
+		return duckdb.SetChunkValue(out, j, i, float32(f))
+	case duckdb.TYPE_DOUBLE:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		return duckdb.SetChunkValue(out, j, i, f)
+	}
+	return fmt.Errorf("no parser for DuckDB type %d", kind)
 }

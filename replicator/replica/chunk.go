@@ -55,17 +55,22 @@ func (c *Chunk) Size() int64 {
 // ErrNoMoreChunks is what a ChunkSource returns after the last chunk.
 var ErrNoMoreChunks = errors.New("no more chunks")
 
-// ChunkSource hands out a table's snapshot one chunk at a time. A chunk is
-// valid until the next call; the source reuses its buffers after that.
-// At the end it returns ErrNoMoreChunks.
-type ChunkSource func(ctx context.Context) (*Chunk, error)
+// ChunkSource hands out a table's snapshot one chunk at a time, to one or
+// several loaders at once.
+type ChunkSource interface {
+	// Next returns the next chunk, or ErrNoMoreChunks after the last one.
+	Next(ctx context.Context) (*Chunk, error)
+	// Release hands back a chunk whose rows are loaded; the source reuses
+	// its buffers.
+	Release(c *Chunk)
+}
 
 // ChunkLoader is a Tx that loads a snapshot table from chunks of rows in
 // one statement, while the engine reads the next chunks from the source:
 // reading and loading overlap, and no row is decoded into a Row.
 type ChunkLoader interface {
-	// LoadChunks appends the rows of every chunk next returns to t, with
-	// _pg_lsn set to lsn, and returns the number of rows. An error from next
-	// is returned as is.
-	LoadChunks(ctx context.Context, t *Table, lsn uint64, next ChunkSource) (int64, error)
+	// LoadChunks appends the rows of every chunk src hands out to t, with
+	// _pg_lsn set to lsn, and returns the number of rows. An error from
+	// src is returned as is.
+	LoadChunks(ctx context.Context, t *Table, lsn uint64, src ChunkSource) (int64, error)
 }
