@@ -1,12 +1,14 @@
 package replicator
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -57,7 +59,8 @@ INSERT INTO mixed SELECT g, 'name ' || g, g / 7.0, '2026-01-01'::timestamptz + g
 // transaction, against a binary COPY of the same tables to io.Discard (the
 // ceiling), alternating the two in each iteration. It reports both
 // throughputs and their ratio (median of the iterations). The row count is
-// PGCDC_BENCH_ROWS (default 200000 per table).
+// PGCDC_BENCH_ROWS (default 200000 per table); PGCDC_BENCH_DUCKDB=:memory:
+// loads into an in-memory database instead of a file.
 func BenchmarkSnapshotLoad(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
@@ -82,15 +85,21 @@ func BenchmarkSnapshotLoad(b *testing.B) {
 		}
 		tables = append(tables, t.table)
 	}
-	d, err := duckdb.Open(ctx, filepath.Join(b.TempDir(), "bench.duckdb"))
+	path := filepath.Join(b.TempDir(), "bench.duckdb")
+	if os.Getenv("PGCDC_BENCH_DUCKDB") == ":memory:" {
+		path = ":memory:" // leaves out DuckDB's writes and fsyncs
+	}
+	d, err := duckdb.Open(ctx, path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer d.Close()
 	var ratios []float64
-	var total, ceiling, text, cpu, commit time.Duration
+	var total, ceiling, text, cpu, commit, ceilingCPU, sourceCPU time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
+		backend := conn.PgConn().PID()
+		cpu0, bcpu0 := processCPU(), backendCPU(b, backend)
 		start := time.Now()
 		for _, t := range tables {
 			if _, err := conn.PgConn().CopyTo(ctx, io.Discard, copySQL(t, 'r', " (FORMAT binary)")); err != nil {
@@ -98,6 +107,7 @@ func BenchmarkSnapshotLoad(b *testing.B) {
 			}
 		}
 		base := time.Since(start)
+		ceilingCPU += processCPU() - cpu0 + backendCPU(b, backend) - bcpu0
 		start = time.Now()
 		for _, t := range tables {
 			if _, err := conn.PgConn().CopyTo(ctx, io.Discard, copySQL(t, 'r', "")); err != nil {
@@ -105,7 +115,7 @@ func BenchmarkSnapshotLoad(b *testing.B) {
 			}
 		}
 		text += time.Since(start)
-		cpu0 := processCPU()
+		cpu0, bcpu0 = processCPU(), backendCPU(b, backend)
 		start = time.Now()
 		tx, err := d.Begin(ctx)
 		if err != nil {
@@ -133,6 +143,7 @@ func BenchmarkSnapshotLoad(b *testing.B) {
 		commit += time.Since(commitStart)
 		took := time.Since(start)
 		cpu += processCPU() - cpu0
+		sourceCPU += backendCPU(b, backend) - bcpu0
 		total += took
 		ceiling += base
 		ratios = append(ratios, base.Seconds()/took.Seconds())
@@ -144,6 +155,9 @@ func BenchmarkSnapshotLoad(b *testing.B) {
 	b.ReportMetric(rows/text.Seconds(), "text-copy-rows/s")
 	b.ReportMetric(ratios[len(ratios)/2], "x-ceiling")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "pgcdc-cpu-s/op")
+	b.ReportMetric(sourceCPU.Seconds()/float64(b.N), "source-cpu-s/op")
+	b.ReportMetric(ceilingCPU.Seconds()/float64(b.N), "ceiling-cpu-s/op")
+	b.ReportMetric(ceilingCPU.Seconds()/(cpu+sourceCPU).Seconds(), "x-ceiling-cpu")
 	b.ReportMetric(commit.Seconds()/float64(b.N), "commit-s/op")
 }
 
@@ -153,4 +167,20 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU is the CPU time the source backend with process id pid has
+// used, from /proc (in clock ticks of 10 ms).
+func backendCPU(b *testing.B, pid uint32) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
