@@ -3,7 +3,6 @@ package replicator
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -48,13 +47,10 @@ func copyChunks(ctx context.Context, conn *pgx.Conn, cl replica.ChunkLoader, t *
 	}()
 	n, err := cl.LoadChunks(ctx, t, lsn, &chunkQueue{w: w, full: full, free: free})
 	if err != nil {
-		// Stop the source's side, wait for it, and prefer its error: the
-		// destination may only have seen the end of the data.
+		// Stop the source's side and wait for it. A source error reached
+		// the destination through Next, which LoadChunks returns as is.
 		cancel()
 		for range full {
-		}
-		if w.done != nil && !errors.Is(w.done, context.Canceled) {
-			return n, w.done
 		}
 		return n, err
 	}

@@ -2,10 +2,13 @@ package replicator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pgcdc/pgcdc/internal/pgtest"
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
@@ -116,5 +119,77 @@ func TestChunkWriterBoundsChunksByBytes(t *testing.T) {
 	}
 	if got != want || len(chunks) < 10 {
 		t.Fatalf("%d rows in %d chunks, want %d rows in many chunks", got, len(chunks), want)
+	}
+}
+
+// fakeChunkLoader loads nothing: it reads chunks, records the largest, and
+// fails after failAfter chunks when failAfter > 0.
+type fakeChunkLoader struct {
+	failAfter int
+	err       error
+	maxSize   int64
+	chunks    int
+}
+
+func (f *fakeChunkLoader) LoadChunks(ctx context.Context, t *replica.Table, lsn uint64, src replica.ChunkSource) (int64, error) {
+	var n int64
+	for {
+		c, err := src.Next(ctx)
+		if err == replica.ErrNoMoreChunks {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		f.chunks++
+		f.maxSize = max(f.maxSize, c.Size()+int64(c.Rows())*rowOverhead)
+		n += int64(c.Rows())
+		src.Release(c)
+		if f.failAfter > 0 && f.chunks == f.failAfter {
+			return n, f.err
+		}
+	}
+}
+
+// copyChunks against a real COPY: every row arrives, chunks stay within a
+// quarter of the budget (plus one row) for 50 kB rows, and a destination
+// that fails stops the copy with its error instead of hanging.
+func TestCopyChunks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := pgtest.Start(ctx, pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	conn, err := c.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE wide (id int, body text);
+		INSERT INTO wide SELECT g, repeat(md5(g::text), 1600) FROM generate_series(1, 200) g`); err != nil {
+		t.Fatal(err)
+	}
+	tbl := &replica.Table{SourceSchema: "public", SourceName: "wide", Columns: []replica.Column{
+		{Name: "id", TypeOID: 23}, {Name: "body", TypeOID: 25},
+	}}
+	const budget = 1 << 20
+	ok := &fakeChunkLoader{}
+	n, err := copyChunks(ctx, conn, ok, tbl, 'r', 1, budget, nil, nil)
+	if err != nil || n != 200 {
+		t.Fatalf("copyChunks = %d, %v; want 200 rows", n, err)
+	}
+	if limit := int64(budget/snapshotChunks + 51200 + 2*rowOverhead); ok.maxSize > limit {
+		t.Errorf("largest chunk %d bytes, over %d", ok.maxSize, limit)
+	}
+	if ok.chunks < 30 {
+		t.Errorf("%d chunks for 10 MB in 1 MB of budget", ok.chunks)
+	}
+
+	boom := errors.New("destination failed")
+	_, err = copyChunks(ctx, conn, &fakeChunkLoader{failAfter: 2, err: boom}, tbl, 'r', 1, budget, nil, nil)
+	if !errors.Is(err, boom) {
+		t.Fatalf("copyChunks = %v, want the destination's error", err)
 	}
 }
