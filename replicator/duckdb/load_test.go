@@ -187,3 +187,23 @@ func TestLoadChunksRefusesBadValue(t *testing.T) {
 		t.Fatalf("LoadChunks = %v, want an error naming the column", err)
 	}
 }
+
+// Empty strings stay empty strings, and NULLs NULL, also at the start of a
+// chunk that holds no bytes yet.
+func TestLoadChunksEmptyIsNotNull(t *testing.T) {
+	d := open(t)
+	tbl := &replica.Table{Schema: "public", Name: "empty", SourceSchema: "public", SourceName: "empty", Columns: []replica.Column{
+		{Name: "t", TypeOID: 25, TypeName: "text", Num: 1},
+	}}
+	src := &sliceChunks{chunks: chunksOf([]replica.Row{row(""), row("NULL"), row("")}, 10)}
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
+		if _, err := tx.EnsureTable(ctx, tbl); err != nil {
+			return err
+		}
+		_, err := tx.(replica.ChunkLoader).LoadChunks(ctx, tbl, 1, src)
+		return err
+	})
+	if got := dump(t, d, `SELECT count(*) FILTER (WHERE t = ''), count(*) FILTER (WHERE t IS NULL) FROM public.empty`); got != "2|1" {
+		t.Fatalf("empty strings and NULLs: %s, want 2|1", got)
+	}
+}

@@ -35,6 +35,9 @@ func (c *Chunk) Value(row, col int) []byte {
 	if c.Null[i] {
 		return nil
 	}
+	if c.Data == nil {
+		return []byte{} // empty, not NULL: a chunk whose values so far are all ''
+	}
 	start := 0
 	if i > 0 {
 		start = c.Ends[i-1]
