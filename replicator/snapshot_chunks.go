@@ -12,8 +12,9 @@ import (
 )
 
 // snapshotChunks is how many chunks a table's snapshot holds at most: one
-// being filled from the source, two queued, one being loaded. Each holds a
-// share of the byte budget, so the snapshot's rows never hold more.
+// being filled from the source, the others queued or being loaded by the
+// destination's threads. Each holds a share of the byte budget, so the
+// snapshot's rows never hold more than the budget (plus a row per chunk).
 const snapshotChunks = 4
 
 // minChunkBytes keeps chunks useful when the budget is tiny.
