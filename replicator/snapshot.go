@@ -48,6 +48,8 @@ func copyTable(ctx context.Context, conn *pgx.Conn, tx replica.Tx, t *replica.Ta
 	var err error
 	if cl, ok := tx.(replica.CopyLoader); ok && cl.CopyFormat(t) != "" {
 		n, err = copyDirect(ctx, conn, cl, t, kind, cl.CopyFormat(t), lsn, report)
+	} else if cl, ok := tx.(replica.ChunkLoader); ok && len(t.Columns) > 0 {
+		n, err = copyChunks(ctx, conn, cl, t, kind, lsn, maxBytes, heap, report)
 	} else {
 		n, err = copyRowsWith(ctx, conn, t, kind, maxBytes, func(rows []replica.Row) error {
 			err := tx.Load(ctx, t, rows, lsn)
@@ -273,7 +275,11 @@ func decodeCopyLine(line []byte, ncols int) (replica.Row, error) {
 }
 
 func unescapeCopy(f []byte) ([]byte, error) {
-	out := make([]byte, 0, len(f))
+	return appendUnescaped(make([]byte, 0, len(f)), f)
+}
+
+// appendUnescaped appends COPY text field f to out, undoing its escapes.
+func appendUnescaped(out, f []byte) ([]byte, error) {
 	for i := 0; i < len(f); i++ {
 		b := f[i]
 		if b != '\\' {

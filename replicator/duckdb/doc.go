@@ -7,6 +7,12 @@
 // a few set-based statements. DuckDB's own casts parse Postgres's text
 // output, so values are converted in C++ rather than row by row in Go.
 //
+// A snapshot table is loaded with one INSERT ... SELECT from pgcdc_load
+// (load.go), a parallel table function that DuckDB's threads pull chunks
+// of COPY text through while the engine reads the next ones; integers,
+// booleans and floats are parsed in Go and handed over typed, every other
+// column goes through the same casts as batches.
+//
 // The package knows Postgres type OIDs (to map types) but nothing of the
 // replication protocol or the wire protocol.
 //
@@ -16,6 +22,7 @@
 //	state.go      the replication state in schema _pgcdc
 //	apply.go      merging a batch; stage.go, the table function batches
 //	              are read through; types.go, Postgres types to DuckDB's
+//	load.go       loading a snapshot table from chunks (replica.ChunkLoader)
 //	session.go    client sessions: connections, transaction status
 //	statement.go  preparing and running one client statement, its rows
 //	              and command tag
@@ -106,7 +113,7 @@
 //     refused wherever they appear, quoted or qualified; FORCE CHECKPOINT
 //     too.
 //   - CREATE MACRO, FUNCTION or TYPE with the name of a built-in (lower,
-//     string_split, json, pgcdc_stage, ...) is refused: DuckDB resolves the
+//     string_split, json, pgcdc_stage, pgcdc_load, ...) is refused: DuckDB resolves the
 //     name to the new object in every connection whose search path reaches
 //     it, and the engine's SQL calls built-ins unqualified.
 //   - EXPLAIN is judged by the statement it explains, since EXPLAIN ANALYZE

@@ -83,6 +83,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Destination, error
 	if err := registerStage(ctx, db); err != nil {
 		return fail(err)
 	}
+	if err := registerLoad(ctx, db); err != nil {
+		return fail(err)
+	}
 	if err := migrate(ctx, db); err != nil {
 		return fail(err)
 	}

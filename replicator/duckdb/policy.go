@@ -34,7 +34,7 @@ type policy struct {
 }
 
 func newPolicy(ctx context.Context, db *sql.DB, unsafeFileAccess bool) (*policy, error) {
-	p := &policy{unsafeFileAccess: unsafeFileAccess, builtins: map[string]bool{stageFunction: true}}
+	p := &policy{unsafeFileAccess: unsafeFileAccess, builtins: map[string]bool{stageFunction: true, loadFunction: true}}
 	rows, err := db.QueryContext(ctx, `SELECT lower(function_name) FROM duckdb_functions() WHERE database_name = 'system'
 		UNION SELECT lower(type_name) FROM duckdb_types() WHERE database_name = 'system'`)
 	if err != nil {
