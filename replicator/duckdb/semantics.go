@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Postgres semantics DuckDB does not have by default, made good on the
@@ -51,10 +50,13 @@ type pgStatement struct {
 	stmt *pg_query.Node
 }
 
-// parsePostgres reads query with the Postgres parser. Text it cannot parse,
-// or more than one statement, is left to DuckDB as it is.
-func parsePostgres(query string) pgStatement {
-	out := pgStatement{run: query}
+// parsePostgres reads query with the Postgres parser, once, and makes one
+// pass over the tree (treeWalk) for the catalog rewrites (r, which may be
+// nil) and the semantics ones; the tree is deparsed only if something
+// changed. Text it cannot parse, or more than one statement, is left to
+// DuckDB as it is.
+func parsePostgres(query string, r *catalogRewriter) (out pgStatement) {
+	out = pgStatement{run: query}
 	tree, err := pg_query.Parse(query)
 	if err != nil || len(tree.GetStmts()) != 1 {
 		return out
@@ -62,60 +64,63 @@ func parsePostgres(query string) pgStatement {
 	stmt := tree.GetStmts()[0].GetStmt()
 	out.stmt = stmt
 	out.names = resultNames(stmt)
-	typed := typePrepareParams(stmt)
-	if guardDivisions(tree) || typed {
-		unqualifyTypes(tree)
-		if text, err := pg_query.Deparse(tree); err == nil {
-			out.run = text
+	if stmt.GetDeclareCursorStmt() != nil {
+		// Its query is deparsed and prepared on its own (prepareCursor).
+		return out
+	}
+	// A tree shape the rewrites did not foresee must not take the session
+	// down: the statement goes to DuckDB as the client wrote it.
+	defer func() {
+		if recover() != nil {
+			out.run = query
 		}
+	}()
+	w := &treeWalk{}
+	if r.needsCatalog(query) {
+		w.r = r
+	}
+	if ps := stmt.GetPrepareStmt(); ps != nil && len(ps.GetArgtypes()) > 0 {
+		// DuckDB's PREPARE takes no parameter types: each $n becomes
+		// $n::type (paramRef) and the list goes.
+		w.params, w.typed = ps.GetArgtypes(), map[*pg_query.ParamRef]bool{}
+		ps.Argtypes = nil
+		w.changed = true
+	}
+	w.message(tree.ProtoReflect())
+	if !w.changed {
+		return out
+	}
+	if text, err := pg_query.Deparse(tree); err == nil {
+		out.run = text
 	}
 	return out
 }
 
-// guardDivisions replaces the divisor d of every / and % in the tree with
-// CASE WHEN d = 0 THEN error('division by zero') ELSE d END, and reports
-// whether there was any.
-func guardDivisions(tree *pg_query.ParseResult) bool {
-	found := false
-	var visit func(m protoreflect.Message) bool
-	visit = func(m protoreflect.Message) bool {
-		e, ok := m.Interface().(*pg_query.A_Expr)
-		if !ok || e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 || e.GetLexpr() == nil || e.GetRexpr() == nil {
-			return true
-		}
-		switch e.GetName()[0].GetString_().GetSval() {
-		case "/", "%":
-			walkTree(e.GetLexpr().ProtoReflect(), visit)
-			walkTree(e.GetRexpr().ProtoReflect(), visit)
-			e.Rexpr = nonZero(e.Rexpr)
-			found = true
-			return false
-		}
-		return true
-	}
-	walkTree(tree.ProtoReflect(), visit)
-	return found
-}
-
-// walkTree calls visit for m and every message under it, depth first;
-// visit returns false to skip what is under a message.
-func walkTree(m protoreflect.Message, visit func(protoreflect.Message) bool) {
-	if !visit(m) {
+// after rewrites n once its children have been: the divisor d of every /
+// and % becomes CASE WHEN d = 0 THEN error('division by zero') ELSE d END.
+func (w *treeWalk) after(n *pg_query.Node) {
+	e := n.GetAExpr()
+	if e == nil || e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 || e.GetLexpr() == nil || e.GetRexpr() == nil {
 		return
 	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap():
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				walkTree(l.Get(i).Message(), visit)
-			}
-		case fd.Message() != nil:
-			walkTree(v.Message(), visit)
-		}
-		return true
-	})
+	switch e.GetName()[0].GetString_().GetSval() {
+	case "/", "%":
+		e.Rexpr = nonZero(e.Rexpr)
+		w.changed = true
+	}
+}
+
+// paramRef gives $n PREPARE's type for it: $n::type.
+func (w *treeWalk) paramRef(n *pg_query.Node, pr *pg_query.ParamRef) {
+	if w.params == nil || w.typed[pr] || pr.GetNumber() < 1 || int(pr.GetNumber()) > len(w.params) {
+		return
+	}
+	w.typed[pr] = true
+	n.Node = &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+		Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: pr}},
+		TypeName: w.params[pr.GetNumber()-1].GetTypeName(),
+		Location: -1,
+	}}
 }
 
 func nonZero(d *pg_query.Node) *pg_query.Node {
@@ -320,35 +325,6 @@ func applyNames(duck []string, names []string) []string {
 	return out
 }
 
-// typePrepareParams makes PREPARE name(int, text) AS ... one DuckDB reads:
-// DuckDB's PREPARE takes no parameter types, so each $n in the statement
-// becomes $n::type and the list goes. It reports whether it changed stmt.
-func typePrepareParams(stmt *pg_query.Node) bool {
-	ps := stmt.GetPrepareStmt()
-	if ps == nil || len(ps.GetArgtypes()) == 0 {
-		return false
-	}
-	types := ps.GetArgtypes()
-	walkTree(ps.GetQuery().ProtoReflect(), func(m protoreflect.Message) bool {
-		n, ok := m.Interface().(*pg_query.Node)
-		if !ok {
-			return true
-		}
-		pr := n.GetParamRef()
-		if pr == nil || pr.GetNumber() < 1 || int(pr.GetNumber()) > len(types) {
-			return true
-		}
-		n.Node = &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
-			Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: pr}},
-			TypeName: types[pr.GetNumber()-1].GetTypeName(),
-			Location: -1,
-		}}
-		return false
-	})
-	ps.Argtypes = nil
-	return true
-}
-
 // deparse prints one statement node as SQL.
 func deparse(stmt *pg_query.Node) (string, error) {
 	return pg_query.Deparse(&pg_query.ParseResult{Version: parserVersion(), Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
@@ -367,16 +343,11 @@ var deparsedBuiltins = map[string]bool{"bpchar": true, "varchar": true, "numeric
 	"int2": true, "int4": true, "int8": true, "float4": true, "float8": true, "time": true, "timetz": true,
 	"timestamp": true, "timestamptz": true, "interval": true, "bit": true, "varbit": true}
 
-// unqualifyTypes drops the pg_catalog qualifier the parser puts on types
+// unqualifyType drops the pg_catalog qualifier the parser puts on types
 // such as json, so that the deparsed text names them as DuckDB does.
-func unqualifyTypes(tree *pg_query.ParseResult) {
-	walkTree(tree.ProtoReflect(), func(m protoreflect.Message) bool {
-		if tn, ok := m.Interface().(*pg_query.TypeName); ok {
-			names := tn.GetNames()
-			if len(names) == 2 && names[0].GetString_().GetSval() == "pg_catalog" && !deparsedBuiltins[names[1].GetString_().GetSval()] {
-				tn.Names = names[1:]
-			}
-		}
-		return true
-	})
+func unqualifyType(tn *pg_query.TypeName) {
+	names := tn.GetNames()
+	if len(names) == 2 && names[0].GetString_().GetSval() == "pg_catalog" && !deparsedBuiltins[names[1].GetString_().GetSval()] {
+		tn.Names = names[1:]
+	}
 }
