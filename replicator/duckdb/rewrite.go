@@ -68,6 +68,19 @@ type treeWalk struct {
 	// theirs.
 	params []*pg_query.Node
 	typed  map[*pg_query.ParamRef]bool
+	// divisions are the statement's / (integerDivisions); guards the
+	// divisors' zero checks, by what they check.
+	divisions []*pg_query.A_Expr
+	guards    map[*pg_query.CaseExpr]*pg_query.Node
+	// relations are the statement's relations, by which integerColumn
+	// finds a column's type (columns, nil for none; described caches it);
+	// opaque is set when a FROM item is something else (a subquery, a
+	// function), and ctes are the WITH queries' names.
+	relations []*pg_query.RangeVar
+	opaque    bool
+	ctes      map[string]bool
+	columns   columnTypes
+	described map[string]map[string]bool
 }
 
 // message walks m depth-first: each node is rewritten before its children
@@ -110,6 +123,17 @@ func (w *treeWalk) node(n *pg_query.Node) bool {
 	}
 	if w.r != nil {
 		w.catalogNode(n)
+	}
+	switch x := n.Node.(type) {
+	case *pg_query.Node_RangeVar:
+		w.relations = append(w.relations, x.RangeVar)
+	case *pg_query.Node_RangeSubselect, *pg_query.Node_RangeFunction, *pg_query.Node_RangeTableFunc, *pg_query.Node_JsonTable:
+		w.opaque = true
+	case *pg_query.Node_CommonTableExpr:
+		if w.ctes == nil {
+			w.ctes = map[string]bool{}
+		}
+		w.ctes[x.CommonTableExpr.GetCtename()] = true
 	}
 	return true
 }

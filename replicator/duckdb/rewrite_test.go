@@ -49,7 +49,7 @@ func TestRewrite(t *testing.T) {
 		{"server version setting", "SELECT current_setting('server_version_num')::int", []string{"'160000'::int4 AS current_setting"}, []string{"current_setting("}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := parsePostgres(c.in, r).run
+			got := parsePostgres(c.in, r, nil).run
 			for _, w := range c.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("%s\n  became %s\n  want it to contain %s", c.in, got, w)
@@ -75,12 +75,12 @@ func TestRewriteLeavesOtherSQLAlone(t *testing.T) {
 		"SELECT list_transform([1, 2], x -> x + 1)",      // DuckDB lambdas
 		"SELECT 'pg_class' AS name, 'OPERATOR(~)' AS op", // needles in strings only, nothing to rewrite
 	} {
-		if got := parsePostgres(q, r).run; got != q {
+		if got := parsePostgres(q, r, nil).run; got != q {
 			t.Errorf("%s\n  became %s", q, got)
 		}
 	}
 	var none *catalogRewriter
-	if got := parsePostgres("SELECT 1 FROM pg_catalog.pg_class", none).run; got != "SELECT 1 FROM pg_catalog.pg_class" {
+	if got := parsePostgres("SELECT 1 FROM pg_catalog.pg_class", none, nil).run; got != "SELECT 1 FROM pg_catalog.pg_class" {
 		t.Errorf("a nil rewriter changed the statement: %s", got)
 	}
 }
@@ -96,7 +96,7 @@ func BenchmarkParsePostgres(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				parsePostgres(c.q, r)
+				parsePostgres(c.q, r, nil)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strconv"
+	"strings"
 	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -12,9 +13,10 @@ import (
 // Postgres semantics DuckDB does not have by default, made good on the
 // statement's parse tree (pg_query, the Postgres parser), never on its text:
 //
-//   - Integer division truncates (7/2 = 3): DuckDB's integer_division
-//     setting, set for the whole database at Open (clients cannot change
-//     settings).
+//   - Integer division truncates (7/2 = 3): a / b becomes DuckDB's
+//     integer division a // b where both operands are known to be
+//     integers (integerDivisions); any other / is DuckDB's, which divides
+//     intervals, doubles and decimals (a decimal quotient is a double).
 //   - Division and modulo by zero fail with 22012: DuckDB returns NULL or
 //     infinity, so the divisor of every / and % becomes
 //     CASE WHEN d = 0 THEN error('division by zero') ELSE d END.
@@ -24,17 +26,19 @@ import (
 // Text the Postgres parser cannot read is DuckDB's own dialect: it runs
 // unchanged, with DuckDB's column names.
 
-// postgresSettings sets what DuckDB has a setting for. A database a first
-// Open already locked has it set.
+// postgresSettings makes sure DuckDB's integer_division is off, as it is
+// by default: set for the whole database, it made every / integer
+// division, and interval / 2 failed. Integer division is written out where
+// both operands are integers instead (integerDivisions).
 func postgresSettings(ctx context.Context, db *sql.DB) error {
 	var on bool
 	if err := db.QueryRowContext(ctx, "SELECT current_setting('integer_division')").Scan(&on); err != nil {
 		return err
 	}
-	if on {
+	if !on {
 		return nil
 	}
-	_, err := db.ExecContext(ctx, "SET GLOBAL integer_division = true")
+	_, err := db.ExecContext(ctx, "SET GLOBAL integer_division = false")
 	return err
 }
 
@@ -50,12 +54,17 @@ type pgStatement struct {
 	stmt *pg_query.Node
 }
 
+// columnTypes describes a relation for integerColumn: its columns by lower
+// case name, true for an integer one. ok is false for a relation it cannot
+// describe.
+type columnTypes func(schema, name string) (cols map[string]bool, ok bool)
+
 // parsePostgres reads query with the Postgres parser, once, and makes one
 // pass over the tree (treeWalk) for the catalog rewrites (r, which may be
 // nil) and the semantics ones; the tree is deparsed only if something
 // changed. Text it cannot parse, or more than one statement, is left to
 // DuckDB as it is.
-func parsePostgres(query string, r *catalogRewriter) (out pgStatement) {
+func parsePostgres(query string, r *catalogRewriter, columns columnTypes) (out pgStatement) {
 	out = pgStatement{run: query}
 	tree, err := pg_query.Parse(query)
 	if err != nil || len(tree.GetStmts()) != 1 {
@@ -75,7 +84,7 @@ func parsePostgres(query string, r *catalogRewriter) (out pgStatement) {
 			out.run = query
 		}
 	}()
-	w := &treeWalk{}
+	w := &treeWalk{columns: columns}
 	if r.needsCatalog(query) {
 		w.r = r
 	}
@@ -87,6 +96,7 @@ func parsePostgres(query string, r *catalogRewriter) (out pgStatement) {
 		w.changed = true
 	}
 	w.message(tree.ProtoReflect())
+	w.integerDivisions()
 	if !w.changed {
 		return out
 	}
@@ -97,17 +107,159 @@ func parsePostgres(query string, r *catalogRewriter) (out pgStatement) {
 }
 
 // after rewrites n once its children have been: the divisor d of every /
-// and % becomes CASE WHEN d = 0 THEN error('division by zero') ELSE d END.
+// and % becomes CASE WHEN d = 0 THEN error('division by zero') ELSE d END,
+// and each / is kept for integerDivisions.
 func (w *treeWalk) after(n *pg_query.Node) {
 	e := n.GetAExpr()
 	if e == nil || e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 || e.GetLexpr() == nil || e.GetRexpr() == nil {
 		return
 	}
-	switch e.GetName()[0].GetString_().GetSval() {
+	op := e.GetName()[0].GetString_().GetSval()
+	switch op {
 	case "/", "%":
-		e.Rexpr = nonZero(e.Rexpr)
+		if op == "/" {
+			w.divisions = append(w.divisions, e)
+		}
+		guard := nonZero(e.Rexpr)
+		if w.guards == nil {
+			w.guards = map[*pg_query.CaseExpr]*pg_query.Node{}
+		}
+		w.guards[guard.GetCaseExpr()] = e.Rexpr
+		e.Rexpr = guard
 		w.changed = true
 	}
+}
+
+// integerDivisions makes a / b DuckDB's integer division, a // b, where
+// both operands are integers, as Postgres divides int by int; DuckDB's /
+// is left to divide everything else (interval, double, ...). It runs once
+// the walk has seen the statement's relations.
+func (w *treeWalk) integerDivisions() {
+	for _, e := range w.divisions {
+		if w.integer(e.Lexpr) && w.integer(e.Rexpr) {
+			e.Name = []*pg_query.Node{pg_query.MakeStrNode("//")}
+		}
+	}
+}
+
+// integerFunctions are functions that return an integer whatever their
+// arguments.
+var integerFunctions = map[string]bool{"count": true, "length": true, "char_length": true, "character_length": true,
+	"octet_length": true, "bit_length": true, "array_length": true, "cardinality": true, "strpos": true, "ascii": true}
+
+// integerTypes are Postgres's integer types as the parser names them.
+var integerTypes = map[string]bool{"int2": true, "int4": true, "int8": true, "smallint": true, "integer": true, "bigint": true, "int": true}
+
+// integer reports whether n is known to be an integer: an integer
+// constant, a cast to an integer type, a column of a relation whose DuckDB
+// type is an integer, count(...), and arithmetic on those. Anything else is
+// not known to be one.
+func (w *treeWalk) integer(n *pg_query.Node) bool {
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_AConst:
+		if x.AConst.GetIval() != nil {
+			return true
+		}
+		if f := x.AConst.GetFval(); f != nil {
+			// Too large for int4: int8 if it fits.
+			_, err := strconv.ParseInt(f.GetFval(), 10, 64)
+			return err == nil
+		}
+	case *pg_query.Node_TypeCast:
+		name, array := typeName(x.TypeCast.GetTypeName())
+		return !array && integerTypes[name]
+	case *pg_query.Node_AExpr:
+		e := x.AExpr
+		if e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 {
+			return false
+		}
+		switch e.GetName()[0].GetString_().GetSval() {
+		case "+", "-", "*", "/", "//", "%":
+			return (e.GetLexpr() == nil || w.integer(e.GetLexpr())) && w.integer(e.GetRexpr())
+		}
+	case *pg_query.Node_CaseExpr:
+		if d, ok := w.guards[x.CaseExpr]; ok {
+			return w.integer(d)
+		}
+	case *pg_query.Node_FuncCall:
+		fn := x.FuncCall.GetFuncname()
+		return len(fn) == 1 && integerFunctions[fn[0].GetString_().GetSval()]
+	case *pg_query.Node_ColumnRef:
+		return w.integerColumn(x.ColumnRef)
+	}
+	return false
+}
+
+// integerColumn reports whether c names an integer column of one of the
+// statement's relations. An unqualified name counts only when every
+// relation in the statement is a table or view DuckDB can describe and
+// exactly one has the column.
+func (w *treeWalk) integerColumn(c *pg_query.ColumnRef) bool {
+	if w.columns == nil {
+		return false
+	}
+	var parts []string
+	for _, f := range c.GetFields() {
+		s := f.GetString_()
+		if s == nil {
+			return false
+		}
+		parts = append(parts, s.GetSval())
+	}
+	if len(parts) == 0 || len(parts) > 3 {
+		return false
+	}
+	col, qual := strings.ToLower(parts[len(parts)-1]), parts[:len(parts)-1]
+	if len(qual) == 0 && w.opaque {
+		return false
+	}
+	found, isInt := 0, false
+	for _, rv := range w.relations {
+		switch len(qual) {
+		case 1:
+			if name := rv.GetRelname(); rv.GetAlias() != nil {
+				if rv.GetAlias().GetAliasname() != qual[0] {
+					continue
+				}
+			} else if name != qual[0] {
+				continue
+			}
+		case 2:
+			if rv.GetAlias() != nil || rv.GetSchemaname() != qual[0] || rv.GetRelname() != qual[1] {
+				continue
+			}
+		}
+		cols, ok := w.relationColumns(rv)
+		if !ok {
+			return false
+		}
+		if typ, has := cols[col]; has {
+			found++
+			isInt = typ
+		}
+	}
+	return found == 1 && isInt
+}
+
+// relationColumns are rv's columns, true for an integer one; ok is false
+// for a relation whose columns are not known.
+func (w *treeWalk) relationColumns(rv *pg_query.RangeVar) (map[string]bool, bool) {
+	if rv.GetCatalogname() != "" || len(rv.GetAlias().GetColnames()) > 0 || rv.GetSchemaname() == "" && w.ctes[rv.GetRelname()] {
+		return nil, false
+	}
+	key := rv.GetSchemaname() + "." + rv.GetRelname()
+	if cols, ok := w.described[key]; ok {
+		return cols, cols != nil
+	}
+	cols, ok := w.columns(rv.GetSchemaname(), rv.GetRelname())
+	if !ok {
+		cols = nil
+	}
+	if w.described == nil {
+		w.described = map[string]map[string]bool{}
+	}
+	w.described[key] = cols
+	return cols, cols != nil
 }
 
 // paramRef gives $n PREPARE's type for it: $n::type.
