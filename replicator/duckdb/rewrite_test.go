@@ -101,3 +101,39 @@ func BenchmarkParsePostgres(b *testing.B) {
 		})
 	}
 }
+
+// TestOnePass: the catalog and the semantics rewrites are made on one
+// parse of the statement, and a / b is integer division only where both
+// operands are known integers.
+func TestOnePass(t *testing.T) {
+	r := testRewriter()
+	described := 0
+	columns := func(schema, name string) (map[string]bool, bool) {
+		described++
+		if schema == "s" && name == "t" {
+			return map[string]bool{"a": true, "b": false}, true
+		}
+		return nil, false
+	}
+	for _, c := range []struct {
+		in   string
+		want []string
+	}{
+		{"SELECT count(*)/2, relname FROM pg_catalog.pg_class", []string{"count(*) // CASE WHEN 2 = 0", "_pgcdc_catalog.pg.pg_class"}},
+		{"SELECT a/2, b/2, x.a/2, a/b, -a/2 FROM s.t x", []string{"a // CASE", "b / CASE", "x.a // CASE", "a / CASE WHEN b = 0", "(- a) // CASE"}},
+		{"SELECT a/2 FROM s.t, (SELECT 1.5 AS a) u", []string{"a / CASE"}},
+		{"SELECT a/2 FROM s.t, s.u", []string{"a / CASE"}}, // u cannot be described
+		{"PREPARE q(int, numeric) AS SELECT $1/2, $2/2", []string{"$1::int // CASE", "$2::numeric / CASE"}},
+		{"SELECT interval '1 hour' / 2, 7.0 / 2, 10000000000 / 3", []string{"'1 hour'::interval / CASE", "7.0 / CASE", "10000000000 // CASE"}},
+	} {
+		got := parsePostgres(c.in, r, columns).run
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s\n  became %s\n  want it to contain %s", c.in, got, w)
+			}
+		}
+	}
+	if described != 3 {
+		t.Errorf("relations described %d times, want 3: once a statement, per relation, and none where a subquery hides which table a column is from", described)
+	}
+}
