@@ -10,7 +10,8 @@ import (
 // catalogRewriter points a client statement's catalog references at the
 // stand-in catalog (pgcatalog.go) and turns the Postgres spellings DuckDB
 // cannot parse or bind into ones it can. It works on the parse tree from
-// pg_query (the Postgres parser), then deparses it: never on the text.
+// pg_query (the Postgres parser), in the same walk as the semantics
+// rewrites (parsePostgres), never on the text.
 //
 //   - pg_catalog.X and information_schema.X relations, and unqualified
 //     pg_X ones, become the stand-in's views; catalog functions
