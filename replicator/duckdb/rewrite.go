@@ -10,7 +10,8 @@ import (
 // catalogRewriter points a client statement's catalog references at the
 // stand-in catalog (pgcatalog.go) and turns the Postgres spellings DuckDB
 // cannot parse or bind into ones it can. It works on the parse tree from
-// pg_query (the Postgres parser), then deparses it: never on the text.
+// pg_query (the Postgres parser), in the same walk as the semantics
+// rewrites (parsePostgres), never on the text.
 //
 //   - pg_catalog.X and information_schema.X relations, and unqualified
 //     pg_X ones, become the stand-in's views; catalog functions
@@ -43,55 +44,58 @@ var plainTypes = map[string]string{"oid": "bigint", "name": "varchar", "char": "
 	"int2vector": "varchar", "oidvector": "varchar", "xid": "bigint", "regoper": "bigint", "regconfig": "bigint", "aclitem": "varchar",
 	"_aclitem": "varchar[]", "pg_lsn": "varchar", "anyarray": "varchar", "time_stamp": "timestamptz"}
 
-// Rewrite returns query with its catalog references rewritten, or query
-// itself when there is nothing to rewrite.
-func (r *catalogRewriter) Rewrite(query string) (out string) {
+// needsCatalog reports whether query mentions anything the catalog
+// rewrites look at; a statement that does not is not walked for them.
+func (r *catalogRewriter) needsCatalog(query string) bool {
 	if r == nil {
-		return query
+		return false
 	}
-	// A tree shape the rewrites did not foresee must not take the session
-	// down: the statement goes to DuckDB as the client wrote it.
-	defer func() {
-		if recover() != nil {
-			out = query
-		}
-	}()
 	lower := strings.ToLower(query)
-	found := false
 	for _, n := range rewriteNeedles {
 		if strings.Contains(lower, n) {
-			found = true
-			break
+			return true
 		}
 	}
-	if !found {
-		return query
-	}
-	tree, err := pg_query.Parse(query)
-	if err != nil || len(tree.Stmts) != 1 {
-		return query
-	}
-	w := &treeWalk{r: r}
-	w.message(tree.ProtoReflect())
-	if !w.changed {
-		return query
-	}
-	deparsed, err := pg_query.Deparse(tree)
-	if err != nil {
-		return query
-	}
-	return deparsed
+	return false
 }
 
+// treeWalk is the one pass over a statement's parse tree (parsePostgres):
+// the catalog rewrites (when r is set) and the semantics rewrites
+// (semantics.go) applied to the same tree.
 type treeWalk struct {
-	r       *catalogRewriter
+	r       *catalogRewriter // nil: no catalog rewrites
 	changed bool
+	// params are PREPARE's parameter types; typed are the ParamRefs given
+	// theirs.
+	params []*pg_query.Node
+	typed  map[*pg_query.ParamRef]bool
+	// divisions are the statement's / (integerDivisions); guards the
+	// divisors' zero checks, by what they check.
+	divisions []*pg_query.A_Expr
+	guards    map[*pg_query.CaseExpr]*pg_query.Node
+	// relations are the statement's relations, by which integerColumn
+	// finds a column's type (columns, nil for none; described caches it);
+	// opaque is set when a FROM item is something else (a subquery, a
+	// function), and ctes are the WITH queries' names.
+	relations []*pg_query.RangeVar
+	opaque    bool
+	ctes      map[string]bool
+	columns   columnTypes
+	described map[string]map[string]bool
 }
 
-// message walks m depth-first, rewriting each node before its children.
+// message walks m depth-first: each node is rewritten before its children
+// (node) and, for divisions, after them (after).
 func (w *treeWalk) message(m protoreflect.Message) {
-	if n, ok := m.Interface().(*pg_query.Node); ok {
-		w.node(n)
+	var n *pg_query.Node
+	switch x := m.Interface().(type) {
+	case *pg_query.Node:
+		n = x
+		if !w.node(n) {
+			return
+		}
+	case *pg_query.TypeName:
+		unqualifyType(x)
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		switch {
@@ -105,17 +109,43 @@ func (w *treeWalk) message(m protoreflect.Message) {
 		}
 		return true
 	})
+	if n != nil {
+		w.after(n)
+	}
 }
 
-func (w *treeWalk) node(n *pg_query.Node) {
+// node rewrites n before its children are walked; false skips them.
+func (w *treeWalk) node(n *pg_query.Node) bool {
 	switch x := n.Node.(type) {
 	case *pg_query.Node_ResTarget:
-		w.resTarget(x.ResTarget)
+		resTarget(x.ResTarget)
+	case *pg_query.Node_ParamRef:
+		w.paramRef(n, x.ParamRef)
+	}
+	if w.r != nil {
+		w.catalogNode(n)
+	}
+	switch x := n.Node.(type) {
+	case *pg_query.Node_RangeVar:
+		w.relations = append(w.relations, x.RangeVar)
+	case *pg_query.Node_RangeSubselect, *pg_query.Node_RangeFunction, *pg_query.Node_RangeTableFunc, *pg_query.Node_JsonTable:
+		w.opaque = true
+	case *pg_query.Node_CommonTableExpr:
+		if w.ctes == nil {
+			w.ctes = map[string]bool{}
+		}
+		w.ctes[x.CommonTableExpr.GetCtename()] = true
+	}
+	return true
+}
+
+func (w *treeWalk) catalogNode(n *pg_query.Node) {
+	switch x := n.Node.(type) {
 	case *pg_query.Node_RangeVar:
 		w.rangeVar(x.RangeVar)
 	case *pg_query.Node_FuncCall:
 		if w.postgresFunction(n, x.FuncCall) {
-			w.node(n)
+			w.catalogNode(n)
 			return
 		}
 		w.funcCall(x.FuncCall)
@@ -129,49 +159,22 @@ func (w *treeWalk) node(n *pg_query.Node) {
 		if x.CollateClause.Arg != nil {
 			n.Node = x.CollateClause.Arg.Node
 			w.changed = true
-			w.node(n)
+			w.catalogNode(n)
 		}
 	}
 }
 
-// resTarget names an unnamed output column the way Postgres would, since
-// the rewritten expression would otherwise name it after the stand-in.
-func (w *treeWalk) resTarget(t *pg_query.ResTarget) {
-	if t.Name != "" || t.Val == nil {
+// resTarget names an unnamed output column the way Postgres would
+// (FigureColname), so that a subquery's columns bind by Postgres's names
+// and a rewritten expression is not named after the stand-in. The names
+// only reach DuckDB if something in the statement is rewritten.
+func resTarget(t *pg_query.ResTarget) {
+	if t.Name != "" || t.Val == nil || t.Val.GetColumnRef() != nil {
 		return
 	}
-	// Named in any case: the names only reach DuckDB if something else
-	// in the statement is rewritten.
-	if name := postgresColumnName(t.Val); name != "" && t.Val.GetColumnRef() == nil {
+	if name, strength := figure(t.Val); strength > 0 && name != "" {
 		t.Name = name
 	}
-}
-
-// postgresColumnName is FigureColname's answer for the shapes rewritten
-// here: a function's name, a cast's operand's name or type.
-func postgresColumnName(n *pg_query.Node) string {
-	switch x := n.Node.(type) {
-	case *pg_query.Node_FuncCall:
-		if l := len(x.FuncCall.Funcname); l > 0 {
-			return x.FuncCall.Funcname[l-1].GetString_().GetSval()
-		}
-	case *pg_query.Node_TypeCast:
-		// A column's or function's name beats the type's; a constant's
-		// does not.
-		if x.TypeCast.Arg.GetColumnRef() != nil || x.TypeCast.Arg.GetFuncCall() != nil {
-			if name := postgresColumnName(x.TypeCast.Arg); name != "" {
-				return name
-			}
-		}
-		if names := x.TypeCast.TypeName.GetNames(); len(names) > 0 {
-			return names[len(names)-1].GetString_().GetSval()
-		}
-	case *pg_query.Node_ColumnRef:
-		if l := len(x.ColumnRef.Fields); l > 0 {
-			return x.ColumnRef.Fields[l-1].GetString_().GetSval()
-		}
-	}
-	return ""
 }
 
 func (w *treeWalk) rangeVar(rv *pg_query.RangeVar) {

@@ -49,7 +49,7 @@ func TestRewrite(t *testing.T) {
 		{"server version setting", "SELECT current_setting('server_version_num')::int", []string{"'160000'::int4 AS current_setting"}, []string{"current_setting("}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := r.Rewrite(c.in)
+			got := parsePostgres(c.in, r, nil).run
 			for _, w := range c.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("%s\n  became %s\n  want it to contain %s", c.in, got, w)
@@ -75,12 +75,65 @@ func TestRewriteLeavesOtherSQLAlone(t *testing.T) {
 		"SELECT list_transform([1, 2], x -> x + 1)",      // DuckDB lambdas
 		"SELECT 'pg_class' AS name, 'OPERATOR(~)' AS op", // needles in strings only, nothing to rewrite
 	} {
-		if got := r.Rewrite(q); got != q {
+		if got := parsePostgres(q, r, nil).run; got != q {
 			t.Errorf("%s\n  became %s", q, got)
 		}
 	}
 	var none *catalogRewriter
-	if got := none.Rewrite("SELECT 1 FROM pg_catalog.pg_class"); got != "SELECT 1 FROM pg_catalog.pg_class" {
+	if got := parsePostgres("SELECT 1 FROM pg_catalog.pg_class", none, nil).run; got != "SELECT 1 FROM pg_catalog.pg_class" {
 		t.Errorf("a nil rewriter changed the statement: %s", got)
+	}
+}
+
+// BenchmarkParsePostgres is the Go side of preparing a statement: one
+// parse, the rewrites, one deparse if anything changed.
+func BenchmarkParsePostgres(b *testing.B) {
+	r := testRewriter()
+	for _, c := range []struct{ name, q string }{
+		{"psql_dt", `SELECT n.nspname as "Schema", c.relname as "Name", pg_catalog.pg_get_userbyid(c.relowner) as "Owner" FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','p','') AND n.nspname <> 'pg_catalog' AND n.nspname !~ '^pg_toast' AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1,2`},
+		{"select", "SELECT 7/2 AS half, count(*) FROM range(10) r(i) WHERE i > 1"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				parsePostgres(c.q, r, nil)
+			}
+		})
+	}
+}
+
+// TestOnePass: the catalog and the semantics rewrites are made on one
+// parse of the statement, and a / b is integer division only where both
+// operands are known integers.
+func TestOnePass(t *testing.T) {
+	r := testRewriter()
+	described := 0
+	columns := func(schema, name string) (map[string]bool, bool) {
+		described++
+		if schema == "s" && name == "t" {
+			return map[string]bool{"a": true, "b": false}, true
+		}
+		return nil, false
+	}
+	for _, c := range []struct {
+		in   string
+		want []string
+	}{
+		{"SELECT count(*)/2, relname FROM pg_catalog.pg_class", []string{"count(*) // CASE WHEN 2 = 0", "_pgcdc_catalog.pg.pg_class"}},
+		{"SELECT a/2, b/2, x.a/2, a/b, -a/2 FROM s.t x", []string{"a // CASE", "b / CASE", "x.a // CASE", "a / CASE WHEN b = 0", "(- a) // CASE"}},
+		{"SELECT a/2 FROM s.t, (SELECT 1.5 AS a) u", []string{"a / CASE"}},
+		{"SELECT a/2 FROM s.t, s.u", []string{"a / CASE"}}, // u cannot be described
+		{"PREPARE q(int, numeric) AS SELECT $1/2, $2/2", []string{"$1::int // CASE", "$2::numeric / CASE"}},
+		{"SELECT interval '1 hour' / 2, 7.0 / 2, 10000000000 / 3", []string{"'1 hour'::interval / CASE", "7.0 / CASE", "10000000000 // CASE"}},
+	} {
+		got := parsePostgres(c.in, r, columns).run
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s\n  became %s\n  want it to contain %s", c.in, got, w)
+			}
+		}
+	}
+	if described != 3 {
+		t.Errorf("relations described %d times, want 3: once a statement, per relation, and none where a subquery hides which table a column is from", described)
 	}
 }

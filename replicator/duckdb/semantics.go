@@ -4,18 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"strconv"
+	"strings"
 	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Postgres semantics DuckDB does not have by default, made good on the
 // statement's parse tree (pg_query, the Postgres parser), never on its text:
 //
-//   - Integer division truncates (7/2 = 3): DuckDB's integer_division
-//     setting, set for the whole database at Open (clients cannot change
-//     settings).
+//   - Integer division truncates (7/2 = 3): a / b becomes DuckDB's
+//     integer division a // b where both operands are known to be
+//     integers (integerDivisions); any other / is DuckDB's, which divides
+//     intervals, doubles and decimals (a decimal quotient is a double).
 //   - Division and modulo by zero fail with 22012: DuckDB returns NULL or
 //     infinity, so the divisor of every / and % becomes
 //     CASE WHEN d = 0 THEN error('division by zero') ELSE d END.
@@ -25,17 +26,19 @@ import (
 // Text the Postgres parser cannot read is DuckDB's own dialect: it runs
 // unchanged, with DuckDB's column names.
 
-// postgresSettings sets what DuckDB has a setting for. A database a first
-// Open already locked has it set.
+// postgresSettings makes sure DuckDB's integer_division is off, as it is
+// by default: set for the whole database, it made every / integer
+// division, and interval / 2 failed. Integer division is written out where
+// both operands are integers instead (integerDivisions).
 func postgresSettings(ctx context.Context, db *sql.DB) error {
 	var on bool
 	if err := db.QueryRowContext(ctx, "SELECT current_setting('integer_division')").Scan(&on); err != nil {
 		return err
 	}
-	if on {
+	if !on {
 		return nil
 	}
-	_, err := db.ExecContext(ctx, "SET GLOBAL integer_division = true")
+	_, err := db.ExecContext(ctx, "SET GLOBAL integer_division = false")
 	return err
 }
 
@@ -51,10 +54,18 @@ type pgStatement struct {
 	stmt *pg_query.Node
 }
 
-// parsePostgres reads query with the Postgres parser. Text it cannot parse,
-// or more than one statement, is left to DuckDB as it is.
-func parsePostgres(query string) pgStatement {
-	out := pgStatement{run: query}
+// columnTypes describes a relation for integerColumn: its columns by lower
+// case name, true for an integer one. ok is false for a relation it cannot
+// describe.
+type columnTypes func(schema, name string) (cols map[string]bool, ok bool)
+
+// parsePostgres reads query with the Postgres parser, once, and makes one
+// pass over the tree (treeWalk) for the catalog rewrites (r, which may be
+// nil) and the semantics ones; the tree is deparsed only if something
+// changed. Text it cannot parse, or more than one statement, is left to
+// DuckDB as it is.
+func parsePostgres(query string, r *catalogRewriter, columns columnTypes) (out pgStatement) {
+	out = pgStatement{run: query}
 	tree, err := pg_query.Parse(query)
 	if err != nil || len(tree.GetStmts()) != 1 {
 		return out
@@ -62,60 +73,206 @@ func parsePostgres(query string) pgStatement {
 	stmt := tree.GetStmts()[0].GetStmt()
 	out.stmt = stmt
 	out.names = resultNames(stmt)
-	typed := typePrepareParams(stmt)
-	if guardDivisions(tree) || typed {
-		unqualifyTypes(tree)
-		if text, err := pg_query.Deparse(tree); err == nil {
-			out.run = text
+	if stmt.GetDeclareCursorStmt() != nil {
+		// Its query is deparsed and prepared on its own (prepareCursor).
+		return out
+	}
+	// A tree shape the rewrites did not foresee must not take the session
+	// down: the statement goes to DuckDB as the client wrote it.
+	defer func() {
+		if recover() != nil {
+			out.run = query
 		}
+	}()
+	w := &treeWalk{columns: columns}
+	if r.needsCatalog(query) {
+		w.r = r
+	}
+	if ps := stmt.GetPrepareStmt(); ps != nil && len(ps.GetArgtypes()) > 0 {
+		// DuckDB's PREPARE takes no parameter types: each $n becomes
+		// $n::type (paramRef) and the list goes.
+		w.params, w.typed = ps.GetArgtypes(), map[*pg_query.ParamRef]bool{}
+		ps.Argtypes = nil
+		w.changed = true
+	}
+	w.message(tree.ProtoReflect())
+	w.integerDivisions()
+	if !w.changed {
+		return out
+	}
+	if text, err := pg_query.Deparse(tree); err == nil {
+		out.run = text
 	}
 	return out
 }
 
-// guardDivisions replaces the divisor d of every / and % in the tree with
-// CASE WHEN d = 0 THEN error('division by zero') ELSE d END, and reports
-// whether there was any.
-func guardDivisions(tree *pg_query.ParseResult) bool {
-	found := false
-	var visit func(m protoreflect.Message) bool
-	visit = func(m protoreflect.Message) bool {
-		e, ok := m.Interface().(*pg_query.A_Expr)
-		if !ok || e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 || e.GetLexpr() == nil || e.GetRexpr() == nil {
-			return true
-		}
-		switch e.GetName()[0].GetString_().GetSval() {
-		case "/", "%":
-			walkTree(e.GetLexpr().ProtoReflect(), visit)
-			walkTree(e.GetRexpr().ProtoReflect(), visit)
-			e.Rexpr = nonZero(e.Rexpr)
-			found = true
-			return false
-		}
-		return true
-	}
-	walkTree(tree.ProtoReflect(), visit)
-	return found
-}
-
-// walkTree calls visit for m and every message under it, depth first;
-// visit returns false to skip what is under a message.
-func walkTree(m protoreflect.Message, visit func(protoreflect.Message) bool) {
-	if !visit(m) {
+// after rewrites n once its children have been: the divisor d of every /
+// and % becomes CASE WHEN d = 0 THEN error('division by zero') ELSE d END,
+// and each / is kept for integerDivisions.
+func (w *treeWalk) after(n *pg_query.Node) {
+	e := n.GetAExpr()
+	if e == nil || e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 || e.GetLexpr() == nil || e.GetRexpr() == nil {
 		return
 	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap():
-		case fd.IsList() && fd.Message() != nil:
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				walkTree(l.Get(i).Message(), visit)
-			}
-		case fd.Message() != nil:
-			walkTree(v.Message(), visit)
+	op := e.GetName()[0].GetString_().GetSval()
+	switch op {
+	case "/", "%":
+		if op == "/" {
+			w.divisions = append(w.divisions, e)
 		}
-		return true
-	})
+		guard := nonZero(e.Rexpr)
+		if w.guards == nil {
+			w.guards = map[*pg_query.CaseExpr]*pg_query.Node{}
+		}
+		w.guards[guard.GetCaseExpr()] = e.Rexpr
+		e.Rexpr = guard
+		w.changed = true
+	}
+}
+
+// integerDivisions makes a / b DuckDB's integer division, a // b, where
+// both operands are integers, as Postgres divides int by int; DuckDB's /
+// is left to divide everything else (interval, double, ...). It runs once
+// the walk has seen the statement's relations.
+func (w *treeWalk) integerDivisions() {
+	for _, e := range w.divisions {
+		if w.integer(e.Lexpr) && w.integer(e.Rexpr) {
+			e.Name = []*pg_query.Node{pg_query.MakeStrNode("//")}
+		}
+	}
+}
+
+// integerFunctions are functions that return an integer whatever their
+// arguments.
+var integerFunctions = map[string]bool{"count": true, "length": true, "char_length": true, "character_length": true,
+	"octet_length": true, "bit_length": true, "array_length": true, "cardinality": true, "strpos": true, "ascii": true}
+
+// integerTypes are Postgres's integer types as the parser names them.
+var integerTypes = map[string]bool{"int2": true, "int4": true, "int8": true, "smallint": true, "integer": true, "bigint": true, "int": true}
+
+// integer reports whether n is known to be an integer: an integer
+// constant, a cast to an integer type, a column of a relation whose DuckDB
+// type is an integer, count(...), and arithmetic on those. Anything else is
+// not known to be one.
+func (w *treeWalk) integer(n *pg_query.Node) bool {
+	switch x := n.GetNode().(type) {
+	case *pg_query.Node_AConst:
+		if x.AConst.GetIval() != nil {
+			return true
+		}
+		if f := x.AConst.GetFval(); f != nil {
+			// Too large for int4: int8 if it fits.
+			_, err := strconv.ParseInt(f.GetFval(), 10, 64)
+			return err == nil
+		}
+	case *pg_query.Node_TypeCast:
+		name, array := typeName(x.TypeCast.GetTypeName())
+		return !array && integerTypes[name]
+	case *pg_query.Node_AExpr:
+		e := x.AExpr
+		if e.GetKind() != pg_query.A_Expr_Kind_AEXPR_OP || len(e.GetName()) != 1 {
+			return false
+		}
+		switch e.GetName()[0].GetString_().GetSval() {
+		case "+", "-", "*", "/", "//", "%":
+			return (e.GetLexpr() == nil || w.integer(e.GetLexpr())) && w.integer(e.GetRexpr())
+		}
+	case *pg_query.Node_CaseExpr:
+		if d, ok := w.guards[x.CaseExpr]; ok {
+			return w.integer(d)
+		}
+	case *pg_query.Node_FuncCall:
+		fn := x.FuncCall.GetFuncname()
+		return len(fn) == 1 && integerFunctions[fn[0].GetString_().GetSval()]
+	case *pg_query.Node_ColumnRef:
+		return w.integerColumn(x.ColumnRef)
+	}
+	return false
+}
+
+// integerColumn reports whether c names an integer column of one of the
+// statement's relations. An unqualified name counts only when every
+// relation in the statement is a table or view DuckDB can describe and
+// exactly one has the column.
+func (w *treeWalk) integerColumn(c *pg_query.ColumnRef) bool {
+	if w.columns == nil {
+		return false
+	}
+	var parts []string
+	for _, f := range c.GetFields() {
+		s := f.GetString_()
+		if s == nil {
+			return false
+		}
+		parts = append(parts, s.GetSval())
+	}
+	if len(parts) == 0 || len(parts) > 3 {
+		return false
+	}
+	col, qual := strings.ToLower(parts[len(parts)-1]), parts[:len(parts)-1]
+	if len(qual) == 0 && w.opaque {
+		return false
+	}
+	found, isInt := 0, false
+	for _, rv := range w.relations {
+		switch len(qual) {
+		case 1:
+			if name := rv.GetRelname(); rv.GetAlias() != nil {
+				if rv.GetAlias().GetAliasname() != qual[0] {
+					continue
+				}
+			} else if name != qual[0] {
+				continue
+			}
+		case 2:
+			if rv.GetAlias() != nil || rv.GetSchemaname() != qual[0] || rv.GetRelname() != qual[1] {
+				continue
+			}
+		}
+		cols, ok := w.relationColumns(rv)
+		if !ok {
+			return false
+		}
+		if typ, has := cols[col]; has {
+			found++
+			isInt = typ
+		}
+	}
+	return found == 1 && isInt
+}
+
+// relationColumns are rv's columns, true for an integer one; ok is false
+// for a relation whose columns are not known.
+func (w *treeWalk) relationColumns(rv *pg_query.RangeVar) (map[string]bool, bool) {
+	if rv.GetCatalogname() != "" || len(rv.GetAlias().GetColnames()) > 0 || rv.GetSchemaname() == "" && w.ctes[rv.GetRelname()] {
+		return nil, false
+	}
+	key := rv.GetSchemaname() + "." + rv.GetRelname()
+	if cols, ok := w.described[key]; ok {
+		return cols, cols != nil
+	}
+	cols, ok := w.columns(rv.GetSchemaname(), rv.GetRelname())
+	if !ok {
+		cols = nil
+	}
+	if w.described == nil {
+		w.described = map[string]map[string]bool{}
+	}
+	w.described[key] = cols
+	return cols, cols != nil
+}
+
+// paramRef gives $n PREPARE's type for it: $n::type.
+func (w *treeWalk) paramRef(n *pg_query.Node, pr *pg_query.ParamRef) {
+	if w.params == nil || w.typed[pr] || pr.GetNumber() < 1 || int(pr.GetNumber()) > len(w.params) {
+		return
+	}
+	w.typed[pr] = true
+	n.Node = &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
+		Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: pr}},
+		TypeName: w.params[pr.GetNumber()-1].GetTypeName(),
+		Location: -1,
+	}}
 }
 
 func nonZero(d *pg_query.Node) *pg_query.Node {
@@ -320,35 +477,6 @@ func applyNames(duck []string, names []string) []string {
 	return out
 }
 
-// typePrepareParams makes PREPARE name(int, text) AS ... one DuckDB reads:
-// DuckDB's PREPARE takes no parameter types, so each $n in the statement
-// becomes $n::type and the list goes. It reports whether it changed stmt.
-func typePrepareParams(stmt *pg_query.Node) bool {
-	ps := stmt.GetPrepareStmt()
-	if ps == nil || len(ps.GetArgtypes()) == 0 {
-		return false
-	}
-	types := ps.GetArgtypes()
-	walkTree(ps.GetQuery().ProtoReflect(), func(m protoreflect.Message) bool {
-		n, ok := m.Interface().(*pg_query.Node)
-		if !ok {
-			return true
-		}
-		pr := n.GetParamRef()
-		if pr == nil || pr.GetNumber() < 1 || int(pr.GetNumber()) > len(types) {
-			return true
-		}
-		n.Node = &pg_query.Node_TypeCast{TypeCast: &pg_query.TypeCast{
-			Arg:      &pg_query.Node{Node: &pg_query.Node_ParamRef{ParamRef: pr}},
-			TypeName: types[pr.GetNumber()-1].GetTypeName(),
-			Location: -1,
-		}}
-		return false
-	})
-	ps.Argtypes = nil
-	return true
-}
-
 // deparse prints one statement node as SQL.
 func deparse(stmt *pg_query.Node) (string, error) {
 	return pg_query.Deparse(&pg_query.ParseResult{Version: parserVersion(), Stmts: []*pg_query.RawStmt{{Stmt: stmt}}})
@@ -367,16 +495,11 @@ var deparsedBuiltins = map[string]bool{"bpchar": true, "varchar": true, "numeric
 	"int2": true, "int4": true, "int8": true, "float4": true, "float8": true, "time": true, "timetz": true,
 	"timestamp": true, "timestamptz": true, "interval": true, "bit": true, "varbit": true}
 
-// unqualifyTypes drops the pg_catalog qualifier the parser puts on types
+// unqualifyType drops the pg_catalog qualifier the parser puts on types
 // such as json, so that the deparsed text names them as DuckDB does.
-func unqualifyTypes(tree *pg_query.ParseResult) {
-	walkTree(tree.ProtoReflect(), func(m protoreflect.Message) bool {
-		if tn, ok := m.Interface().(*pg_query.TypeName); ok {
-			names := tn.GetNames()
-			if len(names) == 2 && names[0].GetString_().GetSval() == "pg_catalog" && !deparsedBuiltins[names[1].GetString_().GetSval()] {
-				tn.Names = names[1:]
-			}
-		}
-		return true
-	})
+func unqualifyType(tn *pg_query.TypeName) {
+	names := tn.GetNames()
+	if len(names) == 2 && names[0].GetString_().GetSval() == "pg_catalog" && !deparsedBuiltins[names[1].GetString_().GetSval()] {
+		tn.Names = names[1:]
+	}
 }

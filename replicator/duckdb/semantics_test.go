@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/pgcdc/pgcdc/replicator/replica"
 	pgsql "github.com/pgcdc/pgcdc/sql"
 )
 
@@ -94,6 +95,51 @@ func TestDivisionIsPostgres(t *testing.T) {
 	}
 	if got := mustRun(t, s, "SELECT 1/0 WHERE false"); len(got) != 0 {
 		t.Errorf("a division never evaluated failed: %v", got)
+	}
+}
+
+// TestDivisionByOperandTypes: only int / int is integer division; any
+// other division is the type's own. Before, DuckDB's integer_division made
+// every / integer division, so that interval / 2 failed (42883).
+func TestDivisionByOperandTypes(t *testing.T) {
+	d := openFile(t)
+	inTx(t, d, func(ctx context.Context, tx replica.Tx) error {
+		_, err := tx.EnsureTable(ctx, ordersTable())
+		return err
+	})
+	s := openSession(t, d)
+	if got := mustRun(t, s, "SELECT 7/2, 7.0/2, interval '1 hour' / 2, 7::int8/2::int2, (7+2)/2, count(*)/2, 10000000000/3, 7/2.0, 7::float8/2"); got[0] != "3|3.5|{1800000000 0 0 true}|3|4|0|3333333333|3.5|3.5" {
+		// {1800000000 0 0 true} is 00:30:00, as pgtype renders it
+		t.Errorf("divisions: %s", got[0])
+	}
+	fields := describe(t, s, "SELECT 7/2, 7.0/2, interval '1 hour' / 2")
+	if fields[0].OID != pgtype.Int4OID || fields[2].OID != pgtype.IntervalOID {
+		t.Errorf("7/2 is OID %d, interval / 2 OID %d; want int4 and interval", fields[0].OID, fields[2].OID)
+	}
+	// A replicated integer column, qualified or not, with an alias or
+	// not; a numeric one divides as numbers do.
+	for q, want := range map[string][]uint32{
+		"SELECT id / 2, o.id / 2 FROM shop.orders o":                                       {pgtype.Int8OID, pgtype.Int8OID},
+		"SELECT id / 2, amount / 2, orders.id / 2 FROM shop.orders":                        {pgtype.Int8OID, pgtype.Float8OID, pgtype.Int8OID},
+		"SELECT id / 2 FROM (SELECT 1.5 AS id) s WHERE EXISTS (SELECT 1 FROM shop.orders)": {pgtype.Float8OID}, // not the table's id
+		"WITH orders AS (SELECT 1.5 AS id) SELECT orders.id / 2 FROM orders":               {pgtype.Float8OID},
+	} {
+		fields := describe(t, s, q)
+		for i, w := range want {
+			if fields[i].OID != w {
+				t.Errorf("%s: column %d is OID %d, want %d", q, i+1, fields[i].OID, w)
+			}
+		}
+	}
+	mustRun(t, s, "CREATE TABLE public.n (i int, x double)")
+	mustRun(t, s, "INSERT INTO public.n VALUES (7, 7)")
+	if got := mustRun(t, s, "SELECT i/2, x/2, n.i/2, i/2/2, -i/2 FROM public.n"); got[0] != "3|3.5|3|1|-3" {
+		t.Errorf("columns: %s, want 3|3.5|3|1|-3", got[0])
+	}
+	for _, q := range []string{"SELECT 1/0", "SELECT 7.0/0", "SELECT interval '1 hour' / 0", "SELECT i/(i-7) FROM public.n", "SELECT x/0 FROM public.n"} {
+		if _, _, err := run(s, q); sqlstate(err) != "22012" {
+			t.Errorf("%s: %v, want SQLSTATE 22012", q, err)
+		}
 	}
 }
 

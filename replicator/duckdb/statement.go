@@ -85,7 +85,7 @@ func (s *session) Prepare(ctx context.Context, query string) (pgsql.Prepared, er
 	if s.failed {
 		return nil, errAborted
 	}
-	pg := parsePostgres(query)
+	pg := parsePostgres(query, s.d.catalog, s.columnTypes)
 	p.query, p.names = pg.run, pg.names
 	if ps := pg.stmt.GetPrepareStmt(); ps != nil {
 		p.prepName = ps.GetName()
