@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,29 @@ func resync(t *testing.T, d *destination) {
 			t.Fatalf("customers was not marked failed: %q", tableState(ctx, t, r, "rs", "customers"))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// replication_status shows the table failed with its error, the others streaming.
+	var states []string
+	rows, err := r.pgcdc.Query(ctx, `SELECT * FROM replication_status('rs', table_detail => true)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		m, err := pgx.RowToMap(rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tn, _ := m["table_name"].(string); tn != "" {
+			le, _ := m["last_error"].(string)
+			states = append(states, fmt.Sprintf("%s|%v|%v", tn, m["state"], le != ""))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(states)
+	if want := []string{"shop.customers|failed|true", "shop.orders|streaming|false"}; strings.Join(states, ",") != strings.Join(want, ",") {
+		t.Fatalf("replication_status per table: %v, want %v", states, want)
 	}
 	mustExec(ctx, t, src, `INSERT INTO shop.orders (customer_id, amount) VALUES (10, 1); INSERT INTO shop.customers VALUES (11, 'Later', 'l@x')`)
 	mustExec(ctx, t, r.pgcdc, `SELECT * FROM replicate('rs', 'rs_pub')`)
