@@ -54,7 +54,7 @@ func sameTable(ctx context.Context, t *testing.T, src *pgx.Conn, r *replica, tab
 // repeat it.
 func longStepKeepsStreamAlive(t *testing.T, d *destination) {
 	ctx := testContext(t, 3*time.Minute)
-	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"wal_sender_timeout": "'300ms'"}})
+	c, err := pgtest.Start(ctx, pgtest.Options{Settings: map[string]string{"wal_sender_timeout": "'1s'"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +72,6 @@ func longStepKeepsStreamAlive(t *testing.T, d *destination) {
 	mustExec(ctx, t, src, "ALTER TABLE wide ALTER COLUMN v TYPE text USING 'v' || v; UPDATE wide SET pad = 'x' WHERE id = 1")
 	start := time.Now()
 	callReplicate(ctx, t, r.pgcdc, "SELECT * FROM replicate('long', 'long_pub')")
-	t.Logf("replicate with a 1.5M-row backfill took %v against a 300ms wal_sender_timeout", time.Since(start))
+	t.Logf("replicate with a 1.5M-row backfill took %v against a 1s wal_sender_timeout", time.Since(start))
 	sameRows(ctx, t, src, r.data, "SELECT count(*), count(*) FILTER (WHERE v = 'v' || id) FROM wide", "SELECT count(*), count(*) FILTER (WHERE v = 'v' || id) FROM wide")
 }

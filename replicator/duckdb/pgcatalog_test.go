@@ -56,7 +56,7 @@ func TestCatalogDescribesSourceTypes(t *testing.T) {
 	}
 	if got := mustRun(t, s, `SELECT p.proname, pg_catalog.pg_get_function_arguments(p.oid) FROM pg_catalog.pg_proc p
 		JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'pgcdc' AND p.proname = 'replication_status'`); len(got) != 1 ||
-		got[0] != "replication_status|slot_name text DEFAULT NULL::text" {
+		got[0] != "replication_status|slot_name text DEFAULT NULL::text, table_detail boolean DEFAULT false" {
 		t.Errorf("pg_proc: %q", got)
 	}
 	// The source's comments are the columns' comments; the DuckDB column
