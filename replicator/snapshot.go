@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcdc/pgcdc/internal/copytext"
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
@@ -262,84 +263,10 @@ func decodeCopyLine(line []byte, ncols int) (replica.Row, error) {
 			vals = append(vals, append(make([]byte, 0, len(field)), field...))
 			continue
 		}
-		v, err := unescapeCopy(field)
-		if err != nil {
-			return replica.Row{}, err
-		}
-		vals = append(vals, v)
+		vals = append(vals, copytext.AppendUnescaped(make([]byte, 0, len(field)), field))
 	}
 	if len(vals) != ncols {
 		return replica.Row{}, fmt.Errorf("snapshot: COPY row has %d fields, expected %d", len(vals), ncols)
 	}
 	return replica.Row{Values: vals}, nil
-}
-
-func unescapeCopy(f []byte) ([]byte, error) {
-	return appendUnescaped(make([]byte, 0, len(f)), f)
-}
-
-// appendUnescaped appends COPY text field f to out, undoing its escapes.
-func appendUnescaped(out, f []byte) ([]byte, error) {
-	for i := 0; i < len(f); i++ {
-		b := f[i]
-		if b != '\\' {
-			out = append(out, b)
-			continue
-		}
-		i++
-		if i >= len(f) {
-			return nil, fmt.Errorf("snapshot: COPY field ends in a backslash")
-		}
-		switch e := f[i]; e {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'v':
-			out = append(out, '\v')
-		case 'x':
-			v, n := 0, 0
-			for n < 2 && i+1 < len(f) && isHex(f[i+1]) {
-				i++
-				v = v*16 + hexVal(f[i])
-				n++
-			}
-			if n == 0 {
-				out = append(out, 'x')
-			} else {
-				out = append(out, byte(v))
-			}
-		case '0', '1', '2', '3', '4', '5', '6', '7':
-			v := int(e - '0')
-			for n := 1; n < 3 && i+1 < len(f) && f[i+1] >= '0' && f[i+1] <= '7'; n++ {
-				i++
-				v = v*8 + int(f[i]-'0')
-			}
-			out = append(out, byte(v))
-		default:
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
-func isHex(b byte) bool {
-	return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F')
-}
-
-func hexVal(b byte) int {
-	switch {
-	case b >= '0' && b <= '9':
-		return int(b - '0')
-	case b >= 'a' && b <= 'f':
-		return int(b-'a') + 10
-	default:
-		return int(b-'A') + 10
-	}
 }

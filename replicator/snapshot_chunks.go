@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgcdc/pgcdc/internal/copytext"
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
@@ -159,10 +160,7 @@ func (w *chunkWriter) line(line []byte) error {
 			if bytes.IndexByte(field, '\\') < 0 {
 				c.Data = append(c.Data, field...)
 			} else {
-				var err error
-				if c.Data, err = appendUnescaped(c.Data, field); err != nil {
-					return err
-				}
+				c.Data = copytext.AppendUnescaped(c.Data, field)
 			}
 		}
 		c.Ends = append(c.Ends, len(c.Data))

@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pgcdc/pgcdc/internal/copytext"
 )
 
 // This file holds the COPY sub-protocol of a value-level session. A
@@ -458,65 +460,7 @@ func unescapeText(raw []byte) []byte {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return raw
 	}
-	out := make([]byte, 0, len(raw))
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' || i+1 == len(raw) {
-			out = append(out, c)
-			continue
-		}
-		i++
-		switch c = raw[i]; c {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'v':
-			out = append(out, '\v')
-		case '0', '1', '2', '3', '4', '5', '6', '7':
-			v := int(c - '0')
-			for k := 0; k < 2 && i+1 < len(raw) && raw[i+1] >= '0' && raw[i+1] <= '7'; k++ {
-				i++
-				v = v*8 + int(raw[i]-'0')
-			}
-			out = append(out, byte(v))
-		case 'x':
-			v, digits := 0, 0
-			for digits < 2 && i+1 < len(raw) && isHex(raw[i+1]) {
-				i++
-				v = v*16 + hexValue(raw[i])
-				digits++
-			}
-			if digits == 0 {
-				out = append(out, 'x')
-			} else {
-				out = append(out, byte(v))
-			}
-		default:
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func hexValue(c byte) int {
-	switch {
-	case c <= '9':
-		return int(c - '0')
-	case c >= 'a':
-		return int(c-'a') + 10
-	}
-	return int(c-'A') + 10
+	return copytext.AppendUnescaped(make([]byte, 0, len(raw)), raw)
 }
 
 // csvRecord reads one csv record, which may span lines inside quotes.
