@@ -346,7 +346,9 @@ func (c *ceilings) drain() {
 	gen := timed(func() {
 		errs := make(chan error, sessions)
 		for i := 0; i < sessions; i++ {
-			go func() { errs <- c.src.Exec(c.ctx, "drain", fmt.Sprintf("CALL drain_gen(%d, %d)", (txns+sessions-1)/sessions, i+1)) }()
+			go func() {
+				errs <- c.src.Exec(c.ctx, "drain", fmt.Sprintf("CALL drain_gen(%d, %d)", (txns+sessions-1)/sessions, i+1))
+			}()
 		}
 		for i := 0; i < sessions; i++ {
 			if err := <-errs; err != nil {
