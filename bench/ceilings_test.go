@@ -65,7 +65,7 @@ type ceilings struct {
 
 func TestCeilings(t *testing.T) {
 	if !*ceilOn {
-		t.Skip("a benchmark of about 25 minutes: run with -ceilings (and -timeout 60m)")
+		t.Skip("a benchmark of about 15 minutes: run with -ceilings (and -timeout 60m)")
 	}
 	bin, err := pgtest.BinDir()
 	if err != nil {

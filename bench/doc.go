@@ -15,7 +15,7 @@
 // snapshot, drain, peak memory and sustained rate, each against the
 // fastest the source (or native logical replication) manages in the same
 // run, every replica checked against the source by an ordered hash. It
-// takes about 25 minutes, so it too runs only when asked:
+// takes about 15 minutes, so it too runs only when asked:
 //
 //	go test ./bench -run TestCeilings -v -timeout 60m -ceilings
 //
