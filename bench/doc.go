@@ -15,6 +15,14 @@
 //
 // Run them with: go test ./bench -run '^$' -bench . -benchtime 3x
 //
+// TestCeilings (ceilings_test.go) is the benchmark against the ceilings:
+// snapshot, drain, peak memory and sustained rate, each against the
+// fastest the source (or native logical replication) manages in the same
+// run, every replica checked against the source by an ordered hash. It
+// takes about 15 minutes, so it too runs only when asked:
+//
+//	go test ./bench -run TestCeilings -v -timeout 60m -ceilings
+//
 // TestProxyPgbench (proxy_test.go) measures the proxy in front of a
 // Postgres destination: pgbench -S in the simple and the prepared protocol,
 // directly and through pgcdc, alternating, as medians and ratios
