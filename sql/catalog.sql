@@ -362,7 +362,9 @@ CREATE FUNCTION pgcdc.resume_replication(
 ) LANGUAGE internal AS 'resume_replication';
 
 COMMENT ON FUNCTION pgcdc.resume_replication IS
-'Resumes a slot paused by `pause_replication`, from where it stopped.';
+'Resumes a slot paused by `pause_replication`, from where it stopped: the
+background replication starts again at the replica''s position, and
+`replicate()` on the slot waits for it again instead of being refused.';
 
 CREATE FUNCTION pgcdc.resync_table(
     slot_name  text,

@@ -67,8 +67,9 @@ func TestServeWarnsAboutSecretsOnCommandLine(t *testing.T) {
 	}
 }
 
-// The README's first command is the one people copy: it passes the source,
-// and its password, in the environment. CI runs the line after
+// The README's first command is the one people copy: the demo, which
+// needs no source. Every serve command it shows passes the source, and its
+// password, in the environment. CI runs the line after
 // "# Run the tests", which must stay exactly as it is.
 func TestReadmeFirstCommandKeepsSecretsOutOfArgs(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
@@ -89,10 +90,24 @@ func TestReadmeFirstCommandKeepsSecretsOutOfArgs(t *testing.T) {
 	if len(commands) != 2 {
 		t.Fatalf("the first code block has %d commands, want 2 (run pgcdc, run the tests):\n%s", len(commands), block)
 	}
-	run := commands[0]
-	if !strings.HasPrefix(run, "PGCDC_SOURCE=") || !strings.Contains(run, "go run ./cmd/pgcdc serve") ||
-		strings.Contains(run, "--source") || strings.Contains(run, "--password") {
-		t.Errorf("the run command %q should pass the source as PGCDC_SOURCE=... go run ./cmd/pgcdc serve", run)
+	// The first command is the demo, which takes no source; the serve
+	// command that follows it in the README passes its source, and any
+	// password, in the environment.
+	if run := commands[0]; run != "go run ./cmd/pgcdc demo" {
+		t.Errorf("the run command is %q, want go run ./cmd/pgcdc demo", run)
+	}
+	var serves int
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, "|") || !strings.Contains(line, "pgcdc serve") || !strings.Contains(line, "://") {
+			continue
+		}
+		serves++
+		if !strings.Contains(line, "PGCDC_SOURCE=") || strings.Contains(line, "--source") || strings.Contains(line, "--password") {
+			t.Errorf("README runs serve with a connection string outside PGCDC_SOURCE: %q", line)
+		}
+	}
+	if serves == 0 {
+		t.Error("README never shows how to run pgcdc serve against a source")
 	}
 	test := exec.Command("awk", `/^# Run the tests/{getline; print; exit}`, "../../README.md")
 	got, err := test.Output()
