@@ -2,9 +2,9 @@
 // holds the replicated tables and the replication state, and serves client
 // queries.
 //
-// Changes are loaded in bulk: each batch is appended with the DuckDB
-// Appender into a staging table of text columns, then cast and merged with
-// a few set-based statements. DuckDB's own casts parse Postgres's text
+// Changes are loaded in bulk: each batch is read as text columns through a
+// table function (stage.go), then cast and merged with a few set-based
+// statements. DuckDB's own casts parse Postgres's text
 // output, so values are converted in C++ rather than row by row in Go.
 //
 // A snapshot table is loaded with one INSERT ... SELECT from pgcdc_load
@@ -93,7 +93,8 @@
 //
 // The session (policy.go), before and after DuckDB prepares a statement:
 //
-//   - COPY and EXPORT DATABASE are refused (42501). DuckDB keeps the
+//   - COPY to or from a file or program, and EXPORT DATABASE, are refused
+//     (42501). DuckDB keeps the
 //     database's own file, WAL and temporary directory reachable with
 //     external access off, so all they could do is read or overwrite the
 //     replica's storage (COPY ... TO 'replica.duckdb' (USE_TMP_FILE false)
