@@ -252,10 +252,11 @@ func TestResyncKill9(t *testing.T) {
 	slotWithinState(ctx, t, src, r, "g")
 }
 
-// corrupt damages the replica behind pgcdc's back. On a Postgres
-// destination that write can deadlock with pgcdc applying the workload's
-// changes to the same rows; Postgres then cancels one of the two, and when
-// it is this one, it is tried again.
+// corrupt damages the replica behind pgcdc's back. That write can collide
+// with pgcdc applying the workload's changes to the same rows: a deadlock
+// on Postgres (40P01), a write-write conflict on DuckDB (40001). The
+// database then fails one of the two, and when it is this one, it is tried
+// again.
 func corrupt(ctx context.Context, t *testing.T, conn *pgx.Conn, sql string) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
@@ -263,8 +264,9 @@ func corrupt(ctx context.Context, t *testing.T, conn *pgx.Conn, sql string) {
 		if err == nil {
 			return
 		}
-		if pgCode(err) != "40P01" || attempt == 5 {
+		if code := pgCode(err); code != "40P01" && code != "40001" || attempt == 10 {
 			t.Fatalf("%s: %v", sql, err)
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
