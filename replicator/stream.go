@@ -928,24 +928,45 @@ func (s *stream) results() []TableStats {
 // the flush, which the WAL writer does within wal_writer_delay.
 //
 // When the last record ends exactly at a page boundary, the insert position
-// points past the next page's header, where no record can end; the decoder
-// reports the boundary itself. So a position within a page header is moved
-// back to its page start, which is exactly where the last record ended.
+// points just past the next page's header, where no record can end; the
+// decoder reports the boundary itself. So a position exactly at the end of
+// its page's header is moved back to the page start, which is where the
+// last record ended. Only the exact header size counts: a record that
+// crosses a page boundary ends a few bytes past the next header (its last
+// bytes follow it), and that end is real.
 func walEnd(ctx context.Context, conn *pgx.Conn) (uint64, error) {
 	var text string
-	var block int64
-	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')::int8").Scan(&text, &block); err != nil {
+	var block, segment int64
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')::int8,
+		(SELECT setting::int8 FROM pg_settings WHERE name = 'wal_segment_size')`).Scan(&text, &block, &segment); err != nil {
 		return 0, sourceError("reading WAL position", err)
 	}
 	end, err := parseLSN(text)
 	if err != nil {
 		return 0, err
 	}
-	const longPageHeader = 40 // SizeOfXLogLongPHD, the larger of the two page headers
-	if off := end % uint64(block); block > 0 && off > 0 && off <= longPageHeader {
-		end -= off
+	return pageStartIfEmpty(end, uint64(block), uint64(segment)), nil
+}
+
+// pageStartIfEmpty returns the start of lsn's page when lsn is exactly the
+// end of that page's header, else lsn. The first page of a WAL segment has
+// the long header (SizeOfXLogLongPHD), every other page the short one
+// (SizeOfXLogShortPHD).
+func pageStartIfEmpty(lsn, block, segment uint64) uint64 {
+	const shortPageHeader, longPageHeader = 24, 40
+	if block == 0 || segment == 0 {
+		return lsn
 	}
-	return end, nil
+	off := lsn % block
+	page := lsn - off
+	header := uint64(shortPageHeader)
+	if page%segment == 0 {
+		header = longPageHeader
+	}
+	if off == header {
+		return page
+	}
+	return lsn
 }
 
 // backfill copies columns the source rewrote without WAL (ALTER COLUMN TYPE,
