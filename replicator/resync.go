@@ -127,10 +127,15 @@ func (s *stream) swap(j *resyncJob) error {
 	} else if !ok {
 		return errSwapRestart
 	}
-	s.cont.dropJob(j)
+	// The job stays registered until its swap has succeeded: a swap that
+	// fails (DuckDB refuses a catalog change that races another
+	// transaction's) fails this stream, and the pipeline's next attempt
+	// swaps it in again. Dropped before, the waiting resync_table() would
+	// never hear of it.
 	if err := swapTable(s.ctx, s.tx, ts, j); err != nil {
 		return err
 	}
+	s.cont.dropJob(j)
 	// Changes held for the old table are all in the snapshot.
 	for t, b := range s.batches {
 		if t.OID == j.oid {
