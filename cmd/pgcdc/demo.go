@@ -239,7 +239,7 @@ func demoWorkload(ctx context.Context, dsn string, rate float64) error {
 		switch {
 		case n%40 == 0:
 			customers++
-			q, args = `INSERT INTO shop.customers VALUES ($1, 'customer ' || $1, NULL)`, []any{customers}
+			q, args = `INSERT INTO shop.customers VALUES ($1::int, 'customer ' || $1::int, NULL)`, []any{customers}
 		case n%10 == 0:
 			q = `DELETE FROM shop.orders WHERE id = (SELECT min(id) FROM shop.orders WHERE status = 'cancelled')`
 		case n%5 == 0:

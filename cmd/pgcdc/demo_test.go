@@ -90,10 +90,10 @@ func TestDemo(t *testing.T) {
 	}
 	replicaDir := replica[1][:strings.LastIndex(replica[1], "/")]
 
-	count := func() int {
+	query := func(sql string) int {
 		t.Helper()
 		out, err := exec.CommandContext(ctx, psqlPath, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-X", "-A", "-t",
-			"-c", "SELECT count(*) FROM shop.orders").CombinedOutput()
+			"-c", sql).CombinedOutput()
 		if err != nil {
 			t.Fatalf("psql: %v\n%s", err, out)
 		}
@@ -103,6 +103,7 @@ func TestDemo(t *testing.T) {
 		}
 		return n
 	}
+	count := func() int { return query("SELECT count(*) FROM shop.orders") }
 	first := count()
 	if first < 1000 {
 		t.Fatalf("the replica holds %d orders, want the 1000 of the snapshot and more", first)
@@ -111,6 +112,13 @@ func TestDemo(t *testing.T) {
 	for count() <= first {
 		if time.Now().After(deadline) {
 			t.Fatalf("no new orders arrived in the replica in 20s (still %d)", first)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Every kind of change the workload makes arrives, new customers too.
+	for query("SELECT count(*) FROM shop.customers") <= 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new customer arrived in the replica in 20s")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -139,6 +147,11 @@ func TestDemo(t *testing.T) {
 		t.Fatal("the demo did not exit within 60s of SIGINT")
 	}
 	text = output.String()
+	// At --rate 20 the workload has added customers by now (every 40th
+	// transaction); it must still have been running at Ctrl-C.
+	if strings.Contains(text, "The demo workload stopped") {
+		t.Errorf("the demo's workload failed:\n%s", text)
+	}
 	if !strings.Contains(text, "Removed the replica") || !strings.Contains(text, "Removed the source Postgres") {
 		t.Fatalf("the demo did not report its cleanup:\n%s", text)
 	}
