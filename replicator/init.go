@@ -865,31 +865,45 @@ func (r *Replicator) ensurePublication(ctx context.Context, conn *pgx.Conn, p *i
 		}
 		return nil
 	}
-	have, err := publicationOIDs(ctx, conn, o.Publication)
-	if err != nil {
-		return err
-	}
-	var add, names []string
-	for i, t := range p.tables {
-		if have[t.OID] {
-			continue
+	// A statement of a pgcdc that was killed during its own call may still
+	// be running on the source and commit a table into the publication
+	// after the membership is read here (a backend finishes its statement
+	// before it notices its client is gone). Adding that table then fails
+	// with 42710; the membership is read again and the rest added.
+	var names []string
+	for attempt := 1; ; attempt++ {
+		have, err := publicationOIDs(ctx, conn, o.Publication)
+		if err != nil {
+			return err
 		}
-		spec := ident(t.Schema, t.Name)
-		if p.columns && p.opts[i].include != nil && !t.FullRow && t.Identity != 'f' {
-			var cols []string
-			for _, c := range p.dest[i].Columns {
-				cols = append(cols, ident(c.Name))
+		var add []string
+		names = names[:0]
+		for i, t := range p.tables {
+			if have[t.OID] {
+				continue
 			}
-			spec += " (" + strings.Join(cols, ", ") + ")"
+			spec := ident(t.Schema, t.Name)
+			if p.columns && p.opts[i].include != nil && !t.FullRow && t.Identity != 'f' {
+				var cols []string
+				for _, c := range p.dest[i].Columns {
+					cols = append(cols, ident(c.Name))
+				}
+				spec += " (" + strings.Join(cols, ", ") + ")"
+			}
+			add = append(add, spec)
+			names = append(names, ident(t.Schema, t.Name))
 		}
-		add = append(add, spec)
-		names = append(names, ident(t.Schema, t.Name))
-	}
-	if len(add) == 0 {
-		return nil
-	}
-	if err := exec("adding tables to publication", "ALTER PUBLICATION "+pub+" ADD TABLE "+strings.Join(add, ", ")); err != nil {
-		return err
+		if len(add) == 0 {
+			return nil
+		}
+		err = exec("adding tables to publication", "ALTER PUBLICATION "+pub+" ADD TABLE "+strings.Join(add, ", "))
+		var pe *pgconn.PgError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &pe) || pe.Code != "42710" || attempt == 3 {
+			return err
+		}
 	}
 	if p.pubExists {
 		undo.add("remove the added tables from publication "+o.Publication, func(ctx context.Context) error {
