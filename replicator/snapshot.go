@@ -156,13 +156,13 @@ func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *replica.Table, kind by
 	q := copySQL(t, kind, "")
 	w := &copyReader{ncols: len(t.Columns), maxBytes: maxBytes, flush: flush, progress: progress}
 	if _, err := conn.PgConn().CopyTo(ctx, w, q); err != nil {
-		if w.err != nil {
-			return w.rows, w.err
+		if w.lines.err != nil {
+			return w.rows, w.lines.err
 		}
 		return w.rows, sourceError("copying "+t.QualifiedSource(), err)
 	}
-	if w.err != nil {
-		return w.rows, w.err
+	if w.lines.err != nil {
+		return w.rows, w.lines.err
 	}
 	if err := w.finish(); err != nil {
 		return w.rows, err
@@ -174,7 +174,7 @@ func copyRowsWith(ctx context.Context, conn *pgx.Conn, t *replica.Table, kind by
 type copyReader struct {
 	ncols    int
 	maxBytes int64
-	partial  []byte
+	lines    copyLines
 	pending  []replica.Row
 	bytes    int64 // held in pending
 	rows     int64
@@ -182,40 +182,54 @@ type copyReader struct {
 	progress func(int64)
 	lastNote time.Time
 	noted    int64
-	err      error
 }
 
-func (c *copyReader) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
+func (c *copyReader) Write(p []byte) (int, error) { return c.lines.write(p, c.line) }
+
+// line decodes one COPY line into a row, and sends the rows on when they
+// fill a chunk.
+func (c *copyReader) line(line []byte) error {
+	row, err := decodeCopyLine(line, c.ncols)
+	if err != nil {
+		return err
+	}
+	c.pending = append(c.pending, row)
+	c.bytes += int64(len(line)) + rowOverhead
+	c.rows++
+	if len(c.pending) >= snapshotChunk || c.bytes >= c.maxBytes {
+		return c.emit()
+	}
+	return nil
+}
+
+// copyLines cuts COPY's output, which arrives in writes of any size, into
+// whole lines. After an error from line it takes no more.
+type copyLines struct {
+	partial []byte // the start of a line the next write completes
+	err     error
+}
+
+func (l *copyLines) write(p []byte, line func([]byte) error) (int, error) {
+	if l.err != nil {
+		return 0, l.err
 	}
 	data := p
-	if len(c.partial) > 0 {
-		c.partial = append(c.partial, p...)
-		data = c.partial
+	if len(l.partial) > 0 {
+		l.partial = append(l.partial, p...)
+		data = l.partial
 	}
 	for {
 		nl := bytes.IndexByte(data, '\n')
 		if nl < 0 {
 			break
 		}
-		row, err := decodeCopyLine(data[:nl], c.ncols)
-		if err != nil {
-			c.err = err
+		if err := line(data[:nl]); err != nil {
+			l.err = err
 			return 0, err
 		}
-		c.pending = append(c.pending, row)
-		c.bytes += int64(nl) + rowOverhead
-		c.rows++
 		data = data[nl+1:]
-		if len(c.pending) >= snapshotChunk || c.bytes >= c.maxBytes {
-			if err := c.emit(); err != nil {
-				c.err = err
-				return 0, err
-			}
-		}
 	}
-	c.partial = append(c.partial[:0], data...)
+	l.partial = append(l.partial[:0], data...)
 	return len(p), nil
 }
 
@@ -238,7 +252,7 @@ func (c *copyReader) emit() error {
 }
 
 func (c *copyReader) finish() error {
-	if len(c.partial) > 0 {
+	if len(c.lines.partial) > 0 {
 		return fmt.Errorf("snapshot: COPY data ended inside a row")
 	}
 	if err := c.emit(); err != nil {

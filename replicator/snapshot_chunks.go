@@ -38,8 +38,8 @@ func copyChunks(ctx context.Context, conn *pgx.Conn, cl replica.ChunkLoader, t *
 		defer close(full)
 		_, err := conn.PgConn().CopyTo(ctx, w, copySQL(t, kind, ""))
 		switch {
-		case w.err != nil:
-			err = w.err
+		case w.lines.err != nil:
+			err = w.lines.err
 		case err != nil:
 			err = sourceError("copying "+t.QualifiedSource(), err)
 		default:
@@ -98,38 +98,15 @@ type chunkWriter struct {
 	free     <-chan *replica.Chunk
 	full     chan<- *replica.Chunk
 	cur      *replica.Chunk
-	partial  []byte
+	lines    copyLines // whole lines; its err, the writer's own, stops the COPY
 	rows     int64
 	heap     *heapWatch
 	progress func(int64)
 	lastNote time.Time
-	err      error // the writer's own, which stops the COPY
 	done     error // the outcome, set before full is closed
 }
 
-func (w *chunkWriter) Write(p []byte) (int, error) {
-	if w.err != nil {
-		return 0, w.err
-	}
-	data := p
-	if len(w.partial) > 0 {
-		w.partial = append(w.partial, p...)
-		data = w.partial
-	}
-	for {
-		nl := bytes.IndexByte(data, '\n')
-		if nl < 0 {
-			break
-		}
-		if err := w.line(data[:nl]); err != nil {
-			w.err = err
-			return 0, err
-		}
-		data = data[nl+1:]
-	}
-	w.partial = append(w.partial[:0], data...)
-	return len(p), nil
-}
+func (w *chunkWriter) Write(p []byte) (int, error) { return w.lines.write(p, w.line) }
 
 // line appends one COPY line to the current chunk, and sends the chunk on
 // when it is full.
@@ -198,7 +175,7 @@ func (w *chunkWriter) send() error {
 }
 
 func (w *chunkWriter) finish() error {
-	if len(w.partial) > 0 {
+	if len(w.lines.partial) > 0 {
 		return fmt.Errorf("snapshot: COPY data ended inside a row")
 	}
 	return w.send()
