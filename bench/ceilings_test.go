@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +41,7 @@ var (
 	ceilRates = flag.String("ceilings.rates", "200,400,800,1600,3200", "pgbench -R rates (transactions per second) of the sustained part, increasing")
 	ceilTime  = flag.Duration("ceilings.time", 20*time.Second, "how long pgbench runs at each rate")
 	ceilLag   = flag.Duration("ceilings.catchup", 5*time.Second, "a rate is sustained when the replica reaches the source's end position within this long after pgbench stops")
+	ceilProf  = flag.String("ceilings.profile", "", "directory for CPU profiles: each pgcdc serve of a part writes DIR/<part>-<run>.pprof (PGCDC_CPU_PROFILE) when it shuts down")
 )
 
 // outcome is one line of the final table.
@@ -60,6 +62,7 @@ type ceilings struct {
 	src, dst *pgtest.Cluster
 	bin      string // Postgres client binaries
 	runs     int
+	profile  string // -ceilings.profile, absolute; "" for none
 	out      []outcome
 }
 
@@ -94,6 +97,14 @@ func TestCeilings(t *testing.T) {
 	}
 	defer dst.Stop()
 	c := &ceilings{t: t, ctx: ctx, src: src, dst: dst, bin: bin, runs: max(1, *ceilRuns)}
+	if *ceilProf != "" {
+		if c.profile, err = filepath.Abs(*ceilProf); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(c.profile, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	started := time.Now()
 	for _, part := range strings.Split(*ceilParts, ",") {
 		switch strings.TrimSpace(part) {
@@ -148,15 +159,63 @@ func timed(f func()) time.Duration {
 }
 
 // pgcdc starts `pgcdc serve` on a source database, into a new DuckDB file
-// or, with destDB, into that database of the destination cluster.
-func (c *ceilings) pgcdc(srcDB, destDB string) (*pgcdctest.Server, *pgx.Conn) {
+// or, with destDB, into that database of the destination cluster. name
+// (<part>-<run>) names its CPU profile under -ceilings.profile; stop it
+// with c.stop so that the profile is written.
+func (c *ceilings) pgcdc(srcDB, destDB, name string) (*pgcdctest.Server, *pgx.Conn) {
 	c.t.Helper()
-	o := pgcdctest.Options{Source: c.src.DSN(srcDB), Extra: []string{"--log-level", "warn"}}
+	return c.pgcdcOn(pgcdctest.Options{Source: c.src.DSN(srcDB)}, destDB, name)
+}
+
+// pgcdcOn is pgcdc with more options (an existing DuckDB file).
+func (c *ceilings) pgcdcOn(o pgcdctest.Options, destDB, name string) (*pgcdctest.Server, *pgx.Conn) {
+	c.t.Helper()
+	o.Extra = append(o.Extra, "--log-level", "warn")
 	if destDB != "" {
 		o.Destination = c.dst.DSN(destDB)
 	}
+	if c.profile != "" {
+		p := c.profilePath(name)
+		// A profile left by an earlier benchmark must not pass for this one's.
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			c.t.Fatal(err)
+		}
+		o.Env = append(o.Env, "PGCDC_CPU_PROFILE="+p)
+	}
 	srv := pgcdctest.Start(c.t, o)
 	return srv, srv.Connect(c.ctx, c.t)
+}
+
+func (c *ceilings) profilePath(name string) string { return filepath.Join(c.profile, name+".pprof") }
+
+// stop shuts a pgcdc serve down as an operator does, with SIGTERM, so that
+// it writes its CPU profile; with -ceilings.profile, the profile must then
+// exist and not be empty. conns are its clients, closed first.
+func (c *ceilings) stop(srv *pgcdctest.Server, name string, conns ...*pgx.Conn) {
+	c.t.Helper()
+	for _, conn := range conns {
+		conn.Close(c.ctx)
+	}
+	if err := srv.Signal(syscall.SIGTERM, time.Minute); err != nil {
+		if c.profile != "" {
+			c.t.Fatalf("%s: %v, so its profile is not written", name, err)
+		}
+		c.t.Logf("%s: %v; killed", name, err)
+		srv.Kill()
+		return
+	}
+	if c.profile == "" {
+		return
+	}
+	p := c.profilePath(name)
+	fi, err := os.Stat(p)
+	if err != nil {
+		c.t.Fatalf("%s: no CPU profile after shutdown: %v", name, err)
+	}
+	if fi.Size() == 0 {
+		c.t.Fatalf("%s: the CPU profile %s is empty", name, p)
+	}
+	c.t.Logf("%s: CPU profile %s (%d bytes)", name, p, fi.Size())
 }
 
 func sqlList(names []string) string {
@@ -228,26 +287,26 @@ func (c *ceilings) snapshot() {
 		}
 	}
 	duck := func(i int) time.Duration {
-		srv, rep := c.pgcdc("snap", "")
+		name := fmt.Sprintf("snapshot-duckdb-%d", i+1)
+		srv, rep := c.pgcdc("snap", "", name)
 		slot := fmt.Sprintf("snap_duck_%d", i)
 		d := timed(func() { c.exec(rep, initSQL(slot, tables)) })
 		verify(c.ctx, t, "snapshot into DuckDB", rep, checks)
 		c.exec(rep, fmt.Sprintf("SELECT * FROM drop_replication('%s', '%s_pub')", slot, slot))
-		rep.Close(c.ctx)
-		srv.Kill()
+		c.stop(srv, name, rep)
 		os.Remove(srv.DuckDB)
 		return d
 	}
 	pg := func(i int) time.Duration {
 		db := fmt.Sprintf("snap_pgcdc_%d", i)
 		dst := c.createDB(c.dst, db)
-		srv, rep := c.pgcdc("snap", db)
+		name := fmt.Sprintf("snapshot-postgres-%d", i+1)
+		srv, rep := c.pgcdc("snap", db, name)
 		slot := fmt.Sprintf("snap_pg_%d", i)
 		d := timed(func() { c.exec(rep, initSQL(slot, tables)) })
 		verify(c.ctx, t, "snapshot into Postgres", dst, checks)
 		c.exec(rep, fmt.Sprintf("SELECT * FROM drop_replication('%s', '%s_pub')", slot, slot))
-		rep.Close(c.ctx)
-		srv.Kill()
+		c.stop(srv, name, rep)
 		return d
 	}
 	native := func(i int) time.Duration {
@@ -330,11 +389,11 @@ func (c *ceilings) drain() {
 	runs := make([]run, c.runs)
 	for i := range runs {
 		r := &runs[i]
-		r.duckSrv, r.duck = c.pgcdc("drain", "")
+		r.duckSrv, r.duck = c.pgcdc("drain", "", fmt.Sprintf("drain-duckdb-%d", i+1))
 		c.exec(r.duck, initSQL(fmt.Sprintf("drain_duck_%d", i), tables))
 		db := fmt.Sprintf("drain_pgcdc_%d", i)
 		r.pgDst = c.createDB(c.dst, db)
-		r.pgSrv, r.pg = c.pgcdc("drain", db)
+		r.pgSrv, r.pg = c.pgcdc("drain", db, fmt.Sprintf("drain-postgres-%d", i+1))
 		c.exec(r.pg, initSQL(fmt.Sprintf("drain_pg_%d", i), tables))
 		c.exec(src, fmt.Sprintf("SELECT pg_create_logical_replication_slot('drain_twin_%d', 'pgoutput')", i))
 		db = fmt.Sprintf("drain_native_%d", i)
@@ -477,8 +536,8 @@ func (c *ceilings) drain() {
 		}
 		t.Logf("drain run %d: pg_recvlogical %.2fs (walsender CPU %.2fs, %.2fs of it system), into DuckDB %.2fs (walsender CPU %.2fs), native apply %.2fs, pgcdc into Postgres %.2fs",
 			i+1, tRecv[i].Seconds(), wsRecv[i].Seconds(), wsRecvSys[i].Seconds(), tDuck[i].Seconds(), wsDuck[i].Seconds(), tNative[i].Seconds(), tPG[i].Seconds())
-		r.duckSrv.Kill()
-		r.pgSrv.Kill()
+		c.stop(r.duckSrv, fmt.Sprintf("drain-duckdb-%d", i+1), r.duck)
+		c.stop(r.pgSrv, fmt.Sprintf("drain-postgres-%d", i+1), r.pg)
 	}
 	ratio := medianDur(tRecv).Seconds() / medianDur(tDuck).Seconds()
 	c.out = append(c.out, outcome{what: "drain into DuckDB (defaults)", contender: "replicate()", ceiling: "pg_recvlogical to /dev/null",
@@ -503,17 +562,15 @@ func (c *ceilings) memory() {
 	c.exec(src, "CREATE TABLE wide (id int PRIMARY KEY, v int, payload text); ALTER TABLE wide ALTER payload SET STORAGE EXTERNAL")
 	c.exec(src, fmt.Sprintf("INSERT INTO wide SELECT g, 0, repeat(md5(g::text), 1600) FROM generate_series(1, %d) g", n))
 	tables := []string{"wide"}
-	srv, rep := c.pgcdc("mem", "")
+	srv, rep := c.pgcdc("mem", "", "memory-snapshot-1")
 	c.exec(rep, initSQL("mem", tables))
 	snapPeak, err := vmHWM(srv.PID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Restart, so that the peak is the stream's alone.
-	rep.Close(c.ctx)
-	srv.Kill()
-	srv.Restart(t)
-	rep = srv.Connect(c.ctx, t)
+	// A new process on the same file, so that the peak is the stream's alone.
+	c.stop(srv, "memory-snapshot-1", rep)
+	srv, rep = c.pgcdcOn(pgcdctest.Options{Source: c.src.DSN("mem"), DuckDB: srv.DuckDB}, "", "memory-stream-1")
 	c.exec(src, "UPDATE wide SET v = v + 1, payload = repeat(md5((id + 1)::text), 1600)")
 	c.exec(rep, "SELECT * FROM replicate('mem', 'mem_pub')")
 	streamPeak, err := vmHWM(srv.PID())
@@ -522,7 +579,7 @@ func (c *ceilings) memory() {
 	}
 	checks := sourceChecks(c.ctx, t, src, map[string]string{"wide": "id"})
 	verify(c.ctx, t, "memory: updates of 50 KB rows", rep, checks)
-	srv.Kill()
+	c.stop(srv, "memory-stream-1", rep)
 	t.Logf("memory: snapshot of %d rows of 50 KB: peak RSS %d MB; %d updates of 50 KB rows in one transaction: peak RSS %d MB", n, snapPeak>>20, n, streamPeak>>20)
 	for _, m := range []struct {
 		what string
@@ -559,7 +616,7 @@ func (c *ceilings) sustained() {
 	c.exec(src, "CREATE PUBLICATION native_tpcb FOR TABLE "+strings.Join(tables, ", "))
 
 	// pgcdc: replicate() in a loop, as continuous mode does not exist yet.
-	srv, rep := c.pgcdc("tpcb", "")
+	srv, rep := c.pgcdc("tpcb", "", "sustained-1")
 	c.exec(rep, initSQL("tpcb", tables))
 	// Native: a subscription with its initial copy done, disabled between
 	// its trials.
@@ -687,7 +744,7 @@ func (c *ceilings) sustained() {
 			break
 		}
 	}
-	srv.Kill()
+	c.stop(srv, "sustained-1", rep)
 	c.exec(dst, "DROP SUBSCRIPTION tpcb_native")
 	val := func(w string) string {
 		if best[w] == 0 {
