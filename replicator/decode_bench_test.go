@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/jackc/pglogrepl"
-
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
@@ -40,11 +38,11 @@ func BenchmarkDecodeInsert(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {
-		m, err := pglogrepl.Parse(msg)
+		c, err := decodeChange(msg)
 		if err != nil {
 			b.Fatal(err)
 		}
-		r := rel.row(m.(*pglogrepl.InsertMessage).Tuple)
+		r := rel.row(c.new)
 		if len(r.Values) != 4 {
 			b.Fatal("short row")
 		}

@@ -49,9 +49,9 @@ type event struct {
 	commit time.Time       // evBegin: the transaction's commit time
 	rel    *sourceRelation // evRelation
 	relID  uint32
-	relIDs []uint32 // evTruncate
-	old    *pglogrepl.TupleData
-	new    *pglogrepl.TupleData
+	relIDs []uint32   // evTruncate
+	old    []tupleCol // nil when the message has no old tuple
+	new    []tupleCol
 	size   int64 // memory the event's values hold
 }
 
@@ -116,17 +116,21 @@ type reader struct {
 	ceiling   uint64 // highest WAL position the source reported
 	interval  time.Duration
 	nextReply time.Time
-	inTx      bool
-	skipTx    bool
-	chunk     chunk
-	chunkAt   time.Time
-	typeCache map[[2]int64]typeInfo
+	// readDeadline is the read deadline set on repl's connection.
+	readDeadline time.Time
+	inTx         bool
+	skipTx       bool
+	chunk        chunk
+	chunkAt      time.Time
+	typeCache    map[[2]int64]typeInfo
 }
 
 // run reads the stream until its end, hands the last chunk over, waits for
 // the applier's final position and confirms the slot up to it.
 func (rd *reader) run(ctx context.Context) error {
 	defer close(rd.out)
+	// Cancelling ctx interrupts a read in progress; see receive.
+	defer context.AfterFunc(ctx, func() { rd.repl.Conn().SetReadDeadline(time.Now()) })()
 	for {
 		if rd.continuous && !rd.inTx && stopping(rd.stop) {
 			rd.chunk.end = true
@@ -145,9 +149,7 @@ func (rd *reader) run(ctx context.Context) error {
 		if len(rd.chunk.events) > 0 && rd.chunkAt.Add(chunkDelay).Before(deadline) {
 			deadline = rd.chunkAt.Add(chunkDelay)
 		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		msg, err := rd.repl.ReceiveMessage(rctx)
-		cancel()
+		msg, err := rd.receive(ctx, deadline)
 		if err != nil {
 			if pgconn.Timeout(err) && ctx.Err() == nil {
 				if err := rd.flush(ctx); err != nil {
@@ -186,6 +188,25 @@ func (rd *reader) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// receive reads the next message of the stream, waiting until deadline at
+// most. The deadline is set on the connection, and only when it changes:
+// a context per message, which pgconn watches for cancellation, took a
+// third of the reader's CPU. run cancels a read through the same deadline.
+func (rd *reader) receive(ctx context.Context, deadline time.Time) (pgproto3.BackendMessage, error) {
+	if !deadline.Equal(rd.readDeadline) {
+		if err := rd.repl.Conn().SetReadDeadline(deadline); err != nil {
+			return nil, err
+		}
+		rd.readDeadline = deadline
+	}
+	// After the deadline is set: a cancellation from now on interrupts the
+	// read, one before it is seen here.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return rd.repl.ReceiveMessage(context.Background())
 }
 
 // flush hands the chunk to the applier. While the applier is busy and the
@@ -261,6 +282,27 @@ func (rd *reader) copyData(ctx context.Context, data []byte) (bool, error) {
 }
 
 func (rd *reader) logical(ctx context.Context, lsn uint64, data []byte) (bool, error) {
+	if len(data) > 0 && (data[0] == 'I' || data[0] == 'U' || data[0] == 'D') {
+		if rd.skipTx {
+			return false, nil
+		}
+		c, err := decodeChange(data)
+		if err != nil {
+			return false, fmt.Errorf("source: cannot decode pgoutput message %q: %w", data[0], err)
+		}
+		// A change's message is about the size of the values it holds.
+		ev := event{lsn: lsn, size: int64(len(data)) + rowOverhead, relID: c.relID, old: c.old, new: c.new}
+		switch data[0] {
+		case 'I':
+			ev.kind = evInsert
+		case 'U':
+			ev.kind = evUpdate
+		default:
+			ev.kind = evDelete
+		}
+		rd.emit(ev)
+		return false, nil
+	}
 	msg, err := pglogrepl.Parse(data)
 	if err != nil {
 		return false, fmt.Errorf("source: cannot decode pgoutput message %q: %w", data[0], err)
@@ -311,21 +353,11 @@ func (rd *reader) logical(ctx context.Context, lsn uint64, data []byte) (bool, e
 	if rd.skipTx {
 		return false, nil
 	}
-	// A change's message is about the size of the values it holds.
-	ev := event{lsn: lsn, size: int64(len(data)) + rowOverhead}
-	switch m := msg.(type) {
-	case *pglogrepl.InsertMessage:
-		ev.kind, ev.relID, ev.new = evInsert, m.RelationID, m.Tuple
-	case *pglogrepl.UpdateMessage:
-		ev.kind, ev.relID, ev.old, ev.new = evUpdate, m.RelationID, m.OldTuple, m.NewTuple
-	case *pglogrepl.DeleteMessage:
-		ev.kind, ev.relID, ev.old = evDelete, m.RelationID, m.OldTuple
-	case *pglogrepl.TruncateMessage:
-		ev.kind, ev.relIDs = evTruncate, m.RelationIDs
-	default:
+	m, ok := msg.(*pglogrepl.TruncateMessage)
+	if !ok {
 		return false, fmt.Errorf("source: unexpected pgoutput message %T", msg)
 	}
-	rd.emit(ev)
+	rd.emit(event{kind: evTruncate, lsn: lsn, size: int64(len(data)) + rowOverhead, relIDs: m.RelationIDs})
 	return false, nil
 }
 
@@ -425,6 +457,11 @@ func (rd *reader) sendStatus(ctx context.Context, reply bool) error {
 // replicate() return also sees the slot moved and its WAL free. Meanwhile
 // the source keeps getting status.
 func (rd *reader) confirm(ctx context.Context) error {
+	// What follows reads the stream under its own context's deadline.
+	if err := rd.repl.Conn().SetReadDeadline(time.Time{}); err != nil {
+		return sourceError("confirming the slot", err)
+	}
+	rd.readDeadline = time.Time{}
 	t := time.NewTicker(rd.interval)
 	defer t.Stop()
 	var final uint64

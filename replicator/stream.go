@@ -746,25 +746,18 @@ func (s *stream) relation(src *sourceRelation) error {
 }
 
 // row converts a pgoutput tuple to a destination row.
-func (rel *relation) row(td *pglogrepl.TupleData) replica.Row {
+func (rel *relation) row(td []tupleCol) replica.Row {
 	n := len(rel.table.Columns)
 	r := replica.Row{Values: make([][]byte, n)}
-	if td == nil {
-		return r
-	}
-	for i, c := range td.Columns {
+	for i, c := range td {
 		if i >= len(rel.cols) || rel.cols[i] < 0 {
 			continue
 		}
 		j := rel.cols[i]
-		switch c.DataType {
-		case pglogrepl.TupleDataTypeText, pglogrepl.TupleDataTypeBinary:
-			v := c.Data
-			if v == nil {
-				v = []byte{}
-			}
-			r.Values[j] = v
-		case pglogrepl.TupleDataTypeToast:
+		switch c.kind {
+		case 't', 'b':
+			r.Values[j] = c.data // never nil: an empty value is an empty slice
+		case 'u':
 			if r.Unchanged == nil {
 				r.Unchanged = make([]bool, n)
 			}
