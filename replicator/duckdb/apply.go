@@ -30,6 +30,14 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 	for i := range b.Changes {
 		soft = soft || b.Changes[i].Kind == replica.SoftDelete
 	}
+	target := ident(tbl.Schema, tbl.Name)
+	if stagedMerge(tbl, b, unchanged, soft) {
+		return t.stageForMerge(ctx, tbl, b)
+	}
+	// This batch reads the table's current rows: what is staged goes first.
+	if err := t.merge(ctx, target); err != nil {
+		return err
+	}
 	stage, release, err := t.stageChanges(tbl, b, unchanged, func(c *replica.Change) (driver.Value, int64) {
 		var ts driver.Value
 		if c.Kind == replica.SoftDelete || c.Deleted {
@@ -45,7 +53,6 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 		return err
 	}
 	defer release()
-	target := ident(tbl.Schema, tbl.Name)
 	if tbl.AppendOnly || len(keys) == 0 {
 		return t.exec(ctx, insertFromStage(tbl, stage, "WHERE _op <> 'D'"))
 	}
@@ -53,7 +60,6 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 		return t.applyFullRow(ctx, tbl, stage)
 	}
 
-	t.modified[target] = true
 	// The typed version of the batch, one row per key.
 	var typed string
 	var exprs []string
@@ -89,32 +95,7 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 		typed = "temp.main." + name
 	}
 
-	var match []string
-	for _, k := range keys {
-		n := ident(tbl.Columns[k].Name)
-		match = append(match, fmt.Sprintf("%s.%s = _pgcdc_m.%s", target, n, n))
-	}
-	on := strings.Join(match, " AND ")
-	if tbl.HasDeletedTS && soft {
-		if err := t.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = _pgcdc_m.%s, %s = _pgcdc_m.%s FROM %s AS _pgcdc_m WHERE _pgcdc_m._op = 'S' AND %s",
-			target, ident(replica.DeletedTSColumn), ident(replica.DeletedTSColumn),
-			ident(replica.LSNColumn), ident(replica.LSNColumn), typed, on)); err != nil {
-			return err
-		}
-	}
-	if err := t.exec(ctx, fmt.Sprintf("DELETE FROM %s USING %s AS _pgcdc_m WHERE _pgcdc_m._op IN ('U', 'D') AND %s", target, typed, on)); err != nil {
-		return err
-	}
-	cols := make([]string, 0, len(tbl.Columns)+2)
-	for _, c := range tbl.Columns {
-		cols = append(cols, ident(c.Name))
-	}
-	cols = append(cols, ident(replica.LSNColumn))
-	if tbl.HasDeletedTS {
-		cols = append(cols, ident(replica.DeletedTSColumn))
-	}
-	list := strings.Join(cols, ", ")
-	return t.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s AS _pgcdc_m WHERE _pgcdc_m._op = 'U'", target, list, list, typed))
+	return t.mergeTyped(ctx, tbl, typed, soft)
 }
 
 func unchangedMask(u []bool) driver.Value {
@@ -140,6 +121,9 @@ func unchangedMask(u []bool) driver.Value {
 // Backfill sets columns cols of existing rows, matched by key, from rows
 // holding the key values followed by the cols' values.
 func (t *tx) Backfill(ctx context.Context, tbl *replica.Table, cols []int, rows []replica.Row) error {
+	if err := t.mergeAll(ctx); err != nil {
+		return err
+	}
 	if len(rows) == 0 {
 		return nil
 	}

@@ -151,7 +151,7 @@ func (d *Destination) Begin(ctx context.Context) (replica.Tx, error) {
 		conn.Close()
 		return nil, fmt.Errorf("duckdb: begin: %w", err)
 	}
-	return &tx{conn: conn, modified: map[string]bool{}}, nil
+	return &tx{conn: conn, modified: map[string]bool{}, pend: map[string]*pending{}}, nil
 }
 
 type tx struct {
@@ -161,6 +161,11 @@ type tx struct {
 	// modified holds the tables this transaction has updated or deleted
 	// rows in; see rebuild.
 	modified map[string]bool
+	// pend holds the batches staged for a merge, by table (merge.go).
+	pend      map[string]*pending
+	pendOrder []string
+	pendBytes int64
+	seq       int64
 }
 
 func (t *tx) exec(ctx context.Context, q string, args ...any) error {
@@ -181,6 +186,10 @@ func (t *tx) Commit(ctx context.Context) error {
 	if t.done {
 		return errors.New("duckdb: transaction already ended")
 	}
+	if err := t.mergeAll(ctx); err != nil {
+		t.Rollback(context.Background())
+		return fmt.Errorf("duckdb: commit: %w", err)
+	}
 	t.done = true
 	defer t.conn.Close()
 	if _, err := t.conn.ExecContext(ctx, "COMMIT"); err != nil {
@@ -196,11 +205,15 @@ func (t *tx) Rollback(ctx context.Context) error {
 	}
 	t.done = true
 	defer t.conn.Close()
+	t.closeAppenders()
 	_, err := t.conn.ExecContext(ctx, "ROLLBACK")
 	return err
 }
 
 func (t *tx) Truncate(ctx context.Context, tbl *replica.Table) error {
+	if err := t.discard(ctx, ident(tbl.Schema, tbl.Name)); err != nil {
+		return err
+	}
 	t.modified[ident(tbl.Schema, tbl.Name)] = true
 	return t.exec(ctx, "DELETE FROM "+ident(tbl.Schema, tbl.Name))
 }
@@ -211,6 +224,9 @@ func (t *tx) Truncate(ctx context.Context, tbl *replica.Table) error {
 // filled with the value existing source rows hold without WAL, changed
 // types altered.
 func (t *tx) EnsureTable(ctx context.Context, tbl *replica.Table) ([]string, error) {
+	if err := t.mergeAll(ctx); err != nil {
+		return nil, err
+	}
 	if err := t.exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident(tbl.Schema)); err != nil {
 		return nil, err
 	}
@@ -454,6 +470,9 @@ func (t *tx) columns(ctx context.Context, schema, name string) (map[string]destC
 
 // Load appends snapshot rows.
 func (t *tx) Load(ctx context.Context, tbl *replica.Table, rows []replica.Row, lsn uint64) error {
+	if err := t.mergeAll(ctx); err != nil {
+		return err
+	}
 	convs := converters(tbl)
 	stage, release, err := t.stageRows(tbl, len(rows), false, func(app func(...driver.Value) error) error {
 		for _, r := range rows {

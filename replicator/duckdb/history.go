@@ -111,6 +111,9 @@ func (t *tx) applyHistory(ctx context.Context, tbl *replica.Table, b *replica.Ba
 
 // CloseVersions implements replica.HistoryTx.
 func (t *tx) CloseVersions(ctx context.Context, tbl *replica.Table, lsn uint64, at time.Time) error {
+	if err := t.mergeAll(ctx); err != nil {
+		return err
+	}
 	target := ident(tbl.Schema, tbl.Name)
 	validTo, lsnCol := ident(replica.ValidToColumn), ident(replica.LSNColumn)
 	t.modified[target] = true

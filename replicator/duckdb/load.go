@@ -153,6 +153,9 @@ func registerLoad(ctx context.Context, db *sql.DB) error {
 // load function, with the same casts as the staged path, so values land
 // exactly as Load would store them.
 func (t *tx) LoadChunks(ctx context.Context, tbl *replica.Table, lsn uint64, next replica.ChunkSource) (int64, error) {
+	if err := t.mergeAll(ctx); err != nil {
+		return 0, err
+	}
 	specs := make([]colSpec, len(tbl.Columns))
 	kinds := make([]duckdb.Type, len(tbl.Columns))
 	for i, c := range tbl.Columns {

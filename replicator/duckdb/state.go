@@ -357,6 +357,9 @@ func (t *tx) SavePosition(ctx context.Context, slot string, lsn uint64, at time.
 }
 
 func (t *tx) DeleteState(ctx context.Context, slot string) error {
+	if err := t.mergeAll(ctx); err != nil {
+		return err
+	}
 	if err := t.exec(ctx, "DELETE FROM "+ident(stateSchema, "slots")+" WHERE slot_name = ?", slot); err != nil {
 		return err
 	}

@@ -17,6 +17,9 @@ func (t *tx) TableExists(ctx context.Context, schema, name string) (bool, error)
 }
 
 func (t *tx) DropTable(ctx context.Context, schema, name string) (bool, error) {
+	if err := t.mergeAll(ctx); err != nil {
+		return false, err
+	}
 	ok, err := t.TableExists(ctx, schema, name)
 	if err != nil || !ok {
 		return false, err
@@ -32,6 +35,9 @@ func (t *tx) DropTable(ctx context.Context, schema, name string) (bool, error) {
 // implemented), so a move copies the rows and the column comments that
 // record source attnums.
 func (t *tx) RenameTable(ctx context.Context, from, to replica.TableName) error {
+	if err := t.mergeAll(ctx); err != nil {
+		return err
+	}
 	if exists, err := t.TableExists(ctx, to.Schema, to.Name); err != nil {
 		return err
 	} else if exists {
