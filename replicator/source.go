@@ -1,12 +1,15 @@
 package replicator
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
@@ -27,6 +30,9 @@ var sessionSettings = map[string]string{
 
 // connConfig parses the source DSN. A parse error is reported without the
 // DSN, which may carry a password.
+// streamReadBuffer is the read buffer of a replication connection.
+const streamReadBuffer = 256 << 10
+
 func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
@@ -37,6 +43,11 @@ func connConfig(dsn string, replication bool) (*pgconn.Config, error) {
 	}
 	if replication {
 		cfg.RuntimeParams["replication"] = "database"
+		// pgconn reads the socket 8 kB at a time; a stream's messages come
+		// back to back, and bigger reads take a fraction of the system calls.
+		cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+			return pgproto3.NewFrontend(bufio.NewReaderSize(r, streamReadBuffer), w)
+		}
 	}
 	return cfg, nil
 }

@@ -590,6 +590,9 @@ func (s *stream) rel(id uint32) (*relation, error) {
 		}
 		stale, err := s.tx.EnsureTable(s.ctx, rel.table)
 		if err != nil {
+			if ft := failedTable(err); ft != nil {
+				return nil, failure(ft, err) // staged changes of another table failed
+			}
 			return nil, &tableFailure{oid: id, err: fmt.Errorf("destination: %s: %w", rel.table.Qualified(), err)}
 		}
 		s.ensured[rel.table] = true
@@ -817,7 +820,7 @@ func (s *stream) openTx() error {
 
 func (s *stream) apply(t *replica.Table, b *replica.Batch) error {
 	if err := s.tx.Apply(s.ctx, t, b); err != nil {
-		return &tableFailure{oid: t.OID, err: fmt.Errorf("destination: applying changes to %s: %w", t.Qualified(), err)}
+		return failure(t, err)
 	}
 	s.count(b)
 	s.pending -= b.Len()
@@ -825,6 +828,25 @@ func (s *stream) apply(t *replica.Table, b *replica.Batch) error {
 	s.uncommited += b.Len()
 	s.applied += int64(b.Len())
 	delete(s.batches, t)
+	return nil
+}
+
+// failure attributes a destination's failure to the table whose changes
+// caused it: the table the error names (a destination may write a table's
+// changes later than Apply, at Commit for one), else t.
+func failure(t *replica.Table, err error) error {
+	if ft := failedTable(err); ft != nil {
+		t = ft
+	}
+	return &tableFailure{oid: t.OID, err: fmt.Errorf("destination: applying changes to %s: %w", t.Qualified(), err)}
+}
+
+// failedTable is the table a destination's error names, or nil.
+func failedTable(err error) *replica.Table {
+	var te *replica.TableError
+	if errors.As(err, &te) {
+		return te.Table
+	}
 	return nil
 }
 
@@ -872,6 +894,9 @@ func (s *stream) commit(lsn uint64) error {
 	}
 	if err := s.tx.Commit(s.ctx); err != nil {
 		s.tx = nil
+		if ft := failedTable(err); ft != nil {
+			return failure(ft, err)
+		}
 		return fmt.Errorf("destination: commit: %w", err)
 	}
 	s.tx = nil

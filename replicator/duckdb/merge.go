@@ -154,6 +154,13 @@ func (t *tx) merge(ctx context.Context, target string) error {
 	if p == nil {
 		return nil
 	}
+	if err := t.mergeStaged(ctx, p); err != nil {
+		return &replica.TableError{Table: p.tbl, Err: err}
+	}
+	return nil
+}
+
+func (t *tx) mergeStaged(ctx context.Context, p *pending) error {
 	if err := p.app.Close(); err != nil {
 		return fmt.Errorf("duckdb: staging changes to %s: %w", p.tbl.Qualified(), err)
 	}

@@ -102,6 +102,17 @@ type CopyLoader interface {
 	LoadCopy(ctx context.Context, t *Table, lsn uint64, data io.Reader) (int64, error)
 }
 
+// TableError is a destination's failure to write one table's changes. A
+// destination that defers writing what Apply hands it reports the failure
+// from a later call, Commit included, and names the table with it.
+type TableError struct {
+	Table *Table
+	Err   error
+}
+
+func (e *TableError) Error() string { return e.Err.Error() }
+func (e *TableError) Unwrap() error { return e.Err }
+
 // ErrReservedSchema is wrapped by CheckSchemaName's errors.
 var ErrReservedSchema = errors.New("reserved schema")
 
