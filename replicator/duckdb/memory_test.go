@@ -34,6 +34,15 @@ func TestMemoryLimitIsApplied(t *testing.T) {
 	if got := engineValue(t, d2, "SELECT current_setting('memory_limit')"); got != "100.0 MiB" {
 		t.Errorf("memory_limit with ?memory_limit=100MiB in the path = %s, want 100.0 MiB", got)
 	}
+
+	mem, err := duckdb.Open(ctx, ":memory:", duckdb.MemoryLimit(40<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if got := engineValue(t, mem, "SELECT current_setting('memory_limit')"); got != "40.0 MiB" {
+		t.Errorf("in-memory memory_limit = %s, want 40.0 MiB", got)
+	}
 }
 
 // TestClientQueriesSpillUnderMemoryLimit: a client's sort, aggregate and
