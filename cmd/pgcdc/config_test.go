@@ -25,6 +25,8 @@ func TestServeRejectsInvalidEnvironment(t *testing.T) {
 		"PGCDC_AUTHENTICATION_TIMEOUT=0s",
 		"PGCDC_AUTH_FAILURE_DELAY=-1s",
 		"PGCDC_TLS_REQUIRED=maybe",
+		"PGCDC_DUCKDB_MEMORY_LIMIT=lots",
+		"PGCDC_DUCKDB_MEMORY_LIMIT=0",
 	} {
 		t.Run(env, func(t *testing.T) {
 			t.Parallel()

@@ -29,6 +29,9 @@ import (
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
+// DefaultDuckDBMemoryLimit is the default of --duckdb-memory-limit.
+const DefaultDuckDBMemoryLimit = 1 << 30
+
 // ServeCommand runs the server.
 type ServeCommand struct {
 	Source                        string
@@ -48,6 +51,7 @@ type ServeCommand struct {
 	IdleSessionTimeout            time.Duration
 	ShutdownGrace                 time.Duration
 	BatchMemory                   byteSize
+	DuckDBMemoryLimit             byteSize
 	// UnsafeAllowClientFileAccess hands DuckDB's file access, attachments,
 	// extensions and global settings to every client.
 	UnsafeAllowClientFileAccess bool
@@ -145,8 +149,14 @@ func (c *ServeCommand) ParseFlags(args []string) error {
 	c.BatchMemory = replicator.DefaultBatchBytes
 	env("PGCDC_BATCH_MEMORY", "a size such as 64MB", c.BatchMemory.Set)
 	fs.Var(&c.BatchMemory, "batch-memory", "row data held in memory at once by a snapshot chunk or a batch of changes, "+
-		"whatever the row size (target_batch_size counts rows); e.g. 64MB. DuckDB's own memory is set with its memory_limit")
+		"whatever the row size (target_batch_size counts rows); e.g. 64MB. DuckDB's own memory is --duckdb-memory-limit")
 	specs = append(specs, flagSpec{"batch-memory", "PGCDC_BATCH_MEMORY", fs.Lookup("batch-memory").Usage})
+	c.DuckDBMemoryLimit = DefaultDuckDBMemoryLimit
+	env("PGCDC_DUCKDB_MEMORY_LIMIT", "a size such as 256MB", c.DuckDBMemoryLimit.Set)
+	fs.Var(&c.DuckDBMemoryLimit, "duckdb-memory-limit", "memory the DuckDB destination may use (DuckDB's memory_limit): its cached table data, "+
+		"the open transaction's rows and the work of every query, client queries included; past it DuckDB spills to <file>.tmp next to the database "+
+		"file instead of growing. A memory_limit in --destination (duckdb:file?memory_limit=1GB) wins over it. Unused with a Postgres destination")
+	specs = append(specs, flagSpec{"duckdb-memory-limit", "PGCDC_DUCKDB_MEMORY_LIMIT", fs.Lookup("duckdb-memory-limit").Usage})
 	duration(&c.ShutdownGrace, "shutdown-grace", "PGCDC_SHUTDOWN_GRACE", 30*time.Second, "on SIGTERM, how long running calls may finish before they are cancelled")
 	boolean(&c.UnsafeAllowClientFileAccess, "unsafe-allow-client-file-access", "PGCDC_UNSAFE_ALLOW_CLIENT_FILE_ACCESS", false,
 		"UNSAFE: let every client read and write any file the pgcdc process can, ATTACH databases, INSTALL and LOAD DuckDB extensions (native code in pgcdc) and change global DuckDB settings, replication's included")
@@ -357,7 +367,8 @@ func (c *ServeCommand) Run(ctx context.Context) error {
 		if c.UnsafeAllowClientFileAccess {
 			log.Warn().Msg("--unsafe-allow-client-file-access is on: every client can read and write any file pgcdc can, ATTACH databases, INSTALL and LOAD extensions and change global DuckDB settings")
 		}
-		dest, err := openDestination(ctx, c.Destination, duckdb.UnsafeClientFileAccess(c.UnsafeAllowClientFileAccess))
+		dest, err := openDestination(ctx, c.Destination, duckdb.UnsafeClientFileAccess(c.UnsafeAllowClientFileAccess),
+			duckdb.MemoryLimit(int64(c.DuckDBMemoryLimit)))
 		if err != nil {
 			return err
 		}

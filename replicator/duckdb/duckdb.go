@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -39,6 +40,19 @@ type Option func(*options)
 
 type options struct {
 	unsafeClientFileAccess bool
+	memoryLimit            int64
+}
+
+// MemoryLimit caps DuckDB's memory (its buffer pool: table data, the open
+// transaction's uncommitted rows, the working memory of queries) at bytes,
+// when bytes is more than 0. Past it DuckDB spills to its temp_directory,
+// next to the database file (<file>.tmp), rather than growing: so big
+// transactions and client queries (ORDER BY, GROUP BY, joins) still run,
+// more slowly. A memory_limit (or max_memory) in the path's settings
+// (file.duckdb?memory_limit=1GB) wins over it. DuckDB's own default, 80% of
+// the machine's RAM, applies when neither is given.
+func MemoryLimit(bytes int64) Option {
+	return func(o *options) { o.memoryLimit = bytes }
 }
 
 // UnsafeClientFileAccess, when allow is true, leaves DuckDB's external
@@ -68,6 +82,16 @@ func Open(ctx context.Context, path string, opts ...Option) (*Destination, error
 	dsn := path
 	if path == ":memory:" {
 		dsn = ""
+	}
+	if o.memoryLimit > 0 && !settingInPath(path, "memory_limit", "max_memory") {
+		// At open, not by SET afterwards: opening replays the write-ahead
+		// log of a database that was not shut down cleanly, and the
+		// replay must already be bounded.
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += fmt.Sprintf("%smemory_limit=%dB", sep, o.memoryLimit)
 	}
 	connector, err := duckdb.NewConnector(dsn, nil)
 	if err != nil {
@@ -102,6 +126,25 @@ func Open(ctx context.Context, path string, opts ...Option) (*Destination, error
 		return fail(err)
 	}
 	return d, nil
+}
+
+// settingInPath reports whether the DuckDB path's settings (after "?")
+// name one of names.
+func settingInPath(path string, names ...string) bool {
+	_, query, ok := strings.Cut(path, "?")
+	if !ok {
+		return false
+	}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return false // the connector rejects it
+	}
+	for _, n := range names {
+		if values.Has(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // closeToClients turns external access off and locks the configuration
