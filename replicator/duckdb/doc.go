@@ -2,9 +2,15 @@
 // holds the replicated tables and the replication state, and serves client
 // queries.
 //
-// Changes are loaded in bulk: each batch is read as text columns through a
-// table function (stage.go), then cast and merged with a few set-based
-// statements. DuckDB's own casts parse Postgres's text
+// Changes are loaded in bulk. A transaction appends each batch of a keyed
+// table, as text columns, to a staging table of its own (merge.go), and
+// merges what it staged once: at commit, before anything else touches the
+// table, or when 64MB are staged. The merge keeps each key's last change,
+// casts it, and replaces the key's row with a few set-based statements, so
+// DuckDB scans the table once per merge rather than once per batch.
+// Batches that need the current rows (unchanged TOAST values, soft
+// deletes) and tables without a merge key are merged at once, read through
+// a table function (stage.go). DuckDB's own casts parse Postgres's text
 // output, so values are converted in C++ rather than row by row in Go.
 //
 // A snapshot table is loaded with one INSERT ... SELECT from pgcdc_load
@@ -20,8 +26,9 @@
 //
 //	duckdb.go     Open, the Destination, the engine's write transaction
 //	state.go      the replication state in schema _pgcdc
-//	apply.go      merging a batch; stage.go, the table function batches
-//	              are read through; types.go, Postgres types to DuckDB's
+//	apply.go      applying a batch; merge.go, staging batches and merging
+//	              them; stage.go, the table function batches are read
+//	              through; types.go, Postgres types to DuckDB's
 //	load.go       loading a snapshot table from chunks (replica.ChunkLoader)
 //	session.go    client sessions: connections, transaction status
 //	statement.go  preparing and running one client statement, its rows
