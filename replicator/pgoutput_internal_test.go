@@ -108,7 +108,7 @@ func TestDecodeChangeMatchesPglogrepl(t *testing.T) {
 			for i := range msg {
 				msg[i] = 0
 			}
-			if got.new != nil && len(got.new) > 0 && string(got.new[0].data) != "42" {
+			if len(got.new) > 0 && string(got.new[0].data) != "42" {
 				t.Fatalf("decoded value changed with the message buffer: %q", got.new[0].data)
 			}
 		})
