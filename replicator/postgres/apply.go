@@ -113,6 +113,9 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 	if tbl.History {
 		return t.applyHistory(ctx, tbl, b)
 	}
+	if plainMerge(tbl, b) {
+		return t.applyPlain(ctx, tbl, b)
+	}
 	stage, unchanged, soft, err := t.stageBatch(ctx, tbl, b)
 	if err != nil {
 		return err

@@ -1,0 +1,96 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pgcdc/pgcdc/replicator/postgres"
+	"github.com/pgcdc/pgcdc/replicator/replica"
+)
+
+// drainTable is the shape of the ceilings benchmark's drain table
+// (bench/ceilings_test.go): a bigint key and four other columns.
+func drainTable() *replica.Table {
+	return &replica.Table{OID: 1, SourceSchema: "public", SourceName: "drain_t", Schema: "public", Name: "drain_t", HasDeletedTS: true,
+		Columns: []replica.Column{
+			{Name: "id", TypeOID: 20, TypeName: "bigint", TypeSQL: "bigint", Key: true, Num: 1},
+			{Name: "k", TypeOID: 23, TypeName: "integer", TypeSQL: "integer", Num: 2},
+			{Name: "v", TypeOID: 1700, TypeName: "numeric(12,2)", TypeSQL: "numeric(12,2)", TypeMod: 786438, Num: 3},
+			{Name: "note", TypeOID: 25, TypeName: "text", TypeSQL: "text", Num: 4},
+			{Name: "at", TypeOID: 1184, TypeName: "timestamp with time zone", TypeSQL: "timestamp with time zone", Num: 5},
+		}}
+}
+
+// drainBatch is the drain's mix in one batch of n changes: 80% inserts of
+// new keys, 15% updates of earlier keys, 5% deletes of earlier keys.
+func drainBatch(tbl *replica.Table, first, n int, lsn *uint64) *replica.Batch {
+	b := replica.NewBatch(tbl)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	row := func(id, k int) replica.Row {
+		return replica.Row{Values: [][]byte{[]byte(strconv.Itoa(id)), []byte(strconv.Itoa(k)), []byte(strconv.Itoa(k) + ".50"),
+			[]byte("row " + strconv.Itoa(id)), []byte(at.Add(time.Duration(id) * time.Second).Format("2006-01-02 15:04:05-07"))}}
+	}
+	for i := 0; i < n; i++ {
+		*lsn++
+		id := first + i*80/100
+		switch {
+		case i%20 == 19 && first > n:
+			b.Delete(replica.Row{Values: [][]byte{[]byte(strconv.Itoa(first - n + i)), nil, nil, nil, nil}}, *lsn, at, false)
+		case i%20 >= 16 && first > 0:
+			b.Update(nil, row(first/2+i, i), *lsn, at)
+		default:
+			b.Insert(row(id, i), *lsn, at)
+		}
+	}
+	return b
+}
+
+// BenchmarkApplyDrain applies the drain's mix, 100 batches of 1000 changes
+// per destination transaction, as replicate() does with the defaults.
+func BenchmarkApplyDrain(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	name := fmt.Sprintf("pgdest_bench_%d", dbSeq.Add(1))
+	if err := destination.CreateDatabase(ctx, name); err != nil {
+		b.Fatal(err)
+	}
+	dest, err := postgres.Open(ctx, destination.DSN(name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dest.Close()
+	tbl := drainTable()
+	tx, err := dest.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tx.EnsureTable(ctx, tbl); err != nil {
+		b.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		b.Fatal(err)
+	}
+	const batch, perTx = 1000, 100
+	var lsn uint64
+	next := 1
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tx, err := dest.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < perTx; j++ {
+			if err := tx.Apply(ctx, tbl, drainBatch(tbl, next, batch, &lsn)); err != nil {
+				b.Fatal(err)
+			}
+			next += batch * 80 / 100
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch*perTx)/b.Elapsed().Seconds(), "changes/s")
+}

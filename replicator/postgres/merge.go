@@ -1,0 +1,156 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pgcdc/pgcdc/replicator/replica"
+)
+
+// Most batches are plain upserts and deletes on a key: every value is
+// present, nothing is soft-deleted. Those are merged without a staging
+// table. Each column travels as one parameter, an array literal of the
+// source's text values that the column type's own input function reads,
+// and unnest turns the arrays back into rows. The statements' text depends
+// only on the table's shape, so the connection prepares each once and
+// reuses its plan for every batch and transaction, and no temporary table
+// is created, truncated or dropped per batch.
+
+// plainMerge reports whether b takes the array path: a keyed table (or one
+// that only appends), not a History or FullRow table, and no change that
+// needs the destination's current row (unchanged TOAST) or a soft delete.
+func plainMerge(tbl *replica.Table, b *replica.Batch) bool {
+	if tbl.History || tbl.FullRow {
+		return false
+	}
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		switch {
+		case c.Kind != replica.Upsert && c.Kind != replica.Delete && c.Kind != replica.Append,
+			c.Deleted, c.Row.HasUnchanged():
+			return false
+		}
+	}
+	return true
+}
+
+// arrayColumn reports whether a column's values are arrays themselves:
+// those travel as text[] and are cast one by one, since an array of arrays
+// is a two-dimensional array, not a list of arrays.
+func arrayColumn(c replica.Column) bool {
+	return c.ElemOID != 0 || c.Dims > 0 || strings.HasSuffix(columnType(c), "]")
+}
+
+// unnested is the value of column c from parameter n, one row per array
+// element: unnest in the select list, where a composite element stays one
+// value (in FROM it would become one column per field), and where several
+// unnests step together.
+func unnested(n int, c replica.Column) string {
+	typ := columnType(c)
+	if arrayColumn(c) {
+		return fmt.Sprintf("unnest($%d::text::text[])::%s", n, typ)
+	}
+	return fmt.Sprintf("unnest($%d::text::%s[])", n, typ)
+}
+
+// arrayLiteral appends v as an element of an array literal: NULL, or the
+// value double-quoted with backslashes and double quotes escaped, which
+// array_in hands to the element type's input function as it was.
+func arrayLiteral(buf *bytes.Buffer, v []byte) {
+	if v == nil {
+		buf.WriteString("NULL")
+		return
+	}
+	buf.WriteByte('"')
+	for _, b := range v {
+		if b == '"' || b == '\\' {
+			buf.WriteByte('\\')
+		}
+		buf.WriteByte(b)
+	}
+	buf.WriteByte('"')
+}
+
+// columnArrays builds one array literal per column of cols (indexes into
+// tbl.Columns) from the values of the changes pick selects.
+func columnArrays(cols []int, changes []replica.Change, pick func(*replica.Change) bool) []any {
+	bufs := make([]bytes.Buffer, len(cols))
+	for j := range bufs {
+		bufs[j].WriteByte('{')
+	}
+	first := true
+	for i := range changes {
+		c := &changes[i]
+		if !pick(c) {
+			continue
+		}
+		for j, col := range cols {
+			if !first {
+				bufs[j].WriteByte(',')
+			}
+			arrayLiteral(&bufs[j], c.Row.Values[col])
+		}
+		first = false
+	}
+	args := make([]any, len(cols))
+	for j := range bufs {
+		bufs[j].WriteByte('}')
+		args[j] = bufs[j].String()
+	}
+	return args
+}
+
+// applyPlain merges a batch plainMerge accepted: the rows of deleted and
+// replaced keys go, then the upserted and appended rows come in.
+func (t *tx) applyPlain(ctx context.Context, tbl *replica.Table, b *replica.Batch) error {
+	target := ident(tbl.Schema, tbl.Name)
+	keys := tbl.KeyIndexes()
+	if !tbl.AppendOnly && len(keys) > 0 {
+		args := columnArrays(keys, b.Changes, func(c *replica.Change) bool { return c.Kind == replica.Upsert || c.Kind == replica.Delete })
+		vals := make([]string, len(keys))
+		match := make([]string, len(keys))
+		for j, k := range keys {
+			vals[j] = fmt.Sprintf("%s AS c%d", unnested(j+1, tbl.Columns[k]), j)
+			match[j] = fmt.Sprintf("d.%s = k.c%d", ident(tbl.Columns[k].Name), j)
+		}
+		q := fmt.Sprintf("DELETE FROM %s d USING (SELECT %s) k WHERE %s", target, strings.Join(vals, ", "), strings.Join(match, " AND "))
+		if err := t.exec(ctx, q, args...); err != nil {
+			return err
+		}
+	}
+	all := make([]int, len(tbl.Columns))
+	for i := range all {
+		all[i] = i
+	}
+	insert := func(c *replica.Change) bool { return c.Kind != replica.Delete }
+	args := columnArrays(all, b.Changes, insert)
+	var lsns bytes.Buffer
+	lsns.WriteByte('{')
+	for i := range b.Changes {
+		c := &b.Changes[i]
+		if !insert(c) {
+			continue
+		}
+		if lsns.Len() > 1 {
+			lsns.WriteByte(',')
+		}
+		lsns.WriteString(strconv.FormatUint(c.LSN, 10))
+	}
+	lsns.WriteByte('}')
+	if lsns.Len() == 2 {
+		return nil // only deletes
+	}
+	args = append(args, lsns.String())
+	cols := make([]string, 0, len(tbl.Columns)+1)
+	vals := make([]string, 0, len(tbl.Columns)+1)
+	for i, c := range tbl.Columns {
+		cols, vals = append(cols, ident(c.Name)), append(vals, unnested(i+1, c))
+	}
+	cols = append(cols, ident(replica.LSNColumn))
+	vals = append(vals, fmt.Sprintf("unnest($%d::text::bigint[])", len(tbl.Columns)+1))
+	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s", target, strings.Join(cols, ", "), strings.Join(vals, ", "))
+	return t.exec(ctx, q, args...)
+}
