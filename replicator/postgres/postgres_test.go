@@ -326,3 +326,30 @@ func TestHistoryTable(t *testing.T) {
 		t.Fatalf("state version %s", got)
 	}
 }
+
+// TestPlainMergeValues: batches without unchanged TOAST or soft deletes
+// travel as array parameters; every value, however it is spelled, arrives
+// as the source wrote it, and keys of one and of several columns (one of
+// them changing) are merged.
+func TestPlainMergeValues(t *testing.T) {
+	e := newEnv(t, `CREATE TYPE pair AS (a int, b text);
+		CREATE TABLE v (k text PRIMARY KEY, t text, ta text[], p pair, pa pair[], j jsonb, n numeric);
+		CREATE TABLE m (a int, b text, v text, PRIMARY KEY (a, b));`)
+	e.init(replicator.InitOptions{Slot: "plain", Schema: "public", Tables: []string{"v", "m"}, PersistSnapshots: true})
+	e.exec(e.src, `INSERT INTO v VALUES
+		('plain', 'x', '{a,b}', ROW(1, 'one'), ARRAY[ROW(1, 'a,b')::pair, ROW(2, NULL)::pair], '{"a": [1, "}"]}', 1.5),
+		('quote "q" \back\slash', 'NULL', '{"NULL",NULL,""}', ROW(NULL, '"'), '{}', '"\\"', 'NaN'),
+		('{braces}, comma', '', ARRAY['{', '}', ',', ' '], NULL, NULL, 'null', NULL),
+		(' spaced ', E'tab\there\nnewline', '{{a,b},{c,d}}', ROW(3, '(x)'), NULL, '[]', '-0.0001'),
+		('gone', 'x', NULL, NULL, NULL, NULL, NULL);
+		INSERT INTO m VALUES (1, 'a', 'one'), (1, 'b', 'two'), (2, 'a"', 'three')`)
+	e.replicate("plain", 1000)
+	e.sameTable("v", "k")
+	e.sameTable("m", "a, b")
+	e.exec(e.src, `UPDATE v SET t = t || '!' WHERE k <> 'plain'; DELETE FROM v WHERE k = 'gone';
+		UPDATE v SET k = 'renamed {key}' WHERE k = 'plain';
+		UPDATE m SET b = 'c' WHERE a = 1 AND b = 'a'; DELETE FROM m WHERE a = 2; INSERT INTO m VALUES (2, 'a"', 'back')`)
+	e.replicate("plain", 1000)
+	e.sameTable("v", "k")
+	e.sameTable("m", "a, b")
+}
