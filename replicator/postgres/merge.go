@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
 
@@ -104,28 +106,45 @@ func columnArrays(cols []int, changes []replica.Change, pick func(*replica.Chang
 }
 
 // applyPlain merges a batch plainMerge accepted: the rows of deleted and
-// replaced keys go, then the upserted and appended rows come in.
+// replaced keys go, then the upserted and appended rows come in. Both
+// statements go in one round trip.
 func (t *tx) applyPlain(ctx context.Context, tbl *replica.Table, b *replica.Batch) error {
-	target := ident(tbl.Schema, tbl.Name)
-	keys := tbl.KeyIndexes()
-	if !tbl.AppendOnly && len(keys) > 0 {
-		args := columnArrays(keys, b.Changes, func(c *replica.Change) bool { return c.Kind == replica.Upsert || c.Kind == replica.Delete })
-		vals := make([]string, len(keys))
-		match := make([]string, len(keys))
-		for j, k := range keys {
-			vals[j] = fmt.Sprintf("%s AS c%d", unnested(j+1, tbl.Columns[k]), j)
-			match[j] = fmt.Sprintf("d.%s = k.c%d", ident(tbl.Columns[k].Name), j)
-		}
-		q := fmt.Sprintf("DELETE FROM %s d USING (SELECT %s) k WHERE %s", target, strings.Join(vals, ", "), strings.Join(match, " AND "))
-		if k := tbl.Columns[keys[0]]; len(keys) == 1 && !arrayColumn(k) {
-			// A join would also build a whole-row copy of each key for
-			// EvalPlanQual; = ANY is one index scan over the sorted keys.
-			q = fmt.Sprintf("DELETE FROM %s WHERE %s = ANY ($1::text::%s[])", target, ident(k.Name), columnType(k))
-		}
-		if err := t.exec(ctx, q, args...); err != nil {
-			return err
-		}
+	var queue pgx.Batch
+	if q, args := plainDelete(tbl, b); q != "" {
+		queue.Queue(q, args...)
 	}
+	if q, args := plainInsert(tbl, b); q != "" {
+		queue.Queue(q, args...)
+	}
+	return t.sendBatch(ctx, &queue)
+}
+
+// plainDelete is the DELETE of the rows whose keys the batch deletes or
+// replaces, "" for a table that only appends.
+func plainDelete(tbl *replica.Table, b *replica.Batch) (string, []any) {
+	keys := tbl.KeyIndexes()
+	if tbl.AppendOnly || len(keys) == 0 {
+		return "", nil
+	}
+	target := ident(tbl.Schema, tbl.Name)
+	args := columnArrays(keys, b.Changes, func(c *replica.Change) bool { return c.Kind == replica.Upsert || c.Kind == replica.Delete })
+	if k := tbl.Columns[keys[0]]; len(keys) == 1 && !arrayColumn(k) {
+		// A join would also build a whole-row copy of each key for
+		// EvalPlanQual; = ANY is one index scan over the sorted keys.
+		return fmt.Sprintf("DELETE FROM %s WHERE %s = ANY ($1::text::%s[])", target, ident(k.Name), columnType(k)), args
+	}
+	vals := make([]string, len(keys))
+	match := make([]string, len(keys))
+	for j, k := range keys {
+		vals[j] = fmt.Sprintf("%s AS c%d", unnested(j+1, tbl.Columns[k]), j)
+		match[j] = fmt.Sprintf("d.%s = k.c%d", ident(tbl.Columns[k].Name), j)
+	}
+	return fmt.Sprintf("DELETE FROM %s d USING (SELECT %s) k WHERE %s", target, strings.Join(vals, ", "), strings.Join(match, " AND ")), args
+}
+
+// plainInsert is the INSERT of the rows the batch upserts or appends, ""
+// when it has none.
+func plainInsert(tbl *replica.Table, b *replica.Batch) (string, []any) {
 	all := make([]int, len(tbl.Columns))
 	for i := range all {
 		all[i] = i
@@ -146,7 +165,7 @@ func (t *tx) applyPlain(ctx context.Context, tbl *replica.Table, b *replica.Batc
 	}
 	lsns.WriteByte('}')
 	if lsns.Len() == 2 {
-		return nil // only deletes
+		return "", nil // only deletes
 	}
 	args = append(args, lsns.String())
 	cols := make([]string, 0, len(tbl.Columns)+1)
@@ -156,6 +175,5 @@ func (t *tx) applyPlain(ctx context.Context, tbl *replica.Table, b *replica.Batc
 	}
 	cols = append(cols, ident(replica.LSNColumn))
 	vals = append(vals, fmt.Sprintf("unnest($%d::text::bigint[])", len(tbl.Columns)+1))
-	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s", target, strings.Join(cols, ", "), strings.Join(vals, ", "))
-	return t.exec(ctx, q, args...)
+	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s", ident(tbl.Schema, tbl.Name), strings.Join(cols, ", "), strings.Join(vals, ", ")), args
 }

@@ -50,6 +50,25 @@ func (t *tx) exec(ctx context.Context, q string, args ...any) error {
 	return nil
 }
 
+// sendBatch runs queued statements in one round trip; an error names the
+// statement that failed.
+func (t *tx) sendBatch(ctx context.Context, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	res := t.tx.SendBatch(ctx, b)
+	for _, q := range b.QueuedQueries {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return fmt.Errorf("postgres destination: %w\n(statement: %s)", err, abbreviate(q.SQL))
+		}
+	}
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("postgres destination: %w", err)
+	}
+	return nil
+}
+
 func abbreviate(q string) string {
 	if len(q) > 300 {
 		return q[:300] + "..."
