@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -105,29 +106,70 @@ func columnArrays(cols []int, changes []replica.Change, pick func(*replica.Chang
 	return args
 }
 
-// applyPlain merges a batch plainMerge accepted: the rows of deleted and
-// replaced keys go, then the upserted and appended rows come in. Both
-// statements go in one round trip.
+// applyPlain merges a batch plainMerge accepted. Deleted keys go first;
+// then the upserted rows come in with INSERT ... ON CONFLICT DO UPDATE
+// where the table has its key as primary key, which updates a row that
+// exists in place (a HOT update when the page has room, so a key updated
+// again and again does not pile up index entries and dead rows that every
+// later lookup of it walks), or, while the key is not built yet (a table
+// this transaction created), the rows of replaced keys are deleted too and
+// the rows inserted. Both statements go in one round trip.
 func (t *tx) applyPlain(ctx context.Context, tbl *replica.Table, b *replica.Batch) error {
+	upsert, err := t.hasKey(ctx, tbl)
+	if err != nil {
+		return err
+	}
 	var queue pgx.Batch
-	if q, args := plainDelete(tbl, b); q != "" {
+	if q, args := plainDelete(tbl, b, upsert); q != "" {
 		queue.Queue(q, args...)
 	}
-	if q, args := plainInsert(tbl, b); q != "" {
+	if q, args := plainInsert(tbl, b, upsert); q != "" {
 		queue.Queue(q, args...)
 	}
 	return t.sendBatch(ctx, &queue)
 }
 
-// plainDelete is the DELETE of the rows whose keys the batch deletes or
-// replaces, "" for a table that only appends.
-func plainDelete(tbl *replica.Table, b *replica.Batch) (string, []any) {
+// hasKey reports whether tbl is merged on a key that the destination table
+// has as its primary key, which ON CONFLICT can then name. It asks once per
+// transaction.
+func (t *tx) hasKey(ctx context.Context, tbl *replica.Table) (bool, error) {
+	keys := tbl.KeyIndexes()
+	if tbl.AppendOnly || len(keys) == 0 {
+		return false, nil
+	}
+	name := tbl.TableName()
+	if _, pending := t.pendingKeys[name]; pending {
+		return false, nil // built at commit
+	}
+	if ok, known := t.keys[name]; known {
+		return ok, nil
+	}
+	want := make([]string, len(keys))
+	for i, k := range keys {
+		want[i] = tbl.Columns[k].Name
+	}
+	have, err := t.primaryKey(ctx, ident(name.Schema, name.Name))
+	if err != nil {
+		return false, err
+	}
+	ok := slices.Equal(want, have)
+	t.keys[name] = ok
+	return ok, nil
+}
+
+// plainDelete is the DELETE of the rows whose keys the batch deletes, and
+// also of those it replaces when upsert is false; "" when there are none.
+func plainDelete(tbl *replica.Table, b *replica.Batch, upsert bool) (string, []any) {
 	keys := tbl.KeyIndexes()
 	if tbl.AppendOnly || len(keys) == 0 {
 		return "", nil
 	}
+	gone := func(c *replica.Change) bool { return c.Kind == replica.Delete || (!upsert && c.Kind == replica.Upsert) }
+	if !slices.ContainsFunc(b.Changes, func(c replica.Change) bool { return gone(&c) }) {
+		return "", nil
+	}
 	target := ident(tbl.Schema, tbl.Name)
-	args := columnArrays(keys, b.Changes, func(c *replica.Change) bool { return c.Kind == replica.Upsert || c.Kind == replica.Delete })
+	args := columnArrays(keys, b.Changes, gone)
 	if k := tbl.Columns[keys[0]]; len(keys) == 1 && !arrayColumn(k) {
 		// A join would also build a whole-row copy of each key for
 		// EvalPlanQual; = ANY is one index scan over the sorted keys.
@@ -143,8 +185,9 @@ func plainDelete(tbl *replica.Table, b *replica.Batch) (string, []any) {
 }
 
 // plainInsert is the INSERT of the rows the batch upserts or appends, ""
-// when it has none.
-func plainInsert(tbl *replica.Table, b *replica.Batch) (string, []any) {
+// when it has none. With upsert, a row whose key exists replaces its
+// values and clears _pg_deleted_ts, as a delete and insert would.
+func plainInsert(tbl *replica.Table, b *replica.Batch, upsert bool) (string, []any) {
 	all := make([]int, len(tbl.Columns))
 	for i := range all {
 		all[i] = i
@@ -175,5 +218,19 @@ func plainInsert(tbl *replica.Table, b *replica.Batch) (string, []any) {
 	}
 	cols = append(cols, ident(replica.LSNColumn))
 	vals = append(vals, fmt.Sprintf("unnest($%d::text::bigint[])", len(tbl.Columns)+1))
-	return fmt.Sprintf("INSERT INTO %s (%s) SELECT %s", ident(tbl.Schema, tbl.Name), strings.Join(cols, ", "), strings.Join(vals, ", ")), args
+	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s", ident(tbl.Schema, tbl.Name), strings.Join(cols, ", "), strings.Join(vals, ", "))
+	if !upsert {
+		return q, args
+	}
+	var key, set []string
+	for _, k := range tbl.KeyIndexes() {
+		key = append(key, ident(tbl.Columns[k].Name))
+	}
+	for _, c := range cols {
+		set = append(set, c+" = EXCLUDED."+c)
+	}
+	if tbl.HasDeletedTS {
+		set = append(set, ident(replica.DeletedTSColumn)+" = NULL")
+	}
+	return q + fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", strings.Join(key, ", "), strings.Join(set, ", ")), args
 }
