@@ -22,11 +22,19 @@ import (
 // reuses its plan for every batch and transaction, and no temporary table
 // is created, truncated or dropped per batch.
 
+// plainMaxBytes is the largest batch, in the bytes the stream counted,
+// that takes the array path. Its parameters are built whole and copied
+// twice more on their way out (pgx encodes each, then the Bind message),
+// where COPY into a staging table streams the batch in 64 kB messages: a
+// batch of large rows, which the byte budget cut short, goes that way.
+const plainMaxBytes = 2 << 20
+
 // plainMerge reports whether b takes the array path: a keyed table (or one
-// that only appends), not a History or FullRow table, and no change that
-// needs the destination's current row (unchanged TOAST) or a soft delete.
+// that only appends), not a History or FullRow table, a batch of at most
+// plainMaxBytes, and no change that needs the destination's current row
+// (unchanged TOAST) or a soft delete.
 func plainMerge(tbl *replica.Table, b *replica.Batch) bool {
-	if tbl.History || tbl.FullRow {
+	if tbl.History || tbl.FullRow || b.Bytes > plainMaxBytes {
 		return false
 	}
 	for i := range b.Changes {
@@ -101,7 +109,7 @@ func columnArrays(cols []int, changes []replica.Change, pick func(*replica.Chang
 	args := make([]any, len(cols))
 	for j := range bufs {
 		bufs[j].WriteByte('}')
-		args[j] = bufs[j].String()
+		args[j] = bufs[j].Bytes()
 	}
 	return args
 }
