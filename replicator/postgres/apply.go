@@ -113,6 +113,9 @@ func (t *tx) Apply(ctx context.Context, tbl *replica.Table, b *replica.Batch) er
 	if tbl.History {
 		return t.applyHistory(ctx, tbl, b)
 	}
+	if plainMerge(tbl, b) {
+		return t.applyPlain(ctx, tbl, b)
+	}
 	stage, unchanged, soft, err := t.stageBatch(ctx, tbl, b)
 	if err != nil {
 		return err
@@ -403,7 +406,7 @@ func (t *tx) LoadCopy(ctx context.Context, tbl *replica.Table, lsn uint64, data 
 		cols[i] = ident(c.Name)
 	}
 	q := fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT %s)", target, strings.Join(cols, ", "), t.CopyFormat(tbl))
-	tag, err := t.tx.Conn().PgConn().CopyFrom(ctx, data, q)
+	tag, err := t.tx.Conn().PgConn().CopyFrom(ctx, fullReads{data}, q)
 	if err != nil {
 		return 0, fmt.Errorf("postgres destination: loading %s: %w", tbl.Qualified(), err)
 	}
@@ -411,6 +414,21 @@ func (t *tx) LoadCopy(ctx context.Context, tbl *replica.Table, lsn uint64, data 
 		return 0, err
 	}
 	return tag.RowsAffected(), nil
+}
+
+// fullReads fills every buffer it is given before returning it, short only
+// at the end of the data. pgconn sends one CopyData message, and one
+// write to the socket, per Read; the source's COPY output arrives one row
+// per write, so without this a snapshot costs the destination a message,
+// and both sides a system call, per row.
+type fullReads struct{ r io.Reader }
+
+func (f fullReads) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(f.r, p)
+	if err == io.ErrUnexpectedEOF {
+		err = nil // the rest now; io.EOF on the next Read
+	}
+	return n, err
 }
 
 // copyTime is a timestamptz in COPY text form.

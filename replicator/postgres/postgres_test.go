@@ -326,3 +326,61 @@ func TestHistoryTable(t *testing.T) {
 		t.Fatalf("state version %s", got)
 	}
 }
+
+// TestPlainMergeValues: batches without unchanged TOAST or soft deletes
+// travel as array parameters; every value, however it is spelled, arrives
+// as the source wrote it, and keys of one and of several columns (one of
+// them changing) are merged.
+func TestPlainMergeValues(t *testing.T) {
+	e := newEnv(t, `CREATE TYPE pair AS (a int, b text);
+		CREATE TABLE v (k text PRIMARY KEY, t text, ta text[], p pair, pa pair[], j jsonb, n numeric);
+		CREATE TABLE m (a int, b text, v text, PRIMARY KEY (a, b));`)
+	e.init(replicator.InitOptions{Slot: "plain", Schema: "public", Tables: []string{"v", "m"}, PersistSnapshots: true})
+	e.exec(e.src, `INSERT INTO v VALUES
+		('plain', 'x', '{a,b}', ROW(1, 'one'), ARRAY[ROW(1, 'a,b')::pair, ROW(2, NULL)::pair], '{"a": [1, "}"]}', 1.5),
+		('quote "q" \back\slash', 'NULL', '{"NULL",NULL,""}', ROW(NULL, '"'), '{}', '"\\"', 'NaN'),
+		('{braces}, comma', '', ARRAY['{', '}', ',', ' '], NULL, NULL, 'null', NULL),
+		(' spaced ', E'tab\there\nnewline', '{{a,b},{c,d}}', ROW(3, '(x)'), NULL, '[]', '-0.0001'),
+		('gone', 'x', NULL, NULL, NULL, NULL, NULL);
+		INSERT INTO m VALUES (1, 'a', 'one'), (1, 'b', 'two'), (2, 'a"', 'three')`)
+	e.replicate("plain", 1000)
+	e.sameTable("v", "k")
+	e.sameTable("m", "a, b")
+	e.exec(e.src, `UPDATE v SET t = t || '!' WHERE k <> 'plain'; DELETE FROM v WHERE k = 'gone';
+		UPDATE v SET k = 'renamed {key}' WHERE k = 'plain';
+		UPDATE m SET b = 'c' WHERE a = 1 AND b = 'a'; DELETE FROM m WHERE a = 2; INSERT INTO m VALUES (2, 'a"', 'back')`)
+	e.replicate("plain", 1000)
+	e.sameTable("v", "k")
+	e.sameTable("m", "a, b")
+}
+
+// TestUpsertNeedsTheKey: a batch is merged with ON CONFLICT only where the
+// table has its key as primary key. A table that joins the publication
+// mid-stream gets its key at commit, after its first changes; a replica
+// whose key someone dropped is still merged, by delete and insert; and a
+// row inserted again after a soft delete is live again.
+func TestUpsertNeedsTheKey(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, 'x'), (2, 'y')`)
+	e.init(replicator.InitOptions{Slot: "up", Schema: "public", PersistSnapshots: true})
+	e.exec(e.src, `CREATE TABLE joined (id int PRIMARY KEY, v text);
+		INSERT INTO joined SELECT g, 'v' || g FROM generate_series(1, 5) g; UPDATE joined SET v = v || '!' WHERE id <= 2;
+		UPDATE a SET v = 'x2' WHERE id = 1`)
+	e.replicate("up", 1000)
+	e.sameTable("joined", "id")
+	e.sameTable("a", "id")
+	e.exec(e.dst, `ALTER TABLE a DROP CONSTRAINT a_pkey`)
+	e.exec(e.src, `UPDATE joined SET v = 'again' WHERE id IN (1, 3); INSERT INTO joined VALUES (6, 'six'); DELETE FROM joined WHERE id = 5;
+		UPDATE a SET v = 'x3' WHERE id = 1; INSERT INTO a VALUES (3, 'z')`)
+	e.replicate("up", 1000)
+	e.sameTable("joined", "id")
+	e.sameTable("a", "id")
+	e.exec(e.src, `DELETE FROM joined WHERE id = 4`)
+	if _, err := e.repl.Replicate(e.ctx, replicator.ReplicateOptions{Slot: "up", Publication: "up_pub", BatchSize: 1000, FlushSlot: true, SoftDelete: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.exec(e.src, `INSERT INTO joined VALUES (4, 'back')`)
+	e.replicate("up", 1000)
+	if got := e.rows(e.dst, `SELECT id, v, _pg_deleted_ts IS NULL FROM joined ORDER BY id`); got != "1|again|t\n2|v2!|t\n3|again|t\n4|back|t\n6|six|t" {
+		t.Fatalf("after a soft delete and an insert of the same key:\n%s", got)
+	}
+}

@@ -303,17 +303,14 @@ func (t *tx) ensureKey(ctx context.Context, tbl *replica.Table) error {
 			want = append(want, replica.LSNColumn)
 		}
 	}
-	var conname *string
-	var have []string
-	err := t.tx.QueryRow(ctx, `SELECT c.conname::text, array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
-		JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i)
-		FROM pg_constraint c WHERE c.conrelid = to_regclass($1) AND c.contype = 'p'`, target).Scan(&conname, &have)
-	if err != nil && err != pgx.ErrNoRows {
-		return fmt.Errorf("postgres destination: read primary key: %w", err)
+	conname, have, err := t.primaryKeyConstraint(ctx, target)
+	if err != nil {
+		return err
 	}
 	if slices.Equal(want, have) {
 		return nil
 	}
+	delete(t.keys, tbl.TableName())
 	if conname != nil {
 		if err := t.exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", target, ident(*conname))); err != nil {
 			return err
@@ -327,6 +324,24 @@ func (t *tx) ensureKey(ctx context.Context, tbl *replica.Table) error {
 		return nil
 	}
 	return t.addKey(ctx, tbl.TableName(), want)
+}
+
+// primaryKeyConstraint is the name and columns of table's primary key,
+// nil when it has none.
+func (t *tx) primaryKeyConstraint(ctx context.Context, table string) (conname *string, cols []string, err error) {
+	err = t.tx.QueryRow(ctx, `SELECT c.conname::text, array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+		JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i)
+		FROM pg_constraint c WHERE c.conrelid = to_regclass($1) AND c.contype = 'p'`, table).Scan(&conname, &cols)
+	if err != nil && err != pgx.ErrNoRows {
+		return nil, nil, fmt.Errorf("postgres destination: read primary key: %w", err)
+	}
+	return conname, cols, nil
+}
+
+// primaryKey is the columns of table's primary key, nil when it has none.
+func (t *tx) primaryKey(ctx context.Context, table string) ([]string, error) {
+	_, cols, err := t.primaryKeyConstraint(ctx, table)
+	return cols, err
 }
 
 func (t *tx) addKey(ctx context.Context, name replica.TableName, cols []string) error {
@@ -433,6 +448,8 @@ func (t *tx) RenameTable(ctx context.Context, from, to replica.TableName) error 
 	} else if exists {
 		return fmt.Errorf("postgres destination: cannot rename %s to %s: %s already exists", from, to, to)
 	}
+	delete(t.keys, from)
+	delete(t.keys, to)
 	cur := from
 	if from.Schema != to.Schema {
 		if err := t.exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+ident(to.Schema)); err != nil {

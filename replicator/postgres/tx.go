@@ -18,6 +18,8 @@ type tx struct {
 	// wait in pendingKeys until commit, after the snapshot is loaded.
 	created     map[replica.TableName]bool
 	pendingKeys map[replica.TableName][]string
+	// keys caches, per table, whether its key is its primary key (hasKey).
+	keys map[replica.TableName]bool
 	// stages are the temporary staging tables, one per table shape.
 	stages  map[*replica.Table]string
 	counter int
@@ -40,12 +42,31 @@ func (d *Destination) Begin(ctx context.Context) (replica.Tx, error) {
 		return nil, fmt.Errorf("postgres destination: session_replication_role = replica needs a superuser, or GRANT SET ON PARAMETER session_replication_role (Postgres 15+): %w", err)
 	}
 	return &tx{d: d, tx: t, created: map[replica.TableName]bool{}, pendingKeys: map[replica.TableName][]string{},
-		stages: map[*replica.Table]string{}}, nil
+		stages: map[*replica.Table]string{}, keys: map[replica.TableName]bool{}}, nil
 }
 
 func (t *tx) exec(ctx context.Context, q string, args ...any) error {
 	if _, err := t.tx.Exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("postgres destination: %w\n(statement: %s)", err, abbreviate(q))
+	}
+	return nil
+}
+
+// sendBatch runs queued statements in one round trip; an error names the
+// statement that failed.
+func (t *tx) sendBatch(ctx context.Context, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	res := t.tx.SendBatch(ctx, b)
+	for _, q := range b.QueuedQueries {
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return fmt.Errorf("postgres destination: %w\n(statement: %s)", err, abbreviate(q.SQL))
+		}
+	}
+	if err := res.Close(); err != nil {
+		return fmt.Errorf("postgres destination: %w", err)
 	}
 	return nil
 }
@@ -102,6 +123,7 @@ func (t *tx) DropTable(ctx context.Context, schema, name string) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
+	delete(t.keys, replica.TableName{Schema: schema, Name: name})
 	if _, err := t.tx.Exec(ctx, "DROP TABLE "+ident(schema, name)); err != nil {
 		return false, fmt.Errorf("postgres destination: %w", err)
 	}
