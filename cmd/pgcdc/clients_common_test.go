@@ -48,10 +48,13 @@ var clientSteps = []string{"tls", "bad_password", "init", "replicate", "passthro
 const clientSchema = shopSchema + `CREATE TABLE shop.big (id int PRIMARY KEY, v int);`
 
 // bigRows is how many source rows the cancel step changes. replicate()
-// with target_batch_size => 10 needs about half a minute for them here, so
-// a cancel sent a second in lands mid-call; the replicate() after it, with
-// the default batch size, takes about a second.
-const bigRows = 50000
+// with target_batch_size => 10 needs well over a second for them here (a
+// tiny batch size no longer makes it slow: batches are merged at commit),
+// so a cancel sent a quarter of a second in lands mid-call.
+const bigRows = 400000
+
+// cancelAfter is when the cancel step cancels its replicate().
+const cancelAfter = 250 * time.Millisecond
 
 // clientPassword is what the client tests' servers require.
 const clientPassword = "client-Secret-42"
@@ -143,6 +146,7 @@ func (c *clientSetup) env() []string {
 		"SOURCE_PASSWORD=" + pw,
 		"SOURCE_DBNAME=" + strings.TrimPrefix(c.srcURL.Path, "/"),
 		"BIG_ROWS=" + strconv.Itoa(bigRows),
+		"CANCEL_AFTER_MS=" + strconv.Itoa(int(cancelAfter/time.Millisecond)),
 	}
 }
 

@@ -249,7 +249,7 @@ func clientPgx(t *testing.T, d clientDestination) {
 		_, err := conn.Exec(ctx, "SELECT * FROM replicate($1, $2, target_batch_size => $3)", c.slot, c.pub, 10)
 		done <- err
 	}()
-	time.Sleep(time.Second)
+	time.Sleep(cancelAfter)
 	if err := conn.PgConn().CancelRequest(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,9 @@ func TestShutdownDuringReplicate(t *testing.T) {
 	rowsOf(ctx, t, rep, `SELECT * FROM init_replication('down', 'down_pub', schema_name => 'shop', persist_snapshots => true)`)
 	mustExec(ctx, t, src, `UPDATE shop.orders SET note = 'before shutdown' WHERE id = 1`)
 	callReplicate(ctx, t, rep, `SELECT * FROM replicate('down', 'down_pub')`)
-	mustExec(ctx, t, src, fmt.Sprintf("INSERT INTO shop.big SELECT g, g FROM generate_series(1, %d) g", bigRows))
+	// Enough that replicate() with tiny batches outlasts the grace period.
+	const rows = 1500000
+	mustExec(ctx, t, src, fmt.Sprintf("INSERT INTO shop.big SELECT g, g FROM generate_series(1, %d) g", rows))
 	mustExec(ctx, t, src, `UPDATE shop.orders SET note = 'after the big insert' WHERE id = 3`)
 
 	idle := srv.Connect(ctx, t)
@@ -37,7 +39,7 @@ func TestShutdownDuringReplicate(t *testing.T) {
 		_, err := rep.Exec(ctx, `SELECT * FROM replicate('down', 'down_pub', target_batch_size => 10)`)
 		done <- err
 	}()
-	time.Sleep(time.Second) // well into a call that takes half a minute
+	time.Sleep(cancelAfter) // well into a call that takes several seconds
 
 	start := time.Now()
 	if err := srv.Signal(syscall.SIGTERM, grace+10*time.Second); err != nil {
@@ -78,8 +80,8 @@ func TestShutdownDuringReplicate(t *testing.T) {
 	}
 	defer rep2.Close(context.Background())
 	res := callReplicate(ctx, t, rep2, `SELECT * FROM replicate('down', 'down_pub')`)
-	if r := res["shop.big"]; r.inserts != bigRows {
-		t.Fatalf("replicate after the restart = %+v, want %d inserts into shop.big", res, bigRows)
+	if r := res["shop.big"]; r.inserts != rows {
+		t.Fatalf("replicate after the restart = %+v, want %d inserts into shop.big", res, rows)
 	}
 	sameRows(ctx, t, src, rep2, srcOrders, repOrders)
 	sameRows(ctx, t, src, rep2, "SELECT count(*), sum(v) FROM shop.big", "SELECT count(*), sum(v) FROM shop.big")

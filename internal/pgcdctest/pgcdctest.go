@@ -85,12 +85,6 @@ func Start(t testing.TB, o Options) *Server {
 		o.DuckDB = filepath.Join(t.TempDir(), "replica.duckdb")
 	}
 	s := &Server{DuckDB: o.DuckDB, Password: o.Password}
-	port, err := pgtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Port = port
-	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 	dest := "duckdb:" + o.DuckDB
 	s.env = append(os.Environ(), "PGCDC_SOURCE="+o.Source)
 	if o.Destination != "" {
@@ -98,17 +92,32 @@ func Start(t testing.TB, o Options) *Server {
 		dest = ""
 		s.env = append(s.env, "PGCDC_DESTINATION="+o.Destination)
 	}
-	s.args = []string{"serve", "--listen", s.Addr, "--log-format", "json", "--log-level", "debug"}
-	if dest != "" {
-		s.args = append(s.args, "--destination", dest)
-	}
-	s.args = append(s.args, o.Extra...)
 	if o.Password != "" {
 		s.env = append(s.env, "PGCDC_PASSWORD="+o.Password)
 	}
 	s.env = append(s.env, o.Env...)
-	s.logs = &safeBuffer{}
-	if err := s.start(bin); err != nil {
+	// The free port can be taken by another process before pgcdc binds it
+	// (tests start servers and clusters in parallel): then try another.
+	for attempt := 1; ; attempt++ {
+		port, err := pgtest.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Port = port
+		s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+		s.args = []string{"serve", "--listen", s.Addr, "--log-format", "json", "--log-level", "debug"}
+		if dest != "" {
+			s.args = append(s.args, "--destination", dest)
+		}
+		s.args = append(s.args, o.Extra...)
+		s.logs = &safeBuffer{}
+		err = s.start(bin)
+		if err == nil {
+			break
+		}
+		if attempt < 5 && strings.Contains(s.Logs(), "address already in use") {
+			continue
+		}
 		t.Fatalf("%v\nlogs:\n%s", err, s.Logs())
 	}
 	t.Cleanup(func() {

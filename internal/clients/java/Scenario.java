@@ -31,6 +31,7 @@ public class Scenario {
     static final Map<String, String> E = System.getenv();
     static final String SLOT = E.get("PGCDC_SLOT"), PUB = E.get("PGCDC_PUB");
     static final int BIG_ROWS = Integer.parseInt(E.get("BIG_ROWS"));
+    static final long CANCEL_AFTER_MS = Long.parseLong(E.get("CANCEL_AFTER_MS"));
     static final int PAST_THRESHOLD = 6; // pgJDBC's default prepareThreshold is 5
 
     static void ok(String step, Object detail) {
@@ -248,7 +249,7 @@ public class Scenario {
             } catch (SQLException e) {
                 System.out.println("cancel: " + e);
             }
-        }, 1, TimeUnit.SECONDS);
+        }, CANCEL_AFTER_MS, TimeUnit.MILLISECONDS);
         long start = System.nanoTime();
         try {
             rows(rep.executeQuery());

@@ -15,6 +15,7 @@ const E = process.env
 const SLOT = E.PGCDC_SLOT
 const PUB = E.PGCDC_PUB
 const BIG_ROWS = Number(E.BIG_ROWS)
+const CANCEL_AFTER_MS = Number(E.CANCEL_AFTER_MS)
 
 function ok(step, detail = '') {
   console.log(`ok ${step} ${detail}`)
@@ -202,7 +203,7 @@ async function main() {
     })
     const start = Date.now()
     conn.query(q)
-    await sleep(1000)
+    await sleep(CANCEL_AFTER_MS)
     new pg.Client(pgcdcConfig()).cancel(conn, q)
     const err = await done
     check(err !== null, 'replicate() finished before the cancel')

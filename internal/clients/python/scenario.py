@@ -21,6 +21,7 @@ import psycopg2.extensions as ext
 E = os.environ
 SLOT, PUB = E["PGCDC_SLOT"], E["PGCDC_PUB"]
 BIG_ROWS = int(E["BIG_ROWS"])
+CANCEL_AFTER_MS = int(E["CANCEL_AFTER_MS"])
 DBT = ('/* {"app": "dbt", "dbt_version": "1.8.0", "profile_name": "pgcdc", '
        '"target_name": "dev", "node_id": "model.shop.orders"} */\n')
 
@@ -142,7 +143,7 @@ ok("transaction", "25P02 until ROLLBACK")
 # cancel: a long replicate(), cancelled with conn.cancel() from a thread.
 with src.cursor() as cur:
     cur.execute("INSERT INTO shop.big SELECT g, g FROM generate_series(1, %s) g", (BIG_ROWS,))
-timer = threading.Timer(1.0, conn.cancel)
+timer = threading.Timer(CANCEL_AFTER_MS / 1000.0, conn.cancel)
 timer.start()
 start = time.time()
 try:
