@@ -1,6 +1,8 @@
 package duckdb
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -100,6 +102,36 @@ func BenchmarkLoadParse(b *testing.B) {
 		}
 		if _, err := parseUUID(u); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// appendJSONString writes what encoding/json writes, up to escapes that
+// decode the same: every string, invalid UTF-8 included, decodes to the
+// same text.
+func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{"a", "\"", "\\", "\n", "\r", "\t", "\b", "\f", "\x00", "\x1f", "\x7f", "<", ">", "&", "ü", "\u2028", "\u2029", "😀", "\xff", "\xc3", "\xe2\x80", " ", "{", "}", ","}
+	for range 20000 {
+		var s strings.Builder
+		for range r.IntN(12) {
+			s.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		var mine bytes.Buffer
+		appendJSONString(&mine, []byte(s.String()))
+		want, err := json.Marshal(s.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, exp string
+		if err := json.Unmarshal(mine.Bytes(), &got); err != nil {
+			t.Fatalf("appendJSONString(%q) = %s, not JSON: %v", s.String(), mine.Bytes(), err)
+		}
+		if err := json.Unmarshal(want, &exp); err != nil {
+			t.Fatal(err)
+		}
+		if got != exp {
+			t.Fatalf("appendJSONString(%q) = %s decodes to %q; encoding/json's %s to %q", s.String(), mine.Bytes(), got, want, exp)
 		}
 	}
 }
