@@ -15,9 +15,12 @@
 //
 // A snapshot table is loaded with one INSERT ... SELECT from pgcdc_load
 // (load.go), a parallel table function that DuckDB's threads pull chunks
-// of COPY text through while the engine reads the next ones; integers,
-// booleans and floats are parsed in Go and handed over typed, every other
-// column goes through the same casts as batches.
+// of COPY text through while the engine reads the next ones. Integers,
+// booleans, floats, numeric(p<=38,s), timestamps, dates, uuids and bytea
+// are parsed in Go and handed over typed (load_parse.go; timestamps and
+// dates as microseconds and days, made DuckDB's types in SQL so that
+// infinity keeps its meaning), sparing a string per value and DuckDB's
+// cast of it; every other column goes through the same casts as batches.
 //
 // The package knows Postgres type OIDs (to map types) but nothing of the
 // replication protocol or the wire protocol.
@@ -29,7 +32,8 @@
 //	apply.go      applying a batch; merge.go, staging batches and merging
 //	              them; stage.go, the table function batches are read
 //	              through; types.go, Postgres types to DuckDB's
-//	load.go       loading a snapshot table from chunks (replica.ChunkLoader)
+//	load.go       loading a snapshot table from chunks (replica.ChunkLoader);
+//	              load_parse.go, the values it parses in Go
 //	session.go    client sessions: connections, transaction status
 //	statement.go  preparing and running one client statement, its rows
 //	              and command tag

@@ -41,7 +41,7 @@ type loadSource struct {
 	cols  []duckdb.ColumnInfo
 	src   replica.ChunkSource
 	convs columnConverters
-	kinds []duckdb.Type // per column: the type the function hands over
+	load  []loadColumn // per column: how the function hands it over
 	tbl   *replica.Table
 	rows  atomic.Int64
 	mu    sync.Mutex
@@ -50,9 +50,10 @@ type loadSource struct {
 
 // loadCursor is one thread's place: the chunk it is loading.
 type loadCursor struct {
-	cur  *replica.Chunk
-	pos  int // next row of cur
-	done bool
+	cur     *replica.Chunk
+	pos     int // next row of cur
+	done    bool
+	scratch []byte // bytea's decoded bytes, reused
 }
 
 // loadThreads is how many DuckDB threads at most read the chunks.
@@ -96,15 +97,15 @@ func (s *loadSource) FillChunk(local any, out duckdb.DataChunk) error {
 	}
 	n := min(lc.cur.Rows()-lc.pos, duckdb.GetDataChunkCapacity())
 	for j := range s.tbl.Columns {
-		conv, kind := s.convs[j], s.kinds[j]
+		conv, col := s.convs[j], s.load[j]
 		for i := range n {
 			v := lc.cur.Value(lc.pos+i, j)
 			var err error
 			switch {
 			case v == nil:
 				err = out.SetValue(j, i, nil)
-			case kind != duckdb.TYPE_VARCHAR:
-				if err = setParsed(out, j, i, kind, v); err != nil {
+			case col.kind != loadText:
+				if err = setLoaded(out, j, i, col, v, &lc.scratch); err != nil {
 					return fmt.Errorf("%s column %s: %w", s.tbl.QualifiedSource(), s.tbl.Columns[j].Name, err)
 				}
 			case conv != nil:
@@ -150,28 +151,29 @@ func registerLoad(ctx context.Context, db *sql.DB) error {
 }
 
 // LoadChunks implements replica.ChunkLoader: one INSERT ... SELECT from the
-// load function, with the same casts as the staged path, so values land
-// exactly as Load would store them.
+// load function. Values it parses in Go (load_parse.go) land exactly as the
+// staged path's casts of the same text store them, and every other column
+// goes through those casts, so values land exactly as Load would store them.
 func (t *tx) LoadChunks(ctx context.Context, tbl *replica.Table, lsn uint64, next replica.ChunkSource) (int64, error) {
 	if err := t.mergeAll(ctx); err != nil {
 		return 0, err
 	}
-	specs := make([]colSpec, len(tbl.Columns))
-	kinds := make([]duckdb.Type, len(tbl.Columns))
+	load := make([]loadColumn, len(tbl.Columns))
+	cols := make([]duckdb.ColumnInfo, len(tbl.Columns))
 	for i, c := range tbl.Columns {
-		kinds[i] = parsedType(c)
-		specs[i] = colSpec{fmt.Sprintf("c%d", i), kinds[i]}
-	}
-	cols, err := columnInfos(specs...)
-	if err != nil {
-		return 0, err
+		load[i] = loadColumnFor(c)
+		ti, err := load[i].typeInfo()
+		if err != nil {
+			return 0, err
+		}
+		cols[i] = duckdb.ColumnInfo{Name: fmt.Sprintf("c%d", i), T: ti}
 	}
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return 0, err
 	}
 	token := hex.EncodeToString(b[:])
-	src := &loadSource{ctx: ctx, cols: cols, src: next, convs: converters(tbl), kinds: kinds, tbl: tbl}
+	src := &loadSource{ctx: ctx, cols: cols, src: next, convs: converters(tbl), load: load, tbl: tbl}
 	loads.Store(token, src)
 	defer loads.Delete(token)
 
@@ -179,7 +181,7 @@ func (t *tx) LoadChunks(ctx context.Context, tbl *replica.Table, lsn uint64, nex
 	exprs := make([]string, 0, len(tbl.Columns)+2)
 	for i, c := range tbl.Columns {
 		names = append(names, ident(c.Name))
-		exprs = append(exprs, castExpr(c, fmt.Sprintf("c%d", i)))
+		exprs = append(exprs, loadExpr(c, load[i], fmt.Sprintf("c%d", i)))
 	}
 	names = append(names, ident(replica.LSNColumn))
 	exprs = append(exprs, fmt.Sprintf("CAST(%d AS BIGINT)", int64(lsn)))
@@ -192,7 +194,7 @@ func (t *tx) LoadChunks(ctx context.Context, tbl *replica.Table, lsn uint64, nex
 	}
 	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s('%s')", ident(tbl.Schema, tbl.Name),
 		strings.Join(names, ", "), strings.Join(exprs, ", "), loadFunction, token)
-	err = t.exec(ctx, q, args...)
+	err := t.exec(ctx, q, args...)
 	src.mu.Lock()
 	serr := src.err
 	src.mu.Unlock()
@@ -205,47 +207,19 @@ func (t *tx) LoadChunks(ctx context.Context, tbl *replica.Table, lsn uint64, nex
 	return src.rows.Load(), nil
 }
 
-// parsedType is the DuckDB type in which the load function hands over
-// column c: the column's own type where Go reads Postgres's text exactly
-// and cheaply (integers, booleans, floats), which spares DuckDB a string
-// and a cast per value; VARCHAR, cast in SQL, for every other column.
-func parsedType(c replica.Column) duckdb.Type {
-	if c.Hint != nil || c.ElemOID != 0 {
-		return duckdb.TYPE_VARCHAR
-	}
-	switch c.TypeOID {
-	case oidInt2:
-		return duckdb.TYPE_SMALLINT
-	case oidInt4:
-		return duckdb.TYPE_INTEGER
-	case oidInt8:
-		return duckdb.TYPE_BIGINT
-	case oidBool:
-		return duckdb.TYPE_BOOLEAN
-	case oidFloat4:
-		return duckdb.TYPE_FLOAT
-	case oidFloat8:
-		return duckdb.TYPE_DOUBLE
-	}
-	return duckdb.TYPE_VARCHAR
-}
-
-// setParsed reads v, Postgres's text output of a value of type kind (see
-// parsedType), and writes it into row i of column j. strconv parses floats
+// setParsed reads v, Postgres's text output of an integer, boolean or
+// float of load kind kind, and writes it into row i of column j. strconv parses floats
 // with correct rounding, as DuckDB's cast does, and reads "NaN",
 // "Infinity" and "-Infinity" as Postgres prints them.
-func setParsed(out duckdb.DataChunk, j, i int, kind duckdb.Type, v []byte) error {
-	if len(v) == 0 {
-		return errors.New("empty value")
-	}
+func setParsed(out duckdb.DataChunk, j, i int, kind loadKind, v []byte) error {
 	s := unsafe.String(&v[0], len(v)) // not kept past this call
 	switch kind {
-	case duckdb.TYPE_SMALLINT, duckdb.TYPE_INTEGER, duckdb.TYPE_BIGINT:
+	case loadInt2, loadInt4, loadInt8:
 		bits := 64
 		switch kind {
-		case duckdb.TYPE_SMALLINT:
+		case loadInt2:
 			bits = 16
-		case duckdb.TYPE_INTEGER:
+		case loadInt4:
 			bits = 32
 		}
 		n, err := strconv.ParseInt(s, 10, bits)
@@ -253,13 +227,13 @@ func setParsed(out duckdb.DataChunk, j, i int, kind duckdb.Type, v []byte) error
 			return err
 		}
 		switch kind {
-		case duckdb.TYPE_SMALLINT:
+		case loadInt2:
 			return duckdb.SetChunkValue(out, j, i, int16(n))
-		case duckdb.TYPE_INTEGER:
+		case loadInt4:
 			return duckdb.SetChunkValue(out, j, i, int32(n))
 		}
 		return duckdb.SetChunkValue(out, j, i, n)
-	case duckdb.TYPE_BOOLEAN:
+	case loadBool:
 		switch s {
 		case "t":
 			return duckdb.SetChunkValue(out, j, i, true)
@@ -267,18 +241,18 @@ func setParsed(out duckdb.DataChunk, j, i int, kind duckdb.Type, v []byte) error
 			return duckdb.SetChunkValue(out, j, i, false)
 		}
 		return fmt.Errorf("invalid boolean %q", s)
-	case duckdb.TYPE_FLOAT:
+	case loadFloat4:
 		f, err := strconv.ParseFloat(s, 32)
 		if err != nil {
 			return err
 		}
 		return duckdb.SetChunkValue(out, j, i, float32(f))
-	case duckdb.TYPE_DOUBLE:
+	case loadFloat8:
 		f, err := strconv.ParseFloat(s, 64)
 		if err != nil {
 			return err
 		}
 		return duckdb.SetChunkValue(out, j, i, f)
 	}
-	return fmt.Errorf("no parser for DuckDB type %d", kind)
+	return fmt.Errorf("no parser for load kind %d", kind)
 }

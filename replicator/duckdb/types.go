@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pgcdc/pgcdc/replicator/replica"
 )
@@ -467,10 +468,50 @@ func writeElem(out *bytes.Buffer, e []byte, elem converter, raw, boolean bool) e
 			return err
 		}
 	}
-	b, err := json.Marshal(string(e))
-	if err != nil {
-		return err
-	}
-	out.Write(b)
+	appendJSONString(out, e)
 	return nil
+}
+
+// appendJSONString writes s as a JSON string, as encoding/json does without
+// HTML escaping (invalid UTF-8 becomes U+FFFD), but without allocating: it
+// runs for every element of every array a snapshot loads.
+func appendJSONString(out *bytes.Buffer, s []byte) {
+	const hex = "0123456789abcdef"
+	out.WriteByte('"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				out.WriteByte('\\')
+				out.WriteByte(c)
+			case c == '\n':
+				out.WriteString(`\n`)
+			case c == '\r':
+				out.WriteString(`\r`)
+			case c == '\t':
+				out.WriteString(`\t`)
+			case c < 0x20:
+				out.WriteString(`\u00`)
+				out.WriteByte(hex[c>>4])
+				out.WriteByte(hex[c&0xf])
+			default:
+				out.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			out.WriteString(`\ufffd`)
+		case r == '\u2028' || r == '\u2029':
+			out.WriteString(`\u202`)
+			out.WriteByte(hex[r&0xf])
+		default:
+			out.Write(s[i : i+size])
+		}
+		i += size
+	}
+	out.WriteByte('"')
 }
