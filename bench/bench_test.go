@@ -22,7 +22,9 @@ var source *pgtest.Cluster
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
-		os.Exit(m.Run())
+		code := m.Run() // the ceilings and pgbench tests start what they need
+		pgcdctest.RemoveBinary()
+		os.Exit(code)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	c, err := pgtest.Start(ctx, pgtest.Options{})
@@ -34,6 +36,7 @@ func TestMain(m *testing.M) {
 	source = c
 	code := m.Run()
 	c.Stop()
+	pgcdctest.RemoveBinary()
 	os.Exit(code)
 }
 

@@ -34,11 +34,13 @@ func TestMain(m *testing.M) {
 	if _, err := pgcdctest.Binary(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		c.Stop()
+		pgcdctest.RemoveBinary()
 		os.Exit(1)
 	}
 	code := m.Run()
 	stopDestinationCluster()
 	c.Stop()
+	pgcdctest.RemoveBinary()
 	os.Exit(code)
 }
 

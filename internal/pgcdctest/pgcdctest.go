@@ -48,6 +48,14 @@ func Binary() (string, error) {
 	return binPath, buildErr
 }
 
+// RemoveBinary deletes what Binary built; a test binary's TestMain calls it
+// when its tests are done (each build is about 100 MB of temporary disk).
+func RemoveBinary() {
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Server is a running `pgcdc serve`.
 type Server struct {
 	Addr     string
