@@ -563,17 +563,23 @@ func (cs columnConverters) appendRow(dst []driver.Value, tbl *replica.Table, val
 
 // text is the staged value of column i: NULL, or the converted text.
 func (cs columnConverters) text(tbl *replica.Table, i int, v []byte) (driver.Value, error) {
-	if v == nil {
-		return nil, nil
+	out, err := cs.convert(tbl, i, v)
+	if out == nil || err != nil {
+		return nil, err
 	}
-	if cs[i] != nil {
-		out, err := cs[i](v)
-		if err != nil {
-			return nil, fmt.Errorf("%s column %s: %w", tbl.QualifiedSource(), tbl.Columns[i].Name, err)
-		}
-		v = out
+	return string(out), nil
+}
+
+// convert is value v of column i as DuckDB's cast reads it, nil for NULL.
+func (cs columnConverters) convert(tbl *replica.Table, i int, v []byte) ([]byte, error) {
+	if v == nil || cs[i] == nil {
+		return v, nil
 	}
-	return string(v), nil
+	out, err := cs[i](v)
+	if err != nil {
+		return nil, fmt.Errorf("%s column %s: %w", tbl.QualifiedSource(), tbl.Columns[i].Name, err)
+	}
+	return out, nil
 }
 
 // stageRows collects a batch for the pgcdc_stage table function and returns

@@ -81,17 +81,14 @@ func (t *tx) stageForMerge(ctx context.Context, tbl *replica.Table, b *replica.B
 		vals = append(vals[:0], t.seq, op, int64(c.LSN), ts)
 		for j, v := range c.Row.Values {
 			// The appender copies the bytes: no string per value.
+			out, err := convs.convert(tbl, j, v)
 			switch {
-			case v == nil:
-				vals = append(vals, nil)
-			case convs[j] != nil:
-				out, err := convs[j](v)
-				if err != nil {
-					return fmt.Errorf("%s column %s: %w", tbl.QualifiedSource(), tbl.Columns[j].Name, err)
-				}
-				vals = append(vals, out)
+			case err != nil:
+				return err
+			case out == nil:
+				vals = append(vals, nil) // NULL, not an empty []byte
 			default:
-				vals = append(vals, v)
+				vals = append(vals, out)
 			}
 		}
 		if err := p.app.AppendRow(vals...); err != nil {
